@@ -1,0 +1,3 @@
+"""okrflow: business events from Kafka become live OKR progress."""
+
+__version__ = "0.1.0"

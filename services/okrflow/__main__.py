@@ -1,0 +1,3 @@
+from okrflow.cli import main
+
+raise SystemExit(main())

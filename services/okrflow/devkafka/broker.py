@@ -1,0 +1,197 @@
+"""Start, stop and inspect one local Kafka broker process (KRaft, broker+controller)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from okrflow.devkafka.jars import JarFetchError, ensure_jars
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be started or stopped; the message says why."""
+
+
+@dataclass(frozen=True)
+class KafkaStatus:
+    pid: int | None
+    reachable: bool
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+
+@dataclass(frozen=True)
+class LocalKafka:
+    """One broker: config templates in `deploy_dir`, jars in `cache_dir/libs`, state in `run_dir`."""
+
+    deploy_dir: Path
+    cache_dir: Path
+    run_dir: Path
+    port: int
+    controller_port: int
+    heap: str = "1g"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "kafka.log"
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.run_dir / "kafka.pid"
+
+    def fetch_jars(self) -> Path:
+        """Download the broker's jars once (Maven); returns the folder holding them."""
+        try:
+            return ensure_jars(self.deploy_dir / "pom.xml", self.cache_dir / "libs")
+        except JarFetchError as exc:
+            raise LocalKafkaError(str(exc)) from exc
+
+    def status(self) -> KafkaStatus:
+        pid = self._live_pid()
+        return KafkaStatus(pid=pid, reachable=pid is not None and metadata_ok(self.bootstrap, 2.0))
+
+    def start(self, timeout: float = 90.0) -> bool:
+        """Start the broker and wait until it answers a metadata request.
+
+        Returns False when it was already running (nothing done), True when started.
+        Raises LocalKafkaError, with the tail of the broker log, if it dies or misses the deadline.
+        """
+        if self._live_pid() is not None:
+            return False
+        java = shutil.which("java")
+        if java is None:
+            raise LocalKafkaError("Java (17+) is not installed: it is needed to run Kafka")
+        libs = self.fetch_jars()
+        classpath = f"{libs}/*"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config = self._render_config()
+        self._format_storage(java, classpath, config)
+        log = self.log_file.open("ab")
+        cmd = [
+            java, f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.run_dir / 'logs'}",
+            f"-Dlog4j2.configurationFile={self.deploy_dir / 'log4j2.properties'}",
+            "-cp", classpath, "kafka.Kafka", str(config),
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self._pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                self._pid_file.unlink(missing_ok=True)
+                raise LocalKafkaError(
+                    f"Kafka exited with code {proc.returncode} while starting; "
+                    f"last lines of {self.log_file}:\n{self.log_tail()}"
+                )
+            if metadata_ok(self.bootstrap, 2.0):
+                return True
+            time.sleep(0.25)
+        self.stop()
+        raise LocalKafkaError(
+            f"Kafka did not answer on {self.bootstrap} within {timeout:.0f}s; "
+            f"last lines of {self.log_file}:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker (SIGTERM, then SIGKILL after `timeout`). False if it was not running."""
+        pid = self._live_pid()
+        if pid is None:
+            self._pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _is_kafka(pid):
+            time.sleep(0.1)
+        if _is_kafka(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _is_kafka(pid):
+                time.sleep(0.05)
+        self._pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_file.exists():
+            return "(no log)"
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+    def _live_pid(self) -> int | None:
+        try:
+            pid = int(self._pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _is_kafka(pid) else None
+
+    def _render_config(self) -> Path:
+        template = (self.deploy_dir / "server.properties").read_text()
+        text = template.format(
+            port=self.port, controller_port=self.controller_port, data_dir=self.run_dir / "data"
+        )
+        path = self.run_dir / "server.properties"
+        path.write_text(text)
+        return path
+
+    def _format_storage(self, java: str, classpath: str, config: Path) -> None:
+        if (self.run_dir / "data" / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cmd = [
+            java, "-cp", classpath, f"-Dlog4j2.configurationFile={self.deploy_dir / 'log4j2.properties'}",
+            "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
+            "-t", cluster_id, "-c", str(config),
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise LocalKafkaError(
+                f"formatting Kafka storage failed:\n{(result.stdout + result.stderr)[-3000:]}"
+            )
+
+
+def _is_kafka(pid: int) -> bool:
+    """True if `pid` is alive and is a Kafka broker (guards against pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state != "Z" and b"kafka.Kafka" in cmdline
+
+
+def metadata_ok(bootstrap: str, timeout: float) -> bool:
+    """True if the broker at `bootstrap` answers a metadata request within `timeout` seconds."""
+    from aiokafka import AIOKafkaClient
+    from aiokafka.errors import KafkaError
+
+    # Refused connections while the broker boots are expected: keep aiokafka quiet about them.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+    async def probe() -> bool:
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        try:
+            await asyncio.wait_for(client.bootstrap(), timeout)
+            return True
+        except (KafkaError, OSError, asyncio.TimeoutError):
+            return False
+        finally:
+            await client.close()
+
+    return asyncio.run(probe())

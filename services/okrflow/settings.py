@@ -1,0 +1,55 @@
+"""The one settings object: built once at start-up from `OKRFLOW_*` variables and flags.
+
+Nothing else in okrflow reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Configuration for every okrflow command (environment prefix `OKRFLOW_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="OKRFLOW_", frozen=True, extra="ignore")
+
+    database_url: str = "sqlite:///okrflow.db"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    events_topic: str = "okr.events"
+    dlq_topic: str = "okr.events.dlq"
+    events_partitions: int = Field(default=6, ge=1)
+    consumer_group: str = "okrflow"
+
+    # Worker batching: a batch closes at `batch_size` events or after `batch_seconds`.
+    batch_size: int = Field(default=5000, ge=1)
+    batch_seconds: float = Field(default=0.5, gt=0)
+    max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+    worker_data_dir: Path = Path(".cache/worker")
+    worker_metrics_port: int = 0  # 0: no /metrics on the worker
+
+    exporter_host: str = "127.0.0.1"
+    exporter_port: int = 9464
+    exporter_refresh_seconds: float = Field(default=2.0, gt=0)
+
+    # Local development Kafka (`okrflow kafka ...`).
+    kafka_deploy_dir: Path = REPO_ROOT / "deploy" / "local" / "kafka"
+    kafka_cache_dir: Path = REPO_ROOT / ".cache" / "kafka"
+    kafka_controller_port: int = 9093
+    kafka_start_timeout: float = 90.0
+
+    log_level: str = "INFO"
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.rsplit(":", 1)[1])
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (e.g. from CLI flags) on top."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]
