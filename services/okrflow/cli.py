@@ -1,0 +1,163 @@
+"""The `okrflow` command line (DESIGN §7)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from okrflow.settings import Settings, load_settings
+
+
+def local_kafka(settings: Settings) -> LocalKafka:
+    from okrflow.devkafka import LocalKafka
+
+    return LocalKafka(
+        deploy_dir=settings.kafka_deploy_dir,
+        cache_dir=settings.kafka_cache_dir,
+        run_dir=settings.kafka_cache_dir / f"broker-{settings.kafka_port}",
+        port=settings.kafka_port,
+        controller_port=settings.kafka_controller_port,
+    )
+
+
+def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.devkafka import LocalKafkaError
+
+    kafka = local_kafka(settings)
+    try:
+        if args.action == "fetch":
+            print(f"Kafka jars in {kafka.fetch_jars()}")
+        elif args.action == "start":
+            if kafka.start(settings.kafka_start_timeout):
+                print(f"Kafka started on {kafka.bootstrap} (log: {kafka.log_file})")
+            else:
+                print(f"Kafka is already running on {kafka.bootstrap} (pid {kafka.status().pid})")
+        elif args.action == "stop":
+            if kafka.stop():
+                print(f"Kafka on {kafka.bootstrap} stopped")
+            else:
+                print(f"Kafka on {kafka.bootstrap} is not running: nothing to stop")
+        else:
+            status = kafka.status()
+            if not status.running:
+                print(f"Kafka on {kafka.bootstrap}: not running")
+                return 3
+            state = "running, answering" if status.reachable else "running, NOT answering"
+            print(f"Kafka on {kafka.bootstrap}: {state} (pid {status.pid}, log {kafka.log_file})")
+    except LocalKafkaError as exc:
+        print(f"okrflow kafka {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.store.engine import make_engine
+    from okrflow.store.schema import upgrade
+
+    before, after = upgrade(make_engine(settings.database_url))
+    if before == after:
+        print(f"database already at revision {after}")
+    else:
+        print(f"database upgraded from {before or 'empty'} to revision {after}")
+    return 0
+
+
+def cmd_emit(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.events.emit import emit_lines
+
+    path: str = args.file
+    if path == "-":
+        report = asyncio.run(emit_lines(settings, sys.stdin))
+        name = "<stdin>"
+    else:
+        try:
+            with Path(path).open(encoding="utf-8") as f:
+                report = asyncio.run(emit_lines(settings, f))
+        except OSError as exc:
+            print(f"okrflow emit: {exc}", file=sys.stderr)
+            return 2
+        name = path
+    for problem in report.problems:
+        print(f"{name}:{problem} (line skipped)", file=sys.stderr)
+    print(f"sent {report.sent} events to {settings.events_topic}, skipped {len(report.problems)}")
+    return 2 if report.problems else 0
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.ingest.worker import run_worker
+
+    return run_worker(settings)
+
+
+def cmd_exporter(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.exporter.server import run_exporter
+
+    return run_exporter(settings)
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.demo import run_demo
+
+    return run_demo(settings, local_kafka(settings))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="okrflow", description=__doc__)
+    parser.add_argument("--database-url", help="default: $OKRFLOW_DATABASE_URL or sqlite:///okrflow.db")
+    parser.add_argument("--kafka-bootstrap", help="default: $OKRFLOW_KAFKA_BOOTSTRAP or 127.0.0.1:9092")
+    parser.add_argument("--log-level", help="default: INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    kafka = sub.add_parser("kafka", help="a local single-node Kafka for development")
+    kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    kafka.set_defaults(run=cmd_kafka)
+
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    db.set_defaults(run=cmd_db)
+
+    emit = sub.add_parser("emit", help="produce events from a JSON-lines file ('-' for stdin)")
+    emit.add_argument("file")
+    emit.set_defaults(run=cmd_emit)
+
+    worker = sub.add_parser("worker", help="run the stream processor until SIGTERM")
+    worker.add_argument("--metrics-port", type=int, dest="worker_metrics_port")
+    worker.set_defaults(run=cmd_worker)
+
+    exporter = sub.add_parser("exporter", help="serve /metrics from the database")
+    exporter.add_argument("--port", type=int, dest="exporter_port")
+    exporter.add_argument("--host", dest="exporter_host")
+    exporter.add_argument("--refresh", type=float, dest="exporter_refresh_seconds")
+    exporter.set_defaults(run=cmd_exporter)
+
+    demo = sub.add_parser("demo", help="Kafka, SQLite, worker, exporter and a simulated shop")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+_SETTING_FLAGS = (
+    "database_url", "kafka_bootstrap", "log_level",
+    "worker_metrics_port", "exporter_port", "exporter_host", "exporter_refresh_seconds",
+)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
+    except ValueError as exc:
+        print(f"okrflow: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    code: int = args.run(settings, args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Prometheus exporter: OKR metrics from a database snapshot refreshed off the scrape path."""

@@ -1,0 +1,1 @@
+"""The stream processor: decode -> dedupe -> aggregate -> one transaction per batch -> commit."""

@@ -1,0 +1,35 @@
+"""Pipeline-health metrics of one worker (prefix `okrflow_`)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class PipelineMetrics:
+    """Every worker metric, registered on the registry passed in."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        # Messages by what happened to them: counted, duplicate, replayed, invalid.
+        self.events = Counter(
+            "okrflow_events_total", "Messages consumed, by outcome", ["outcome"], registry=registry
+        )
+        # Invalid messages by reason code.
+        self.dead_letters = Counter(
+            "okrflow_dead_letters_total", "Invalid messages, by reason", ["reason"],
+            registry=registry,
+        )  # fmt: skip
+        # Messages per database transaction.
+        self.batch_size = Histogram(
+            "okrflow_batch_size", "Messages per applied batch",
+            buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 20000), registry=registry,
+        )  # fmt: skip
+        # Time to apply one batch in the database, commit included.
+        self.commit_seconds = Histogram(
+            "okrflow_batch_commit_seconds", "Seconds to apply and commit one batch",
+            registry=registry,
+        )  # fmt: skip
+        # Unix time of the last committed batch.
+        self.last_commit = Gauge(
+            "okrflow_last_commit_timestamp_seconds", "Unix time of the last committed batch",
+            registry=registry,
+        )  # fmt: skip

@@ -1,0 +1,27 @@
+"""`okrflow worker`: run the stream processor until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import faust
+from prometheus_client import CollectorRegistry, start_http_server
+
+from okrflow.ingest.app import build_app
+from okrflow.ingest.metrics import PipelineMetrics
+from okrflow.settings import Settings
+from okrflow.store.engine import make_engine
+from okrflow.store.schema import ensure_schema
+
+
+def run_worker(settings: Settings) -> int:
+    """Block until a signal stops the worker; the batch in flight is committed first."""
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine)
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, settings.exporter_host, registry)
+    settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings, engine, metrics)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,122 @@
+"""Applying one decoded batch in ONE transaction: counters, seen ids and applied offsets.
+
+This is where exactly-once lives. Offsets recorded here are the truth for "already counted";
+Kafka's committed offsets are only a hint for where to resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, case, select, tuple_
+
+from okrflow.ingest.aggregate import first_occurrences, not_yet_applied, totals_by_shop_type
+from okrflow.ingest.batch import DecodedBatch, Delivered
+from okrflow.store.dialect import upsert
+from okrflow.store.tables import applied_offsets, seen_events, shop_event_totals
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    counted: int  # valid events counted for the first time
+    duplicates: int  # valid events whose (shop, id) was already counted
+    replayed: int  # messages at offsets an earlier transaction already applied
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+def apply_batch(engine: Engine, batch: DecodedBatch, now: datetime) -> BatchResult:
+    """Count the batch's new events and record its offsets as applied, atomically.
+
+    Blocks on the database; raises SQLAlchemy errors when it is unreachable, in which case
+    nothing was written and the caller must not commit the batch's Kafka offsets.
+    """
+    if not batch.next_offsets:
+        return BatchResult(0, 0, 0)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            _applied_offsets_query(conn.dialect.name).where(
+                applied_offsets.c.topic == batch.topic,
+                applied_offsets.c.kafka_partition.in_(list(batch.next_offsets)),
+            )
+        ).all()
+        applied = {partition: offset for partition, offset in rows}
+        fresh = not_yet_applied(batch.events, applied)
+        replayed = len(batch) - len(fresh) - _fresh_rejected(batch, applied)
+        unique = first_occurrences(fresh)
+        new = _claim_event_ids(conn, unique, now) if unique else []
+        totals = totals_by_shop_type(new)
+        if totals:
+            stmt = upsert(conn, shop_event_totals)
+            current = shop_event_totals.c
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[current.shop, current.event_type],
+                set_={
+                    "events": current.events + stmt.excluded.events,
+                    "last_event_at": case(
+                        (
+                            current.last_event_at.is_(None)
+                            | (stmt.excluded.last_event_at > current.last_event_at),
+                            stmt.excluded.last_event_at,
+                        ),
+                        else_=current.last_event_at,
+                    ),
+                },
+            )
+            conn.execute(
+                stmt,
+                [
+                    {
+                        "shop": shop,
+                        "event_type": event_type,
+                        "events": t.events,
+                        "last_event_at": as_utc(t.last_event_at),
+                    }
+                    for (shop, event_type), t in sorted(totals.items())
+                ],
+            )
+        offsets = {
+            p: max(o, applied.get(p, 0)) for p, o in batch.next_offsets.items()
+        }
+        stmt = upsert(conn, applied_offsets)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[applied_offsets.c.topic, applied_offsets.c.kafka_partition],
+            set_={"next_offset": stmt.excluded.next_offset},
+        )
+        conn.execute(
+            stmt,
+            [
+                {"topic": batch.topic, "kafka_partition": p, "next_offset": o}
+                for p, o in sorted(offsets.items())
+            ],
+        )
+    return BatchResult(counted=len(new), duplicates=len(fresh) - len(new), replayed=replayed)
+
+
+def _applied_offsets_query(dialect: str):  # type: ignore[no-untyped-def]
+    query = select(applied_offsets.c.kafka_partition, applied_offsets.c.next_offset)
+    # Row locks serialise two workers that both believe they own a partition (a zombie
+    # after a rebalance): the second sees the first one's offsets and skips its events.
+    return query.with_for_update() if dialect == "postgresql" else query
+
+
+def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:
+    return sum(1 for r in batch.rejected if r.offset >= applied.get(r.partition, 0))
+
+
+def _claim_event_ids(conn, events: list[Delivered], now: datetime) -> list[Delivered]:  # type: ignore[no-untyped-def]
+    """Insert (shop, id) for each event; return the events whose id was not there before."""
+    stmt = upsert(conn, seen_events).on_conflict_do_nothing(
+        index_elements=[seen_events.c.shop, seen_events.c.event_id]
+    )
+    stmt = stmt.returning(seen_events.c.shop, seen_events.c.event_id)
+    seen_at = as_utc(now)
+    claimed = conn.execute(
+        stmt,
+        [{"shop": d.event.shop, "event_id": d.event.id, "seen_at": seen_at} for d in events],
+    ).all()
+    fresh = {(shop, event_id) for shop, event_id in claimed}
+    return [d for d in events if (d.event.shop, d.event.id) in fresh]

@@ -1,0 +1,12 @@
+"""Alembic environment: okrflow always passes an open connection (see okrflow.store.schema)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from okrflow.store.tables import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,28 @@
+"""Creating okrflow's Kafka topics with the partition count the settings ask for."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from okrflow.settings import Settings
+
+
+async def ensure_topics(settings: Settings) -> None:
+    """Create the events and dead-letter topics if missing; existing topics are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, num_partitions=settings.events_partitions, replication_factor=1)
+            for name in (settings.events_topic, settings.dlq_topic)
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another process created it between our list and create
+    finally:
+        await admin.close()
