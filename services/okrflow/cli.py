@@ -8,8 +8,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from okrflow.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from okrflow.devkafka import LocalKafka
 
 
 def local_kafka(settings: Settings) -> LocalKafka:
@@ -18,7 +22,8 @@ def local_kafka(settings: Settings) -> LocalKafka:
     return LocalKafka(
         deploy_dir=settings.kafka_deploy_dir,
         cache_dir=settings.kafka_cache_dir,
-        run_dir=settings.kafka_cache_dir / f"broker-{settings.kafka_port}",
+        run_dir=settings.kafka_run_dir
+        or settings.kafka_cache_dir / f"broker-{settings.kafka_port}",
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
     )
@@ -107,8 +112,12 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="okrflow", description=__doc__)
-    parser.add_argument("--database-url", help="default: $OKRFLOW_DATABASE_URL or sqlite:///okrflow.db")
-    parser.add_argument("--kafka-bootstrap", help="default: $OKRFLOW_KAFKA_BOOTSTRAP or 127.0.0.1:9092")
+    parser.add_argument(
+        "--database-url", help="default: $OKRFLOW_DATABASE_URL or sqlite:///okrflow.db"
+    )
+    parser.add_argument(
+        "--kafka-bootstrap", help="default: $OKRFLOW_KAFKA_BOOTSTRAP or 127.0.0.1:9092"
+    )
     parser.add_argument("--log-level", help="default: INFO")
     sub = parser.add_subparsers(dest="command", required=True)
 

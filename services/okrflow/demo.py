@@ -111,7 +111,9 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
     return 0
 
 
-_SAMPLE = re.compile(r'^okr_shop_events_total\{[^}]*shop="' + DEMO_SHOP + r'"[^}]*\} ([0-9.e+]+)$', re.M)
+_SAMPLE = re.compile(
+    r'^okr_shop_events_total\{[^}]*shop="' + DEMO_SHOP + r'"[^}]*\} ([0-9.e+]+)$', re.M
+)
 
 
 def _scrape_total(url: str) -> int:

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     # Local development Kafka (`okrflow kafka ...`).
     kafka_deploy_dir: Path = REPO_ROOT / "deploy" / "local" / "kafka"
     kafka_cache_dir: Path = REPO_ROOT / ".cache" / "kafka"
+    kafka_run_dir: Path | None = None  # default: <kafka_cache_dir>/broker-<port>
     kafka_controller_port: int = 9093
     kafka_start_timeout: float = 90.0
 

@@ -83,7 +83,7 @@ class LocalKafka:
         self._format_storage(java, classpath, config)
         log = self.log_file.open("ab")
         cmd = [
-            java, f"-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java, "-Xms256m", f"-Xmx{self.heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={self.run_dir / 'logs'}",
             f"-Dlog4j2.configurationFile={self.deploy_dir / 'log4j2.properties'}",
             "-cp", classpath, "kafka.Kafka", str(config),
@@ -189,7 +189,7 @@ def metadata_ok(bootstrap: str, timeout: float) -> bool:
         try:
             await asyncio.wait_for(client.bootstrap(), timeout)
             return True
-        except (KafkaError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, KafkaError, OSError):
             return False
         finally:
             await client.close()

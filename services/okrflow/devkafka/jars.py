@@ -36,7 +36,9 @@ def ensure_jars(pom: Path, libs: Path) -> Path:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
         tail = (result.stdout + result.stderr)[-3000:]
-        raise JarFetchError(f"mvn failed to copy the Kafka jars (exit {result.returncode}):\n{tail}")
+        raise JarFetchError(
+            f"mvn failed to copy the Kafka jars (exit {result.returncode}):\n{tail}"
+        )
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)
     # The marker records which pom the jars came from, so a version bump re-fetches.

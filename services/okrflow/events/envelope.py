@@ -52,5 +52,7 @@ def decode_event(value: bytes | None, max_bytes: int = 256 * 1024) -> CloudEvent
     except msgspec.DecodeError as exc:
         return InvalidEvent("not_json", str(exc))
     if event.time.tzinfo is None:
-        return InvalidEvent("invalid_envelope", "time must be RFC 3339 with an offset - at `$.time`")
+        return InvalidEvent(
+            "invalid_envelope", "time must be RFC 3339 with an offset - at `$.time`"
+        )
     return event

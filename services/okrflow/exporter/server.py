@@ -28,9 +28,7 @@ def run_exporter(settings: Settings) -> int:
     registry = CollectorRegistry()
     registry.register(collector)
     server, thread = start_http_server(settings.exporter_port, settings.exporter_host, registry)
-    logger.info(
-        "serving http://%s:%d/metrics", settings.exporter_host, server.server_address[1]
-    )
+    logger.info("serving http://%s:%d/metrics", settings.exporter_host, server.server_address[1])
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.streams import Stream
+from faust.types import StreamT
 from sqlalchemy import Engine
 
 from okrflow.ingest.batch import DecodedBatch, decode_batch
@@ -52,7 +54,8 @@ def build_app(
         partitions=settings.events_partitions,
     )
 
-    async def apply_events(stream: faust.StreamT[Any]) -> None:
+    async def apply_events(stream: StreamT[Any]) -> None:
+        assert isinstance(stream, Stream)  # take_events is not on the StreamT protocol
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             batch = decode_batch(
                 settings.events_topic,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, case, select, tuple_
+from sqlalchemy import Connection, Engine, case, select
 
 from okrflow.ingest.aggregate import first_occurrences, not_yet_applied, totals_by_shop_type
 from okrflow.ingest.batch import DecodedBatch, Delivered
@@ -37,12 +37,15 @@ def apply_batch(engine: Engine, batch: DecodedBatch, now: datetime) -> BatchResu
     if not batch.next_offsets:
         return BatchResult(0, 0, 0)
     with engine.begin() as conn:
-        rows = conn.execute(
-            _applied_offsets_query(conn.dialect.name).where(
-                applied_offsets.c.topic == batch.topic,
-                applied_offsets.c.kafka_partition.in_(list(batch.next_offsets)),
-            )
-        ).all()
+        query = select(applied_offsets.c.kafka_partition, applied_offsets.c.next_offset).where(
+            applied_offsets.c.topic == batch.topic,
+            applied_offsets.c.kafka_partition.in_(list(batch.next_offsets)),
+        )
+        if conn.dialect.name == "postgresql":
+            # Row locks serialise two workers that both believe they own a partition (a
+            # zombie after a rebalance): the second sees the first one's offsets and skips.
+            query = query.with_for_update()
+        rows = conn.execute(query).all()
         applied = {partition: offset for partition, offset in rows}
         fresh = not_yet_applied(batch.events, applied)
         replayed = len(batch) - len(fresh) - _fresh_rejected(batch, applied)
@@ -78,9 +81,7 @@ def apply_batch(engine: Engine, batch: DecodedBatch, now: datetime) -> BatchResu
                     for (shop, event_type), t in sorted(totals.items())
                 ],
             )
-        offsets = {
-            p: max(o, applied.get(p, 0)) for p, o in batch.next_offsets.items()
-        }
+        offsets = {p: max(o, applied.get(p, 0)) for p, o in batch.next_offsets.items()}
         stmt = upsert(conn, applied_offsets)
         stmt = stmt.on_conflict_do_update(
             index_elements=[applied_offsets.c.topic, applied_offsets.c.kafka_partition],
@@ -96,18 +97,11 @@ def apply_batch(engine: Engine, batch: DecodedBatch, now: datetime) -> BatchResu
     return BatchResult(counted=len(new), duplicates=len(fresh) - len(new), replayed=replayed)
 
 
-def _applied_offsets_query(dialect: str):  # type: ignore[no-untyped-def]
-    query = select(applied_offsets.c.kafka_partition, applied_offsets.c.next_offset)
-    # Row locks serialise two workers that both believe they own a partition (a zombie
-    # after a rebalance): the second sees the first one's offsets and skips its events.
-    return query.with_for_update() if dialect == "postgresql" else query
-
-
 def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:
     return sum(1 for r in batch.rejected if r.offset >= applied.get(r.partition, 0))
 
 
-def _claim_event_ids(conn, events: list[Delivered], now: datetime) -> list[Delivered]:  # type: ignore[no-untyped-def]
+def _claim_event_ids(conn: Connection, events: list[Delivered], now: datetime) -> list[Delivered]:
     """Insert (shop, id) for each event; return the events whose id was not there before."""
     stmt = upsert(conn, seen_events).on_conflict_do_nothing(
         index_elements=[seen_events.c.shop, seen_events.c.event_id]

@@ -1,0 +1,108 @@
+"""apply_batch on real SQLite and PostgreSQL: replays and duplicate ids count once."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import Engine, select
+
+from okrflow.ingest.batch import decode_batch
+from okrflow.store.batches import apply_batch
+from okrflow.store.engine import make_engine
+from okrflow.store.schema import SchemaOutdated, current_revision, ensure_schema, head_revision
+from okrflow.store.tables import applied_offsets, shop_event_totals
+from tests.factories import encoded
+
+NOW = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    engine = make_engine(database_url)
+    ensure_schema(engine)
+    return engine
+
+
+def _totals(engine: Engine) -> dict[tuple[str, str], int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                shop_event_totals.c.shop, shop_event_totals.c.event_type, shop_event_totals.c.events
+            )
+        ).all()
+    return {(s, t): n for s, t, n in rows}
+
+
+def test_empty_database_is_upgraded_to_head(engine: Engine) -> None:
+    assert current_revision(engine) == head_revision()
+
+
+def test_batch_counts_per_shop_and_type_and_records_offsets(engine: Engine) -> None:
+    batch = decode_batch(
+        "events",
+        [
+            (0, 0, encoded(event_id="1")),
+            (0, 1, encoded(event_id="2", event_type="order.placed")),
+            (1, 0, encoded(event_id="3", shop="other")),
+            (1, 1, b"garbage"),
+        ],
+        10_000,
+    )
+    result = apply_batch(engine, batch, NOW)
+    assert (result.counted, result.duplicates, result.replayed) == (3, 0, 0)
+    assert _totals(engine) == {
+        ("salone-bella", "customer.created"): 1,
+        ("salone-bella", "order.placed"): 1,
+        ("other", "customer.created"): 1,
+    }
+    with engine.connect() as conn:
+        offsets = dict(
+            conn.execute(
+                select(applied_offsets.c.kafka_partition, applied_offsets.c.next_offset)
+            ).all()
+        )
+    assert offsets == {0: 2, 1: 2}
+
+
+def test_replaying_an_applied_batch_counts_nothing(engine: Engine) -> None:
+    messages = [(0, o, encoded(event_id=f"id-{o}")) for o in range(10)]
+    apply_batch(engine, decode_batch("events", messages, 10_000), NOW)
+    # A crash before the Kafka commit redelivers an overlapping range.
+    again = apply_batch(
+        engine,
+        decode_batch("events", [*messages[5:], (0, 10, encoded(event_id="id-10"))], 10_000),
+        NOW,
+    )
+    assert (again.counted, again.duplicates, again.replayed) == (1, 0, 5)
+    assert _totals(engine) == {("salone-bella", "customer.created"): 11}
+
+
+def test_same_shop_and_id_counts_once_within_and_across_batches(engine: Engine) -> None:
+    first = apply_batch(
+        engine,
+        decode_batch(
+            "events", [(0, 0, encoded(event_id="x")), (0, 1, encoded(event_id="x"))], 10_000
+        ),
+        NOW,
+    )
+    second = apply_batch(
+        engine,
+        decode_batch(
+            "events",
+            [(1, 0, encoded(event_id="x")), (1, 1, encoded(event_id="x", shop="another"))],
+            10_000,
+        ),
+        NOW,
+    )
+    assert (first.counted, first.duplicates) == (1, 1)
+    assert (second.counted, second.duplicates) == (1, 1)
+    assert _totals(engine) == {
+        ("salone-bella", "customer.created"): 1,
+        ("another", "customer.created"): 1,
+    }
+
+
+def test_outdated_schema_is_refused(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")
+    with pytest.raises(SchemaOutdated, match="okrflow db upgrade"):
+        ensure_schema(engine)
