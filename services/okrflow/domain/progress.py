@@ -1,0 +1,205 @@
+"""Key-result and objective values, progress, expected pace and status (DESIGN §5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from okrflow.domain.model import (
+    KeyResult,
+    Objective,
+    Period,
+    Plan,
+    RatioMetric,
+    SimpleMetric,
+    Status,
+    Thresholds,
+)
+from okrflow.domain.periods import cadence_slots, fraction_elapsed, period_bounds, slots_elapsed
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass(frozen=True)
+class SeriesState:
+    """What has been counted for one series of a key result (see `metric_parts`)."""
+
+    events: int = 0
+    total: float = 0.0  # count, sum, or distinct values: the additive aggregate
+    level: float | None = None  # latest, max or min
+    day_counts: Mapping[date, int] = field(default_factory=dict)  # events per local day
+    last_event_at: datetime | None = None
+
+
+KeyResultState = Mapping[str, SeriesState]
+
+
+@dataclass(frozen=True)
+class KeyResultProgress:
+    key: str
+    value: float
+    baseline: float
+    target: float
+    progress: float
+    expected: float
+    status: Status
+    has_value: bool  # False while a level or ratio metric has seen no (usable) event
+    last_event_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ObjectiveProgress:
+    key: str
+    progress: float
+    expected: float
+    status: Status
+    key_results: tuple[KeyResultProgress, ...]
+
+
+def clamp01(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+def series_value(metric: SimpleMetric, state: SeriesState | None) -> float | None:
+    """The aggregate of one series; None for a level aggregate that has seen no event."""
+    if metric.additive:
+        return state.total if state is not None else 0.0
+    return state.level if state is not None else None
+
+
+def metric_value(kr: KeyResult, state: KeyResultState) -> float | None:
+    """The raw aggregate (additive: over the period, without baseline); None: no value yet."""
+    metric = kr.metric
+    if isinstance(metric, RatioMetric):
+        num = series_value(metric.numerator, state.get("numerator"))
+        den = series_value(metric.denominator, state.get("denominator"))
+        if num is None or den is None or den == 0:
+            return None
+        return num / den
+    return series_value(metric, state.get("value"))
+
+
+def status_for(
+    now: datetime, start: datetime, end: datetime, progress: float, expected: float,
+    thresholds: Thresholds,
+) -> Status:  # fmt: skip
+    """The status rule of DESIGN §5, in its order."""
+    if now < start:
+        return "not_started"
+    if progress >= 1:
+        return "achieved"
+    if now >= end:
+        return "missed"
+    gap = expected - clamp01(progress)
+    if gap <= thresholds.at_risk:
+        return "on_track"
+    if gap <= thresholds.off_track:
+        return "at_risk"
+    return "off_track"
+
+
+def key_result_progress(
+    kr: KeyResult, period: Period, tz: str, state: KeyResultState, now: datetime,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> KeyResultProgress:  # fmt: skip
+    """Value, progress, expected and status of one key result at `now` (an aware datetime)."""
+    start, end = period_bounds(period, tz)
+    raw = metric_value(kr, state)
+    last = max((s.last_event_at for s in state.values() if s.last_event_at), default=None)
+
+    if kr.cadence is not None:
+        slots = cadence_slots(period, kr.cadence, tz)
+        n = kr.cadence.at_least
+        counts = state.get("value", SeriesState()).day_counts
+        credited = float(sum(min(sum(counts.get(d, 0) for d in s.days), n) for s in slots))
+        target = float(n * len(slots))
+        progress = credited / target if target else 0.0
+        expected = slots_elapsed(slots, now)
+        status: Status = status_for(now, start, end, progress, expected, thresholds)
+        return KeyResultProgress(
+            kr.key, credited, 0.0, target, progress, expected, status, True, last
+        )
+
+    expected = fraction_elapsed(now, start, end)
+    additive = isinstance(kr.metric, SimpleMetric) and kr.metric.additive
+    if additive:
+        value = kr.baseline + (raw or 0.0)
+    else:
+        value = raw if raw is not None else kr.baseline
+
+    if kr.maintain is not None:
+        # A ratio without a denominator yet has no value: the condition holds.
+        holds = (raw is None and isinstance(kr.metric, RatioMetric)) or kr.maintain.holds(value)
+        progress = 1.0 if holds else 0.0
+        bound = kr.maintain.below if kr.maintain.below is not None else kr.maintain.above
+        target = float(bound) if bound is not None else 0.0
+        if now < start:
+            status = "not_started"
+        elif now >= end:
+            status = "achieved" if holds else "missed"
+        else:
+            status = "on_track" if holds else "off_track"
+        return KeyResultProgress(
+            kr.key, value, kr.baseline, target, progress, expected, status, raw is not None, last
+        )
+
+    assert kr.target is not None
+    progress = (value - kr.baseline) / (kr.target - kr.baseline)
+    status = status_for(now, start, end, progress, expected, thresholds)
+    return KeyResultProgress(
+        kr.key, value, kr.baseline, kr.target, progress, expected, status,
+        raw is not None or additive, last,
+    )  # fmt: skip
+
+
+def objective_progress(
+    objective: Objective, tz: str, states: Mapping[str, KeyResultState], now: datetime,
+    children: tuple[tuple[float, ObjectiveProgress], ...] = (),
+) -> ObjectiveProgress:  # fmt: skip
+    """Weighted mean of clamped key-result progress and child-objective progress.
+
+    `states` maps key-result keys to their state; `children` are (weight, progress) of the
+    objectives whose parent this is.
+    """
+    krs = tuple(
+        key_result_progress(
+            kr, objective.period, tz, states.get(kr.key, {}), now, objective.thresholds
+        )
+        for kr in objective.key_results
+    )
+    weighted = [
+        (kr.weight, clamp01(p.progress)) for kr, p in zip(objective.key_results, krs, strict=True)
+    ]
+    weighted += [(w, clamp01(child.progress)) for w, child in children]
+    total_weight = sum(w for w, _ in weighted)
+    progress = sum(w * p for w, p in weighted) / total_weight if total_weight else 0.0
+    start, end = period_bounds(objective.period, tz)
+    expected = fraction_elapsed(now, start, end)
+    status = status_for(now, start, end, progress, expected, objective.thresholds)
+    return ObjectiveProgress(objective.key, progress, expected, status, krs)
+
+
+def plan_progress(
+    plan: Plan, states: Mapping[tuple[str, str], KeyResultState], now: datetime
+) -> dict[str, ObjectiveProgress]:
+    """Every objective of `plan` at `now`; children are computed before their parents.
+
+    `states` maps (objective key, key-result key) to what has been counted.
+    """
+    by_key = {o.key: o for o in plan.objectives}
+    children: dict[str, list[str]] = {}
+    for o in plan.objectives:
+        if o.parent is not None:
+            children.setdefault(o.parent, []).append(o.key)
+    done: dict[str, ObjectiveProgress] = {}
+
+    def visit(key: str) -> ObjectiveProgress:
+        if key not in done:
+            objective = by_key[key]
+            kids = tuple((by_key[c].weight, visit(c)) for c in children.get(key, ()))
+            kr_states = {kr.key: states.get((key, kr.key), {}) for kr in objective.key_results}
+            done[key] = objective_progress(objective, plan.timezone, kr_states, now, kids)
+        return done[key]
+
+    return {o.key: visit(o.key) for o in plan.objectives}
