@@ -1,0 +1,1 @@
+"""Objectives and key results as code: parsing `okrs.yaml`, applying it to the database."""

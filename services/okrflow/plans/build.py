@@ -1,0 +1,98 @@
+"""Domain objects from schema-valid plain data (from `okrs.yaml`, or from the database)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from okrflow.domain.model import (
+    WEEKDAYS,
+    Cadence,
+    Filter,
+    FilterOp,
+    KeyResult,
+    Maintain,
+    Metric,
+    Objective,
+    Period,
+    RatioMetric,
+    SimpleMetric,
+    Thresholds,
+)
+
+RANGE_OPS: tuple[FilterOp, ...] = ("gt", "gte", "lt", "lte")
+
+
+def split_path(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
+def build_filter(path: str, spec: Any) -> tuple[Filter, ...]:
+    if isinstance(spec, dict) and "in" in spec:
+        return (Filter(split_path(path), "in", tuple(spec["in"])),)
+    if isinstance(spec, dict):
+        return tuple(Filter(split_path(path), op, spec[op]) for op in RANGE_OPS if op in spec)
+    return (Filter(split_path(path), "eq", spec),)
+
+
+def build_simple_metric(d: dict[str, Any]) -> SimpleMetric:
+    where = tuple(f for path, spec in d.get("where", {}).items() for f in build_filter(path, spec))
+    field = split_path(d["field"]) if "field" in d else None
+    return SimpleMetric(d["event"], d["aggregate"], field, where)
+
+
+def build_metric(d: dict[str, Any]) -> Metric:
+    if "ratio" in d:
+        ratio = d["ratio"]
+        return RatioMetric(
+            build_simple_metric(ratio["numerator"]), build_simple_metric(ratio["denominator"])
+        )
+    return build_simple_metric(d)
+
+
+def resolve_target(target: float | str | None, baseline: float) -> float | None:
+    """`"+P%"` / `"-P%"` are relative to the baseline; numbers are absolute."""
+    if target is None or isinstance(target, int | float):
+        return None if target is None else float(target)
+    percent = float(target.rstrip("%"))
+    # Rounded so that "+15%" of 200 is 230, not 229.99999999999997.
+    return round(baseline * (1 + percent / 100), 9)
+
+
+def build_key_result(d: dict[str, Any]) -> KeyResult:
+    baseline = float(d.get("baseline", 0))
+    cadence = None
+    if "cadence" in d:
+        c = d["cadence"]
+        on = c.get("on", WEEKDAYS)
+        cadence = Cadence(c["every"], int(c["at_least"]), frozenset(WEEKDAYS.index(w) for w in on))
+    maintain = None
+    if "maintain" in d:
+        maintain = Maintain(below=d["maintain"].get("below"), above=d["maintain"].get("above"))
+    return KeyResult(
+        key=d["key"],
+        title=d.get("title", d["key"]),
+        metric=build_metric(d["metric"]),
+        baseline=baseline,
+        target=resolve_target(d.get("target"), baseline),
+        weight=float(d.get("weight", 1)),
+        cadence=cadence,
+        maintain=maintain,
+    )
+
+
+def build_objective(d: dict[str, Any]) -> Objective:
+    t = d.get("thresholds", {})
+    return Objective(
+        key=d["key"],
+        title=d["title"],
+        owner=d["owner"],
+        level=d.get("level", "company"),
+        period=Period(
+            date.fromisoformat(d["period"]["start"]), date.fromisoformat(d["period"]["end"])
+        ),
+        key_results=tuple(build_key_result(kr) for kr in d.get("key_results", [])),
+        thresholds=Thresholds(float(t.get("at_risk", 0.10)), float(t.get("off_track", 0.25))),
+        parent=d.get("parent"),
+        weight=float(d.get("weight", 1)),
+    )

@@ -1,0 +1,227 @@
+"""`okrs.yaml` text -> a validated `Plan`, or every problem as `FILE:LINE: path: message`."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from okrflow.domain.model import NEEDS_FIELD, Plan
+from okrflow.domain.periods import cadence_slots
+from okrflow.plans.build import build_key_result, build_objective
+from okrflow.plans.yamlsource import Path, YamlSyntaxError, format_path, line_of, load_with_lines
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}: {where}{self.message}"
+
+
+class PlanError(ValueError):
+    """The file is not a valid plan; `problems` lists every problem found, in line order."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class ParsedPlan:
+    plan: Plan
+    source: dict[str, Any]  # the schema-valid data the plan was built from
+
+
+@cache
+def _validator() -> Draft202012Validator:
+    text = resources.files("okrflow.plans").joinpath("okr-definitions.schema.json").read_text()
+    return Draft202012Validator(json.loads(text))
+
+
+def parse_plan(text: str, filename: str) -> ParsedPlan:
+    """Parse and check one plan file. Raises PlanError with located problems."""
+    try:
+        data, lines = load_with_lines(text)
+    except YamlSyntaxError as exc:
+        raise PlanError([Problem(filename, exc.line, "", f"not valid YAML: {exc}")]) from exc
+
+    def problem(path: Path, message: str) -> Problem:
+        return Problem(filename, line_of(lines, path), format_path(path), message)
+
+    schema_errors = sorted(
+        _validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+    )
+    if schema_errors:
+        raise PlanError(
+            [problem(tuple(e.absolute_path), _schema_message(e)) for e in schema_errors]
+        )
+    problems = _semantic_problems(data, problem)
+    if problems:
+        raise PlanError(problems)
+    objectives = tuple(build_objective(o) for o in data["objectives"])
+    return ParsedPlan(Plan(data["shop"], data["timezone"], objectives), data)
+
+
+def _schema_message(error: ValidationError) -> str:
+    path = list(error.absolute_path)
+    if path and path[-1] == "target":
+        return 'must be a number or a relative target like "+15%" or "-10%"'
+    if error.context:
+        # A oneOf/anyOf failed: explain it by the branch that came closest (fewest errors).
+        branches: dict[object, list[ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.schema_path[0] if sub.schema_path else None, []).append(sub)
+        closest = min(branches.values(), key=len)
+        deepest = best_match(closest)
+        if deepest is not None and list(deepest.absolute_path) != path:
+            rest = format_path(tuple(deepest.absolute_path)[len(path) :])
+            return f"{rest}: {deepest.message!s}"
+        if deepest is not None:
+            return str(deepest.message)
+    return str(error.message)
+
+
+def _semantic_problems(data: dict[str, Any], problem: Any) -> list[Problem]:
+    problems: list[Problem] = []
+    try:
+        ZoneInfo(data["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(problem(("timezone",), f"unknown time zone {data['timezone']!r}"))
+    objectives = data["objectives"]
+    first_index: dict[str, int] = {}
+    for i, o in enumerate(objectives):
+        if o["key"] in first_index:
+            problems.append(
+                problem(
+                    ("objectives", i, "key"),
+                    f"duplicate objective key {o['key']!r} (first at objectives[{first_index[o['key']]}])",
+                )
+            )
+        else:
+            first_index[o["key"]] = i
+    has_children = {o.get("parent") for o in objectives}
+    for i, o in enumerate(objectives):
+        at: Path = ("objectives", i)
+        start, end = o["period"]["start"], o["period"]["end"]
+        try:
+            if date.fromisoformat(start) > date.fromisoformat(end):
+                problems.append(problem((*at, "period"), f"start {start} is after end {end}"))
+        except ValueError as exc:
+            problems.append(problem((*at, "period"), f"not a date: {exc}"))
+            continue
+        parent = o.get("parent")
+        if parent is not None and parent not in first_index:
+            problems.append(problem((*at, "parent"), f"no objective has key {parent!r}"))
+        if not o.get("key_results") and o["key"] not in has_children:
+            problems.append(problem(at, "has no key results and no child objectives"))
+        seen: dict[str, int] = {}
+        for j, kr in enumerate(o.get("key_results", [])):
+            kr_at: Path = (*at, "key_results", j)
+            if kr["key"] in seen:
+                problems.append(
+                    problem(
+                        (*kr_at, "key"),
+                        f"duplicate key result key {kr['key']!r} in objective {o['key']!r}",
+                    )
+                )
+            seen.setdefault(kr["key"], j)
+            problems.extend(_key_result_problems(kr, kr_at, o, data["timezone"], problem))
+    problems.extend(_cycle_problems(objectives, first_index, problem))
+    return problems
+
+
+def _key_result_problems(
+    kr: dict[str, Any], at: Path, objective: dict[str, Any], tz: str, problem: Any
+) -> list[Problem]:
+    problems: list[Problem] = []
+    kinds = [k for k in ("target", "cadence", "maintain") if k in kr]
+    if len(kinds) != 1:
+        found = ", ".join(kinds) if kinds else "none"
+        problems.append(
+            problem(at, f"needs exactly one of target, cadence, maintain (found: {found})")
+        )
+    metric = kr["metric"]
+    parts = (
+        [
+            ("numerator", metric["ratio"]["numerator"]),
+            ("denominator", metric["ratio"]["denominator"]),
+        ]
+        if "ratio" in metric
+        else [(None, metric)]
+    )
+    for name, m in parts:
+        m_at: Path = (*at, "metric", "ratio", name) if name else (*at, "metric")
+        if m["aggregate"] in NEEDS_FIELD and "field" not in m:
+            problems.append(
+                problem(m_at, f"aggregate {m['aggregate']} needs a field (e.g. data.total)")
+            )
+        if m["aggregate"] == "count" and "field" in m:
+            problems.append(problem((*m_at, "field"), "aggregate count takes no field"))
+    if "cadence" in kr:
+        cadence = kr["cadence"]
+        if "ratio" in metric or metric["aggregate"] != "count":
+            problems.append(
+                problem((*at, "metric"), "a cadence key result counts events: use aggregate count")
+            )
+        if "on" in cadence and cadence["every"] != "day":
+            problems.append(problem((*at, "cadence", "on"), "weekdays only apply to every: day"))
+        if not problems:
+            built = build_key_result(kr)
+            period = build_objective({**objective, "key_results": []}).period
+            assert built.cadence is not None
+            try:
+                if not cadence_slots(period, built.cadence, tz):
+                    problems.append(
+                        problem((*at, "cadence"), "the period holds no slot of this cadence")
+                    )
+            except (ZoneInfoNotFoundError, ValueError):
+                pass  # reported on `timezone`
+    if "target" in kr and not problems:
+        built = build_key_result(kr)
+        if built.target == built.baseline:
+            problems.append(
+                problem(
+                    (*at, "target"),
+                    f"equals the baseline ({built.baseline:g}): progress would be undefined",
+                )
+            )
+    return problems
+
+
+def _cycle_problems(
+    objectives: list[dict[str, Any]], index: dict[str, int], problem: Any
+) -> list[Problem]:
+    parent_of = {o["key"]: o.get("parent") for o in objectives}
+    problems: list[Problem] = []
+    reported: set[str] = set()
+    for o in objectives:
+        chain = [o["key"]]
+        current = parent_of.get(o["key"])
+        while current is not None and current in parent_of:
+            if current in chain:
+                cycle = [*chain[chain.index(current) :], current]
+                if not reported & set(cycle):
+                    problems.append(
+                        problem(
+                            ("objectives", index[o["key"]], "parent"),
+                            "parent cycle: " + " -> ".join(cycle),
+                        )
+                    )
+                reported.update(cycle)
+                break
+            chain.append(current)
+            current = parent_of.get(current)
+    return problems
