@@ -92,6 +92,38 @@ def cmd_emit(settings: Settings, args: argparse.Namespace) -> int:
     return 2 if report.problems else 0
 
 
+def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from okrflow.plans.apply import apply_files
+    from okrflow.plans.parse import PlanError
+    from okrflow.store.engine import make_engine
+    from okrflow.store.schema import ensure_schema
+
+    engine = make_engine(settings.database_url, writer=True)
+    try:
+        ensure_schema(engine)
+        results = apply_files(
+            engine, [Path(f) for f in args.files], datetime.now(UTC), args.dry_run
+        )
+    except PlanError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"okrflow apply: {len(exc.problems)} problem(s); nothing was applied", file=sys.stderr
+        )
+        return 2
+    for result in results:
+        if not result.changes:
+            print(f"{result.file}: shop {result.shop}: no changes")
+            continue
+        verb = "would change" if args.dry_run else f"applied as revision {result.revision_id}"
+        print(f"{result.file}: shop {result.shop}: {len(result.changes)} change(s), {verb}")
+        for change in result.changes:
+            print(f"  {change}")
+    return 0
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.ingest.worker import run_worker
 
@@ -133,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("file")
     emit.set_defaults(run=cmd_emit)
 
+    apply = sub.add_parser("apply", help="make the database match objectives files (okrs.yaml)")
+    apply.add_argument("files", nargs="+", metavar="FILE")
+    apply.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    apply.set_defaults(run=cmd_apply)
+
     worker = sub.add_parser("worker", help="run the stream processor until SIGTERM")
     worker.add_argument("--metrics-port", type=int, dest="worker_metrics_port")
     worker.set_defaults(run=cmd_worker)
@@ -164,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic narrates every migration check at INFO; okrflow prints what matters itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     code: int = args.run(settings, args)
     return code
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from okrflow.ingest.batch import decode_batch
-from okrflow.store.batches import apply_batch
+from okrflow.store.batches import PlanCache, apply_batch
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import SchemaOutdated, current_revision, ensure_schema, head_revision
 from okrflow.store.tables import applied_offsets, shop_event_totals
@@ -47,7 +47,7 @@ def test_batch_counts_per_shop_and_type_and_records_offsets(engine: Engine) -> N
         ],
         10_000,
     )
-    result = apply_batch(engine, batch, NOW)
+    result = apply_batch(engine, batch, NOW, PlanCache())
     assert (result.counted, result.duplicates, result.replayed) == (3, 0, 0)
     assert _totals(engine) == {
         ("salone-bella", "customer.created"): 1,
@@ -65,12 +65,13 @@ def test_batch_counts_per_shop_and_type_and_records_offsets(engine: Engine) -> N
 
 def test_replaying_an_applied_batch_counts_nothing(engine: Engine) -> None:
     messages = [(0, o, encoded(event_id=f"id-{o}")) for o in range(10)]
-    apply_batch(engine, decode_batch("events", messages, 10_000), NOW)
+    apply_batch(engine, decode_batch("events", messages, 10_000), NOW, PlanCache())
     # A crash before the Kafka commit redelivers an overlapping range.
     again = apply_batch(
         engine,
         decode_batch("events", [*messages[5:], (0, 10, encoded(event_id="id-10"))], 10_000),
         NOW,
+        PlanCache(),
     )
     assert (again.counted, again.duplicates, again.replayed) == (1, 0, 5)
     assert _totals(engine) == {("salone-bella", "customer.created"): 11}
@@ -83,6 +84,7 @@ def test_same_shop_and_id_counts_once_within_and_across_batches(engine: Engine) 
             "events", [(0, 0, encoded(event_id="x")), (0, 1, encoded(event_id="x"))], 10_000
         ),
         NOW,
+        PlanCache(),
     )
     second = apply_batch(
         engine,
@@ -92,6 +94,7 @@ def test_same_shop_and_id_counts_once_within_and_across_batches(engine: Engine) 
             10_000,
         ),
         NOW,
+        PlanCache(),
     )
     assert (first.counted, first.duplicates) == (1, 1)
     assert (second.counted, second.duplicates) == (1, 1)

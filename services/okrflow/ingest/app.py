@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from okrflow.ingest.batch import DecodedBatch, decode_batch
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.settings import Settings
-from okrflow.store.batches import BatchResult, apply_batch
+from okrflow.store.batches import BatchResult, PlanCache, apply_batch
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ def build_app(
         partitions=settings.events_partitions,
     )
 
+    plans = PlanCache()
+
     async def apply_events(stream: StreamT[Any]) -> None:
         assert isinstance(stream, Stream)  # take_events is not on the StreamT protocol
         async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
@@ -63,20 +65,21 @@ def build_app(
                 settings.max_event_bytes,
             )
             # Shielded: a SIGTERM arriving mid-transaction lets the transaction finish.
-            await asyncio.shield(asyncio.to_thread(_apply, engine, batch, metrics, clock))
+            await asyncio.shield(asyncio.to_thread(_apply, engine, batch, plans, metrics, clock))
 
     app.agent(topic, name="okrflow.apply_events")(apply_events)
     return app
 
 
 def _apply(
-    engine: Engine, batch: DecodedBatch, metrics: PipelineMetrics, clock: Clock
+    engine: Engine, batch: DecodedBatch, plans: PlanCache, metrics: PipelineMetrics, clock: Clock
 ) -> BatchResult:
     with metrics.commit_seconds.time():
-        result = apply_batch(engine, batch, clock())
+        result = apply_batch(engine, batch, clock(), plans)
     metrics.batch_size.observe(len(batch))
     metrics.last_commit.set_to_current_time()
-    metrics.events.labels("counted").inc(result.counted)
+    metrics.events.labels("counted").inc(result.counted - result.unmatched)
+    metrics.events.labels("unmatched").inc(result.unmatched)
     metrics.events.labels("duplicate").inc(result.duplicates)
     metrics.events.labels("replayed").inc(result.replayed)
     metrics.events.labels("invalid").inc(len(batch.rejected))

@@ -14,7 +14,7 @@ from okrflow.store.schema import ensure_schema
 
 def run_worker(settings: Settings) -> int:
     """Block until a signal stops the worker; the batch in flight is committed first."""
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, writer=True)
     ensure_schema(engine)
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry)

@@ -6,15 +6,41 @@ Kafka's committed offsets are only a hint for where to resume.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, case, select
 
 from okrflow.ingest.aggregate import first_occurrences, not_yet_applied, totals_by_shop_type
 from okrflow.ingest.batch import DecodedBatch, Delivered
+from okrflow.ingest.series import series_deltas
+from okrflow.plans.matching import MatchIndex
+from okrflow.store.counters import as_utc, write_series_deltas
 from okrflow.store.dialect import upsert
+from okrflow.store.plans import load_active_plans, plans_revision
 from okrflow.store.tables import applied_offsets, seen_events, shop_event_totals
+
+logger = logging.getLogger(__name__)
+
+
+class PlanCache:
+    """The worker's match index, reloaded inside a batch transaction whenever a plan changed
+    (so `okrflow apply` reaches running workers with their next batch)."""
+
+    def __init__(self) -> None:
+        self.revision = -1
+        self.index = MatchIndex([])
+
+    def current(self, conn: Connection) -> MatchIndex:
+        revision = plans_revision(conn)
+        if revision != self.revision:
+            self.index = MatchIndex(load_active_plans(conn))
+            self.revision = revision
+            logger.info(
+                "plans at revision %d: %d key-result series", revision, self.index.target_count
+            )
+        return self.index
 
 
 @dataclass(frozen=True)
@@ -22,13 +48,12 @@ class BatchResult:
     counted: int  # valid events counted for the first time
     duplicates: int  # valid events whose (shop, id) was already counted
     replayed: int  # messages at offsets an earlier transaction already applied
+    unmatched: int = 0  # counted events that moved no key result
 
 
-def as_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
-def apply_batch(engine: Engine, batch: DecodedBatch, now: datetime) -> BatchResult:
+def apply_batch(
+    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache
+) -> BatchResult:
     """Count the batch's new events and record its offsets as applied, atomically.
 
     Blocks on the database; raises SQLAlchemy errors when it is unreachable, in which case
@@ -52,6 +77,8 @@ def apply_batch(engine: Engine, batch: DecodedBatch, now: datetime) -> BatchResu
         unique = first_occurrences(fresh)
         new = _claim_event_ids(conn, unique, now) if unique else []
         totals = totals_by_shop_type(new)
+        deltas, unmatched = series_deltas((d.event for d in new), plans.current(conn))
+        write_series_deltas(conn, deltas)
         if totals:
             stmt = upsert(conn, shop_event_totals)
             current = shop_event_totals.c
@@ -94,7 +121,9 @@ def apply_batch(engine: Engine, batch: DecodedBatch, now: datetime) -> BatchResu
                 for p, o in sorted(offsets.items())
             ],
         )
-    return BatchResult(counted=len(new), duplicates=len(fresh) - len(new), replayed=replayed)
+    return BatchResult(
+        counted=len(new), duplicates=len(fresh) - len(new), replayed=replayed, unmatched=unmatched
+    )
 
 
 def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:

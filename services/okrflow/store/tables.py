@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
 
@@ -33,4 +44,87 @@ seen_events = Table(
     Column("shop", String(63), primary_key=True),
     Column("event_id", String(255), primary_key=True),
     Column("seen_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# --- objectives and key results as applied by `okrflow apply` --------------------------------
+
+# One row per shop: its time zone and the plan revision in force.
+shops = Table(
+    "shops",
+    metadata,
+    Column("shop", String(63), primary_key=True),
+    Column("timezone", String(64), nullable=False),
+    Column("revision_id", Integer, nullable=False),
+)
+
+# Objectives in force (retired_at NULL) and retired ones; `definition` is the objective's
+# schema-valid data from okrs.yaml, without its key results.
+objectives = Table(
+    "objectives",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop", String(63), nullable=False, index=True),
+    Column("key", String(63), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("retired_at", DateTime(timezone=True), nullable=True),
+)
+
+# Key results; a changed metric gets a new row (and so fresh counters), the old one is retired.
+key_results = Table(
+    "key_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop", String(63), nullable=False, index=True),
+    Column("objective_key", String(63), nullable=False),
+    Column("key", String(63), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("counting", Text, nullable=False),  # what decides which events count: metric, time zone
+    Column("retired_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every apply that changed something, for audit: when, what changed, and the file.
+plan_revisions = Table(
+    "plan_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop", String(63), nullable=False, index=True),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("changes", Text, nullable=False),
+    Column("source", Text, nullable=False),
+)
+
+# --- key-result counters ---------------------------------------------------------------------
+
+# Per key-result series (part: value | numerator | denominator) and shop-local day.
+kr_day_totals = Table(
+    "kr_day_totals",
+    metadata,
+    Column("key_result_id", Integer, primary_key=True),
+    Column("part", String(16), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("total", Float, nullable=False),
+)
+
+# Values already seen by a count_distinct series.
+kr_distinct_values = Table(
+    "kr_distinct_values",
+    metadata,
+    Column("key_result_id", Integer, primary_key=True),
+    Column("part", String(16), primary_key=True),
+    Column("value", String(255), primary_key=True),
+)
+
+# Per series: events counted, the level (latest/max/min) and when the last event happened.
+kr_series = Table(
+    "kr_series",
+    metadata,
+    Column("key_result_id", Integer, primary_key=True),
+    Column("part", String(16), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("level", Float, nullable=True),
+    Column("level_at", DateTime(timezone=True), nullable=True),
+    Column("last_event_at", DateTime(timezone=True), nullable=True),
 )
