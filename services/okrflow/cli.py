@@ -124,6 +124,42 @@ def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_progress(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from okrflow.reports.progress import progress_report
+    from okrflow.reports.table import render_progress
+    from okrflow.store.engine import make_engine
+    from okrflow.store.schema import ensure_schema
+
+    if args.at is None:
+        at = datetime.now(UTC)
+    else:
+        try:
+            at = datetime.fromisoformat(args.at)
+        except ValueError:
+            print(f"okrflow progress: --at {args.at!r}: not an ISO 8601 time", file=sys.stderr)
+            return 2
+        if at.tzinfo is None:
+            print(
+                f"okrflow progress: --at {args.at!r}: needs an offset (e.g. Z or +01:00)",
+                file=sys.stderr,
+            )
+            return 2
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        report = progress_report(conn, at.astimezone(UTC), args.shop)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        render_progress(report, Console())
+    return 0
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.ingest.worker import run_worker
 
@@ -169,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("files", nargs="+", metavar="FILE")
     apply.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
     apply.set_defaults(run=cmd_apply)
+
+    progress = sub.add_parser("progress", help="progress, pace and status of every objective")
+    progress.add_argument("--shop")
+    progress.add_argument("--at", help="judge pace and status as if now were this ISO 8601 time")
+    progress.add_argument("--format", choices=["table", "json"], default="table")
+    progress.set_defaults(run=cmd_progress)
 
     worker = sub.add_parser("worker", help="run the stream processor until SIGTERM")
     worker.add_argument("--metrics-port", type=int, dest="worker_metrics_port")

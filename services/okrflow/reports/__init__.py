@@ -1,0 +1,1 @@
+"""Views of progress for people and machines (`okrflow progress`)."""

@@ -1,0 +1,62 @@
+"""Progress of every objective and key result, from the database, judged at an instant."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from okrflow.domain.progress import KeyResultProgress, plan_progress
+from okrflow.store.counters import read_series_states
+from okrflow.store.plans import load_active_plans
+
+
+def _number(x: float) -> float | int:
+    return int(x) if float(x).is_integer() and abs(x) < 2**53 else round(x, 9)
+
+
+def _key_result(kr: Any, p: KeyResultProgress) -> dict[str, Any]:
+    return {
+        "key": p.key,
+        "title": kr.title,
+        "value": _number(p.value),
+        "baseline": _number(p.baseline),
+        "target": _number(p.target),
+        "progress": round(p.progress, 6),
+        "expected": round(p.expected, 6),
+        "status": p.status,
+        "has_value": p.has_value,
+        "last_event_at": p.last_event_at.isoformat() if p.last_event_at else None,
+    }
+
+
+def progress_report(conn: Connection, at: datetime, shop: str | None = None) -> dict[str, Any]:
+    """The JSON document `okrflow progress --format json` prints (shape in the README)."""
+    shops = []
+    for active in load_active_plans(conn, shop):
+        plan = active.plan
+        states_by_id = read_series_states(conn, active.key_result_ids.values())
+        states = {
+            pair: states_by_id.get(kr_id, {}) for pair, kr_id in active.key_result_ids.items()
+        }
+        results = plan_progress(plan, states, at)
+        objectives = []
+        for objective in plan.objectives:
+            r = results[objective.key]
+            objectives.append({
+                "key": objective.key,
+                "title": objective.title,
+                "owner": objective.owner,
+                "level": objective.level,
+                "parent": objective.parent,
+                "period": {"start": objective.period.start.isoformat(), "end": objective.period.end.isoformat()},
+                "progress": round(r.progress, 6),
+                "expected": round(r.expected, 6),
+                "status": r.status,
+                "key_results": [
+                    _key_result(kr, p) for kr, p in zip(objective.key_results, r.key_results, strict=True)
+                ],
+            })  # fmt: skip
+        shops.append({"shop": plan.shop, "timezone": plan.timezone, "objectives": objectives})
+    return {"at": at.isoformat(), "shops": shops}

@@ -1,0 +1,65 @@
+"""The progress report as a terminal table with progress bars (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {
+    "on_track": "green", "achieved": "bold green", "at_risk": "yellow",
+    "off_track": "bold red", "missed": "red", "not_started": "dim",
+}  # fmt: skip
+
+
+def _bar(progress: float) -> ProgressBar:
+    return ProgressBar(total=1.0, completed=min(1.0, max(0.0, progress)), width=12)
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def _num(x: float | int) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def render_progress(report: dict[str, Any], console: Console) -> None:
+    if not report["shops"]:
+        console.print("No objectives yet: write an okrs.yaml and run `okrflow apply okrs.yaml`.")
+        return
+    for shop in report["shops"]:
+        table = Table(
+            title=f"{shop['shop']}  ({shop['timezone']}, at {report['at']})", title_justify="left",
+            show_lines=False, expand=False,
+        )  # fmt: skip
+        for col in (
+            "objective / key result",
+            "value",
+            "target",
+            "progress",
+            "",
+            "expected",
+            "status",
+        ):
+            table.add_column(
+                col,
+                justify="right" if col in ("value", "target", "progress", "expected") else "left",
+            )
+        for o in shop["objectives"]:
+            style = STATUS_STYLE.get(o["status"], "")
+            table.add_row(
+                Text(f"{o['title']} [{o['key']}]", style="bold", no_wrap=True, overflow="ellipsis"), "", "",
+                _pct(o["progress"]), _bar(o["progress"]), _pct(o["expected"]),
+                Text(o["status"], style=style),
+            )  # fmt: skip
+            for kr in o["key_results"]:
+                table.add_row(
+                    Text(f"  {kr['title']}", no_wrap=True, overflow="ellipsis"), _num(kr["value"]), _num(kr["target"]), _pct(kr["progress"]),
+                    _bar(kr["progress"]), _pct(kr["expected"]),
+                    Text(kr["status"], style=STATUS_STYLE.get(kr["status"], "")),
+                )  # fmt: skip
+        console.print(table)
