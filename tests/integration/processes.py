@@ -71,3 +71,20 @@ def metric_sum(samples: Mapping[str, float], name: str, **labels: str) -> float:
         v for k, v in samples.items()
         if (k == name or k.startswith(name + "{")) and all(w in k for w in wanted)
     )  # fmt: skip
+
+
+def pipeline_env(
+    kafka_bootstrap: str, database_url: str, tmp_path: Path, **more: str | int | Path
+) -> dict[str, str]:
+    """Settings for one isolated pipeline: its own topics, consumer group and data folder."""
+    run = os.urandom(4).hex()
+    return okrflow_env(
+        database_url=database_url,
+        kafka_bootstrap=kafka_bootstrap,
+        events_topic=f"events-{run}",
+        dlq_topic=f"events-{run}.dlq",
+        consumer_group=f"okrflow-{run}",
+        worker_data_dir=tmp_path / "worker",
+        batch_seconds=0.2,
+        **more,
+    )

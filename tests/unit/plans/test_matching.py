@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from okrflow.domain.model import Filter, KeyResult, Objective, Period, Plan, SimpleMetric
+from okrflow.events import CloudEvent, decode_event
+from okrflow.ingest.series import merge_level, series_deltas
+from okrflow.plans.matching import MatchIndex, accepts
+from okrflow.store.plans import ActivePlan
+from tests.factories import encoded
+
+
+def event(**kwargs: Any) -> CloudEvent:
+    e = decode_event(encoded(**kwargs))
+    assert isinstance(e, CloudEvent)
+    return e
+
+
+@pytest.mark.parametrize(
+    ("f", "data", "accepted"),
+    [
+        (Filter(("data", "platform"), "eq", "tiktok"), {"platform": "tiktok"}, True),
+        (Filter(("data", "platform"), "eq", "tiktok"), {"platform": "TikTok"}, False),
+        (Filter(("data", "platform"), "eq", "tiktok"), {}, False),
+        (Filter(("data", "paid"), "eq", True), {"paid": 1}, False),
+        (Filter(("data", "n"), "eq", 1), {"n": 1.0}, True),
+        (Filter(("data", "kind"), "in", ("ad", "promo")), {"kind": "promo"}, True),
+        (Filter(("data", "kind"), "in", ("ad", "promo")), {"kind": "email"}, False),
+        (Filter(("data", "total"), "gt", 0), {"total": 0}, False),
+        (Filter(("data", "total"), "gte", 0), {"total": 0}, True),
+        (Filter(("data", "total"), "lt", 10), {"total": "5"}, False),
+        (Filter(("data", "total"), "lte", 10), {"total": 10}, True),
+        (Filter(("data", "a", "b"), "eq", "x"), {"a": {"b": "x"}}, True),
+        (Filter(("data", "a", "b"), "eq", "x"), {"a": "x"}, False),
+        (Filter(("source",), "eq", "/shops/salone-bella/pos"), {}, True),
+    ],
+)
+def test_filters(f: Filter, data: dict[str, Any], accepted: bool) -> None:
+    assert accepts(f, event(data=data)) is accepted
+
+
+def _index(*krs: KeyResult) -> MatchIndex:
+    objective = Objective(
+        "o", "o", "team", "team", Period(date(2026, 1, 1), date(2026, 1, 31)), krs
+    )
+    plan = Plan("salone-bella", "Europe/Rome", (objective,))
+    return MatchIndex([ActivePlan(plan, {("o", kr.key): i for i, kr in enumerate(krs, start=1)})])
+
+
+def test_index_matches_shop_type_period_and_filters() -> None:
+    index = _index(
+        KeyResult("all", "t", SimpleMetric("order.placed", "count"), target=1),
+        KeyResult(
+            "big",
+            "t",
+            SimpleMetric(
+                "order.placed", "sum", ("data", "total"), (Filter(("data", "total"), "gte", 100),)
+            ),
+            target=1,
+        ),
+    )
+    inside = event(event_type="order.placed", time="2026-01-01T00:00:00+01:00", data={"total": 150})
+    assert [t.key_result_id for t in index.targets(inside)] == [1, 2]
+    small = event(event_type="order.placed", time="2026-01-31T23:59:59+01:00", data={"total": 5})
+    assert [t.key_result_id for t in index.targets(small)] == [1]
+    assert index.targets(event(event_type="order.placed", time="2026-02-01T00:00:00+01:00")) == []
+    assert index.targets(event(event_type="order.placed", shop="other")) == []
+    assert index.targets(event(event_type="customer.created", time="2026-01-05T00:00:00Z")) == []
+
+
+def test_series_deltas_sum_by_local_day_and_skip_non_numbers() -> None:
+    index = _index(
+        KeyResult("rev", "t", SimpleMetric("order.placed", "sum", ("data", "total")), target=1)
+    )
+    events = [
+        event(
+            event_id="1", event_type="order.placed", time="2026-01-05T23:30:00Z", data={"total": 10}
+        ),  # 6 Jan in Rome
+        event(
+            event_id="2",
+            event_type="order.placed",
+            time="2026-01-06T10:00:00Z",
+            data={"total": 2.5},
+        ),
+        event(
+            event_id="3",
+            event_type="order.placed",
+            time="2026-01-06T10:00:00Z",
+            data={"total": "lots"},
+        ),
+        event(event_id="4", event_type="customer.created", time="2026-01-06T10:00:00Z"),
+    ]
+    deltas, unmatched = series_deltas(events, index)
+    assert unmatched == 2
+    assert deltas[1, "value"].days == {date(2026, 1, 6): [2, 12.5]}
+
+
+def test_merge_level() -> None:
+    t1, t2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    assert merge_level("latest", 5, t2, 9, t1) == (5, t2)  # a late, older event does not win
+    assert merge_level("latest", 5, t1, 9, t2) == (9, t2)
+    assert merge_level("max", 5, t1, 3, t2) == (5, t1)
+    assert merge_level("min", 5, t1, 3, t2) == (3, t2)
+    assert merge_level("max", None, None, 3, t2) == (3, t2)
