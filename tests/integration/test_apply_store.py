@@ -67,7 +67,7 @@ def test_reapply_keeps_counters_unless_the_metric_changes(engine: Engine, tmp_pa
     plan = tmp_path / "okrs.yaml"
     plan.write_text(PLAN)
     first = apply_files(engine, [plan], NOW)
-    assert len(first[0].changes) == 6
+    assert len(first[0].changes) == 5
     assert str(first[0].changes[0]) == "added    objective more-clients"
     assert first[0].revision_id == 1
     assert apply_files(engine, [plan], NOW)[0].changes == []
