@@ -13,11 +13,17 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from string import Template
 from typing import Any
+
+from sqlalchemy import Engine
 
 from okrflow.devkafka import LocalKafka, LocalKafkaError
 from okrflow.events.emit import emit_lines
+from okrflow.plans.apply import apply_files
+from okrflow.reports.progress import progress_report
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import upgrade
@@ -64,14 +70,25 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
         print(f"okrflow demo: {exc}", file=sys.stderr)
         return 1
     print("  Kafka: " + ("started" if started_kafka else "already running, reused"))
-    upgrade(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url, writer=True)
+    upgrade(engine)
+    plan_file = _demo_plan(settings)
+    for result in apply_files(engine, [plan_file], datetime.now(UTC)):
+        print(f"  plan {plan_file}: {len(result.changes)} change(s)")
     env = {**os.environ, "OKRFLOW_DATABASE_URL": settings.database_url,
            "OKRFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "OKRFLOW_EXPORTER_PORT": str(settings.exporter_port)}  # fmt: skip
+    logs = settings.kafka_cache_dir.parent / "demo"
     children = [
-        subprocess.Popen([sys.executable, "-m", "okrflow", role], env=env)
+        subprocess.Popen(
+            [sys.executable, "-m", "okrflow", role],
+            env=env,
+            stdout=(logs / f"{role}.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
         for role in ("worker", "exporter")
     ]
+    print(f"  logs: {logs}/worker.log, {logs}/exporter.log")
     metrics_url = f"http://{settings.exporter_host}:{settings.exporter_port}/metrics"
     print(f"  worker and exporter started; metrics at {metrics_url}")
     print("  simulated shop emits ~10 events/s; Ctrl-C stops everything\n")
@@ -91,7 +108,10 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
             if total and not first_count_reported:
                 first_count_reported = True
                 print(f"  first events counted after {time.monotonic() - started_at:.1f}s")
-            print(f"  okr_shop_events_total{{shop={DEMO_SHOP!r}}} sum = {total}", flush=True)
+            print(
+                f"  okr_shop_events_total{{shop={DEMO_SHOP!r}}} sum = {total}  |  {_objectives_line(engine)}",
+                flush=True,
+            )
             time.sleep(2)
     except KeyboardInterrupt:
         pass
@@ -109,6 +129,28 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
             kafka.stop()
         print("demo stopped")
     return 0
+
+
+def _demo_plan(settings: Settings) -> Path:
+    """The demo plan, with a period from 30 days ago to 60 days ahead."""
+    today = date.today()
+    template = settings.kafka_deploy_dir.parent / "demo" / "okrs.yaml.template"
+    text = Template(template.read_text()).substitute(
+        start=(today - timedelta(days=30)).isoformat(), end=(today + timedelta(days=60)).isoformat()
+    )
+    path = settings.kafka_cache_dir.parent / "demo" / "okrs.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _objectives_line(engine: Engine) -> str:
+    with engine.connect() as conn:
+        report = progress_report(conn, datetime.now(UTC), DEMO_SHOP)
+    return "  ".join(
+        f"{o['key']} {o['progress']:.0%} (expected {o['expected']:.0%}, {o['status']})"
+        for shop in report["shops"] for o in shop["objectives"]
+    )  # fmt: skip
 
 
 _SAMPLE = re.compile(
