@@ -85,7 +85,7 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
             env=env,
             stdout=(logs / f"{role}.log").open("ab"),
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         for role in ("worker", "exporter")
     ]
     print(f"  logs: {logs}/worker.log, {logs}/exporter.log")
