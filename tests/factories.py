@@ -5,6 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+SAMPLE_DATA: dict[str, dict[str, Any]] = {
+    "order.placed": {"order_id": "o-1", "customer_id": "c-1", "total": 42.5, "currency": "EUR"},
+    "order.refunded": {"order_id": "o-1", "amount": 10, "currency": "EUR"},
+    "customer.created": {"customer_id": "c-1"},
+    "campaign.launched": {"campaign_id": "k-1", "channel": "instagram", "kind": "promo"},
+    "social.post.published": {"platform": "tiktok", "post_id": "p-1"},
+    "social.followers.changed": {"platform": "tiktok", "followers": 120},
+    "partnership.signed": {"partner_id": "partner-1"},
+    "influencer.contacted": {"influencer": "ana"},
+    "service.launched": {"service": "scalp-care"},
+}
+
 
 def cloud_event(
     event_id: str = "e-1",
@@ -22,7 +34,7 @@ def cloud_event(
         "type": event_type,
         "time": time,
         "shop": shop,
-        "data": {"customer_id": "c-1"} if data is None else data,
+        "data": SAMPLE_DATA.get(event_type, {}) if data is None else data,
         **extra,
     }
 

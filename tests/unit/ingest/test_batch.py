@@ -48,7 +48,7 @@ def test_totals_by_shop_type_counts_and_keeps_latest_time() -> None:
         _delivered(0, 0, event_id="1", time="2026-01-01T10:00:00Z"),
         _delivered(0, 1, event_id="2", time="2026-01-03T10:00:00Z"),
         _delivered(0, 2, event_id="3", time="2026-01-02T10:00:00Z"),
-        _delivered(0, 3, event_id="4", event_type="order.placed"),
+        _delivered(0, 3, event_id="4", event_type="order.placed", data=None),
     ]
     totals = totals_by_shop_type(events)
     assert totals[("salone-bella", "customer.created")].events == 3

@@ -14,6 +14,7 @@ from tests.factories import encoded
 
 
 def event(**kwargs: Any) -> CloudEvent:
+    kwargs.setdefault("event_type", "shop.custom")
     e = decode_event(encoded(**kwargs))
     assert isinstance(e, CloudEvent)
     return e
@@ -42,6 +43,10 @@ def test_filters(f: Filter, data: dict[str, Any], accepted: bool) -> None:
     assert accepts(f, event(data=data)) is accepted
 
 
+def order(total: float) -> dict[str, Any]:
+    return {"order_id": "o", "customer_id": "c", "total": total, "currency": "EUR"}
+
+
 def _index(*krs: KeyResult) -> MatchIndex:
     objective = Objective(
         "o", "o", "team", "team", Period(date(2026, 1, 1), date(2026, 1, 31)), krs
@@ -62,9 +67,9 @@ def test_index_matches_shop_type_period_and_filters() -> None:
             target=1,
         ),
     )
-    inside = event(event_type="order.placed", time="2026-01-01T00:00:00+01:00", data={"total": 150})
+    inside = event(event_type="order.placed", time="2026-01-01T00:00:00+01:00", data=order(150))
     assert [t.key_result_id for t in index.targets(inside)] == [1, 2]
-    small = event(event_type="order.placed", time="2026-01-31T23:59:59+01:00", data={"total": 5})
+    small = event(event_type="order.placed", time="2026-01-31T23:59:59+01:00", data=order(5))
     assert [t.key_result_id for t in index.targets(small)] == [1]
     assert index.targets(event(event_type="order.placed", time="2026-02-01T00:00:00+01:00")) == []
     assert index.targets(event(event_type="order.placed", shop="other")) == []
@@ -77,17 +82,17 @@ def test_series_deltas_sum_by_local_day_and_skip_non_numbers() -> None:
     )
     events = [
         event(
-            event_id="1", event_type="order.placed", time="2026-01-05T23:30:00Z", data={"total": 10}
+            event_id="1", event_type="order.placed", time="2026-01-05T23:30:00Z", data=order(10)
         ),  # 6 Jan in Rome
         event(
             event_id="2",
             event_type="order.placed",
             time="2026-01-06T10:00:00Z",
-            data={"total": 2.5},
+            data=order(2.5),
         ),
         event(
             event_id="3",
-            event_type="order.placed",
+            event_type="shop.custom",
             time="2026-01-06T10:00:00Z",
             data={"total": "lots"},
         ),

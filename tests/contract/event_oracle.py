@@ -1,0 +1,59 @@
+"""The JSON Schemas' verdict on a message: the reference the fast decoder must agree with."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+EVENT_SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
+
+
+@cache
+def envelope_validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(
+        json.loads((EVENT_SCHEMAS / "cloudevent.v1.schema.json").read_text())
+    )
+
+
+@cache
+def data_validators() -> dict[str, jsonschema.Draft202012Validator]:
+    validators = {}
+    for path in EVENT_SCHEMAS.glob("*.v1.schema.json"):
+        event_type = path.name.removesuffix(".v1.schema.json")
+        if event_type != "cloudevent":
+            validators[event_type] = jsonschema.Draft202012Validator(json.loads(path.read_text()))
+    return validators
+
+
+def verdict(event: Any) -> str | None:
+    """None for a valid event (already parsed JSON), else the reason code."""
+    errors = list(envelope_validator().iter_errors(event))
+    if errors:
+        about_shop = all(
+            list(e.absolute_path) == ["shop"]
+            or (e.validator == "required" and "'shop'" in e.message)
+            for e in errors
+        )
+        return "bad_shop" if about_shop else "not_cloudevent"
+    validator = data_validators().get(event["type"])
+    if validator is not None and not validator.is_valid(event["data"]):
+        return "invalid_data"
+    return None
+
+
+def verdict_of_bytes(value: bytes) -> str | None:
+    try:
+        event = json.loads(value)
+    except ValueError:
+        return "not_json"
+    return verdict(event)
+
+
+def structured_from_binary(headers: dict[str, str], data: Any) -> dict[str, Any]:
+    event = {k[3:]: v for k, v in headers.items() if k.startswith("ce_")}
+    event["data"] = data
+    return event
