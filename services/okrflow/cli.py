@@ -162,8 +162,14 @@ def cmd_progress(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.ingest.worker import run_worker
+    from okrflow.store.schema import SchemaOutdated
+    from okrflow.topics import TopicLayoutError
 
-    return run_worker(settings)
+    try:
+        return run_worker(settings)
+    except (TopicLayoutError, SchemaOutdated) as exc:
+        print(f"okrflow worker: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_exporter(settings: Settings, args: argparse.Namespace) -> int:

@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=5000, ge=1)
     batch_seconds: float = Field(default=0.5, gt=0)
     max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Stop instead of dead-lettering when more than this share of the last `invalid_window`
+    # messages is invalid (judged once at least `invalid_min_messages` were seen).
+    max_invalid_share: float = Field(default=0.5, gt=0, le=1)
+    invalid_window: int = Field(default=10_000, ge=1)
+    invalid_min_messages: int = Field(default=200, ge=1)
+    # (shop, id) pairs are remembered this long to absorb producer retries.
+    dedupe_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    dedupe_prune_seconds: float = Field(default=60, gt=0)
     worker_data_dir: Path = Path(".cache/worker")
     worker_metrics_port: int = 0  # 0: no /metrics on the worker
 

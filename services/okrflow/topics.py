@@ -10,6 +10,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 from okrflow.settings import Settings
 
 
+class TopicLayoutError(RuntimeError):
+    """The existing topics cannot be used as they are."""
+
+
 async def ensure_topics(settings: Settings) -> None:
     """Create the events and dead-letter topics if missing; existing topics are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -25,5 +29,13 @@ async def ensure_topics(settings: Settings) -> None:
             # Another process may create it between our list and create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
+        described = await admin.describe_topics([settings.events_topic, settings.dlq_topic])
     finally:
         await admin.close()
+    partitions = {t["topic"]: len(t["partitions"]) for t in described}
+    if partitions[settings.dlq_topic] < partitions[settings.events_topic]:
+        raise TopicLayoutError(
+            f"{settings.dlq_topic} has {partitions[settings.dlq_topic]} partitions, fewer than "
+            f"{settings.events_topic} ({partitions[settings.events_topic]}): dead letters of "
+            "partition p go to DLQ partition p, so give the DLQ at least as many partitions"
+        )

@@ -1,41 +1,40 @@
-"""The faust app: thin glue from the events topic to `apply_batch`.
+"""The faust app: group membership and lifecycle from faust, batches to `OkrflowSink`.
 
-Offsets: faust commits a batch's Kafka offsets only after the agent body has returned for
-it, which is after `apply_batch` committed the database transaction (write, then commit).
+Offsets: Kafka offsets of a batch are committed only after its database transaction
+(write, then commit); the transaction itself records them as applied, which is what makes
+redelivery after a crash or a rebalance harmless.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
-
 import faust
-from faust.streams import Stream
-from faust.types import StreamT
+from faust.types import TransportT
 from sqlalchemy import Engine
 
-from okrflow.ingest.batch import DecodedBatch, decode_batch
+from okrflow.ingest.consumer import BatchTransport
+from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.metrics import PipelineMetrics
+from okrflow.ingest.sink import OkrflowSink
 from okrflow.settings import Settings
-from okrflow.store.batches import BatchResult, PlanCache, apply_batch
-
-logger = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+class OkrflowApp(faust.App):
+    """A faust app whose consumer hands okrflow's topic to `okrflow_sink` in batches."""
+
+    okrflow_sink: OkrflowSink
+
+    def _new_transport(self) -> TransportT:
+        return BatchTransport(self.conf.broker_consumer, self)
+
+    async def on_stop(self) -> None:
+        # A batch waiting for an unreachable database gives up instead of blocking shutdown.
+        self.okrflow_sink.stopping.set()
+        await super().on_stop()
+        await self.okrflow_sink.dead_letters.close()
 
 
-def build_app(
-    settings: Settings, engine: Engine, metrics: PipelineMetrics, clock: Clock = utc_now
-) -> faust.App:
-    """A faust app with one agent that applies the events topic in batches."""
-    app = faust.App(
+def build_app(settings: Settings, engine: Engine, metrics: PipelineMetrics) -> OkrflowApp:
+    app = OkrflowApp(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         datadir=str(settings.worker_data_dir),
@@ -45,7 +44,15 @@ def build_app(
         topic_partitions=settings.events_partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=max(500, settings.batch_size),
+        consumer_max_fetch_size=8 * 1024 * 1024,
         stream_wait_empty=False,
+    )
+    dead_letters = DeadLetterWriter(
+        settings.kafka_bootstrap, settings.events_topic, settings.dlq_topic
+    )
+    app.okrflow_sink = OkrflowSink(
+        settings, engine, metrics, dead_letters, generation=lambda: int(app.consumer_generation_id)
     )
     topic = app.topic(
         settings.events_topic,
@@ -53,42 +60,6 @@ def build_app(
         value_type=bytes,
         partitions=settings.events_partitions,
     )
+    app.topics.add(topic)  # subscribe; no agent: the consumer hands batches to the sink
 
-    plans = PlanCache()
-
-    async def apply_events(stream: StreamT[Any]) -> None:
-        assert isinstance(stream, Stream)  # take_events is not on the StreamT protocol
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            batch = decode_batch(
-                settings.events_topic,
-                ((e.message.partition, e.message.offset, e.message.value) for e in events),
-                settings.max_event_bytes,
-            )
-            # Shielded: a SIGTERM arriving mid-transaction lets the transaction finish.
-            await asyncio.shield(asyncio.to_thread(_apply, engine, batch, plans, metrics, clock))
-
-    app.agent(topic, name="okrflow.apply_events")(apply_events)
     return app
-
-
-def _apply(
-    engine: Engine, batch: DecodedBatch, plans: PlanCache, metrics: PipelineMetrics, clock: Clock
-) -> BatchResult:
-    with metrics.commit_seconds.time():
-        result = apply_batch(engine, batch, clock(), plans)
-    metrics.batch_size.observe(len(batch))
-    metrics.last_commit.set_to_current_time()
-    metrics.events.labels("counted").inc(result.counted - result.unmatched)
-    metrics.events.labels("unmatched").inc(result.unmatched)
-    metrics.events.labels("duplicate").inc(result.duplicates)
-    metrics.events.labels("replayed").inc(result.replayed)
-    metrics.events.labels("invalid").inc(len(batch.rejected))
-    for rejected in batch.rejected:
-        metrics.dead_letters.labels(rejected.invalid.reason).inc()
-        logger.warning(
-            "invalid event at %s[%d]@%d: %s: %s",
-            batch.topic, rejected.partition, rejected.offset,
-            rejected.invalid.reason, rejected.invalid.error,
-        )  # fmt: skip
-    logger.debug("applied batch of %d: %s", len(batch), result)
-    return result

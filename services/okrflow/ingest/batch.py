@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from okrflow.events import CloudEvent, InvalidEvent, decode_event
+from okrflow.events.envelope import Headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +43,18 @@ class DecodedBatch:
 
 
 def decode_batch(
-    topic: str, messages: Iterable[tuple[int, int, bytes | None]], max_bytes: int
+    topic: str,
+    messages: Iterable[
+        tuple[int, int, bytes | None] | tuple[int, int, bytes | None, Headers | None]
+    ],
+    max_bytes: int,
 ) -> DecodedBatch:
-    """Decode (partition, offset, value) triples; never raises for bad input."""
+    """Decode (partition, offset, value[, headers]) tuples; never raises for bad input."""
     batch = DecodedBatch(topic)
     next_offsets = batch.next_offsets
-    for partition, offset, value in messages:
-        decoded = decode_event(value, max_bytes)
+    for message in messages:
+        partition, offset, value = message[0], message[1], message[2]
+        decoded = decode_event(value, max_bytes, message[3] if len(message) > 3 else None)
         if isinstance(decoded, CloudEvent):
             batch.events.append(Delivered(partition, offset, decoded))
         else:

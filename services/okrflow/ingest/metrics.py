@@ -28,6 +28,16 @@ class PipelineMetrics:
             "okrflow_batch_commit_seconds", "Seconds to apply and commit one batch",
             registry=registry,
         )  # fmt: skip
+        # Messages behind the end of each partition, after the last applied batch.
+        self.lag = Gauge(
+            "okrflow_consumer_lag", "Messages not yet applied, per partition", ["partition"],
+            registry=registry,
+        )  # fmt: skip
+        # Batches retried because the database was unreachable.
+        self.database_retries = Counter(
+            "okrflow_database_retries", "Batch transactions retried for an unreachable database",
+            registry=registry,
+        )  # fmt: skip
         # Unix time of the last committed batch.
         self.last_commit = Gauge(
             "okrflow_last_commit_timestamp_seconds", "Unix time of the last committed batch",

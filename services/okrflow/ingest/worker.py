@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -10,6 +12,7 @@ from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
+from okrflow.topics import ensure_topics
 
 
 def run_worker(settings: Settings) -> int:
@@ -21,6 +24,7 @@ def run_worker(settings: Settings) -> int:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, settings.exporter_host, registry)
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(ensure_topics(settings))
     app = build_app(settings, engine, metrics)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

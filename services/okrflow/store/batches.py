@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, case, select
 
@@ -143,3 +143,14 @@ def _claim_event_ids(conn: Connection, events: list[Delivered], now: datetime) -
     ).all()
     fresh = {(shop, event_id) for shop, event_id in claimed}
     return [d for d in events if (d.event.shop, d.event.id) in fresh]
+
+
+def prune_seen_events(engine: Engine, now: datetime, window_seconds: float) -> int:
+    """Forget event ids first seen before the dedupe window; returns how many."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            seen_events.delete().where(
+                seen_events.c.seen_at < as_utc(now - timedelta(seconds=window_seconds))
+            )
+        )
+    return int(result.rowcount or 0)
