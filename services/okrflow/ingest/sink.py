@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -69,10 +70,9 @@ class OkrflowSink:
         self._record(batch, result)
         offsets = {TP(self.topic, p): o for p, o in batch.next_offsets.items()}
         for tp, next_offset in offsets.items():
-            try:
+            # No highwater is known for a partition the consumer has not fetched metadata for.
+            with contextlib.suppress(KeyError, AssertionError, TypeError):
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, highwater(tp) - next_offset))
-            except (KeyError, AssertionError, TypeError):
-                pass  # no highwater known yet for this partition
         return offsets
 
     def _apply_until_done(self, batch: DecodedBatch) -> BatchResult:
