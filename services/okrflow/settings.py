@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # (shop, id) pairs are remembered this long to absorb producer retries.
     dedupe_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     dedupe_prune_seconds: float = Field(default=60, gt=0)
+    # A worker that dies is noticed by the group after this long (>= the broker's 6 s minimum).
+    kafka_session_timeout: float = Field(default=10.0, ge=6)
     worker_data_dir: Path = Path(".cache/worker")
     worker_metrics_port: int = 0  # 0: no /metrics on the worker
 

@@ -47,6 +47,8 @@ def build_app(settings: Settings, engine: Engine, metrics: PipelineMetrics) -> O
         broker_max_poll_records=max(500, settings.batch_size),
         consumer_max_fetch_size=8 * 1024 * 1024,
         stream_wait_empty=False,
+        broker_session_timeout=settings.kafka_session_timeout,
+        broker_heartbeat_interval=settings.kafka_session_timeout / 4,
     )
     dead_letters = DeadLetterWriter(
         settings.kafka_bootstrap, settings.events_topic, settings.dlq_topic
