@@ -162,7 +162,7 @@ def test_kill_9_three_times(kafka_bootstrap: str, database_url: str, tmp_path: P
         with running(env, "worker", log=tmp_path / f"worker-{i}.log") as worker:
             wait_for(
                 lambda: applied_messages(database_url, topic),
-                lambda n: n >= point * total,
+                lambda n, point=point: n >= point * total,
                 120,
                 f"{point:.0%} applied before kill {i + 1}",
             )
