@@ -41,3 +41,12 @@ def cloud_event(
 
 def encoded(**kwargs: Any) -> bytes:
     return json.dumps(cloud_event(**kwargs)).encode()
+
+
+def decode_batch_of(
+    topic: str, messages: list[tuple[int, int, bytes | None]], max_bytes: int
+) -> Any:
+    """decode_batch over (partition, offset, value) tuples."""
+    from okrflow.ingest.batch import Message, decode_batch
+
+    return decode_batch(topic, [Message(*m) for m in messages], max_bytes)

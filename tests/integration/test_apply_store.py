@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from okrflow.ingest.batch import decode_batch
 from okrflow.plans.apply import apply_files
 from okrflow.plans.parse import PlanError
 from okrflow.reports.progress import progress_report
@@ -17,7 +16,7 @@ from okrflow.store.batches import PlanCache, apply_batch
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from okrflow.store.tables import objectives, plan_revisions
-from tests.factories import encoded
+from tests.factories import decode_batch_of, encoded
 
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
 PLAN = """\
@@ -89,7 +88,7 @@ def test_reapply_keeps_counters_unless_the_metric_changes(engine: Engine, tmp_pa
             encoded(event_id="3", event_type="campaign.launched", time="2026-01-12T10:00:00+01:00"),
         ),
     ]
-    result = apply_batch(engine, decode_batch("t", messages, 10_000), NOW, PlanCache())
+    result = apply_batch(engine, decode_batch_of("t", messages, 10_000), NOW, PlanCache())
     assert (result.counted, result.unmatched) == (3, 0)
     assert _values(engine) == {
         "more-clients/new-clients": 201,

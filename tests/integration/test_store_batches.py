@@ -5,12 +5,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, select
 
-from okrflow.ingest.batch import decode_batch
 from okrflow.store.batches import PlanCache, apply_batch
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import SchemaOutdated, current_revision, ensure_schema, head_revision
 from okrflow.store.tables import applied_offsets, shop_event_totals
-from tests.factories import encoded
+from tests.factories import decode_batch_of, encoded
 
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -37,7 +36,7 @@ def test_empty_database_is_upgraded_to_head(engine: Engine) -> None:
 
 
 def test_batch_counts_per_shop_and_type_and_records_offsets(engine: Engine) -> None:
-    batch = decode_batch(
+    batch = decode_batch_of(
         "events",
         [
             (0, 0, encoded(event_id="1")),
@@ -65,11 +64,11 @@ def test_batch_counts_per_shop_and_type_and_records_offsets(engine: Engine) -> N
 
 def test_replaying_an_applied_batch_counts_nothing(engine: Engine) -> None:
     messages = [(0, o, encoded(event_id=f"id-{o}")) for o in range(10)]
-    apply_batch(engine, decode_batch("events", messages, 10_000), NOW, PlanCache())
+    apply_batch(engine, decode_batch_of("events", messages, 10_000), NOW, PlanCache())
     # A crash before the Kafka commit redelivers an overlapping range.
     again = apply_batch(
         engine,
-        decode_batch("events", [*messages[5:], (0, 10, encoded(event_id="id-10"))], 10_000),
+        decode_batch_of("events", [*messages[5:], (0, 10, encoded(event_id="id-10"))], 10_000),
         NOW,
         PlanCache(),
     )
@@ -80,7 +79,7 @@ def test_replaying_an_applied_batch_counts_nothing(engine: Engine) -> None:
 def test_same_shop_and_id_counts_once_within_and_across_batches(engine: Engine) -> None:
     first = apply_batch(
         engine,
-        decode_batch(
+        decode_batch_of(
             "events", [(0, 0, encoded(event_id="x")), (0, 1, encoded(event_id="x"))], 10_000
         ),
         NOW,
@@ -88,7 +87,7 @@ def test_same_shop_and_id_counts_once_within_and_across_batches(engine: Engine) 
     )
     second = apply_batch(
         engine,
-        decode_batch(
+        decode_batch_of(
             "events",
             [(1, 0, encoded(event_id="x")), (1, 1, encoded(event_id="x", shop="another"))],
             10_000,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 from okrflow.events import CloudEvent, InvalidEvent, decode_event
 from okrflow.events.envelope import Headers
@@ -42,23 +43,40 @@ class DecodedBatch:
         return len(self.events) + len(self.rejected)
 
 
-def decode_batch(
-    topic: str,
-    messages: Iterable[
-        tuple[int, int, bytes | None] | tuple[int, int, bytes | None, Headers | None]
-    ],
-    max_bytes: int,
-) -> DecodedBatch:
-    """Decode (partition, offset, value[, headers]) tuples; never raises for bad input."""
+class Message(NamedTuple):
+    """What decode_batch reads of a Kafka record (aiokafka's ConsumerRecord has the same)."""
+
+    partition: int
+    offset: int
+    value: bytes | None
+    headers: Headers | None = None
+
+
+class MessageLike(Protocol):
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Headers | None: ...
+
+
+def decode_batch(topic: str, messages: Iterable[MessageLike], max_bytes: int) -> DecodedBatch:
+    """Decode every message of a fetch; never raises for bad input. Hot path."""
     batch = DecodedBatch(topic)
     next_offsets = batch.next_offsets
-    for message in messages:
-        partition, offset, value = message[0], message[1], message[2]
-        decoded = decode_event(value, max_bytes, message[3] if len(message) > 3 else None)
-        if isinstance(decoded, CloudEvent):
-            batch.events.append(Delivered(partition, offset, decoded))
+    add_event = batch.events.append
+    add_rejected = batch.rejected.append
+    for m in messages:
+        partition, offset, value = m.partition, m.offset, m.value
+        decoded = decode_event(value, max_bytes, m.headers)
+        if type(decoded) is CloudEvent:
+            add_event(Delivered(partition, offset, decoded))
         else:
-            batch.rejected.append(Rejected(partition, offset, value, decoded))
+            assert isinstance(decoded, InvalidEvent)
+            add_rejected(Rejected(partition, offset, value, decoded))
         if offset >= next_offsets.get(partition, -1):
             next_offsets[partition] = offset + 1
     return batch

@@ -11,6 +11,7 @@ messages of any other topic take faust's usual per-message path.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -27,10 +28,12 @@ class BatchSink(Protocol):
     batch_size: int
     batch_seconds: float
 
-    async def apply(
-        self, records: Sequence[Record], highwater: Callable[[TP], int]
-    ) -> dict[TP, int]:
-        """Apply the records (all of `topic`); returns the offsets to commit to Kafka."""
+    async def prepare(self, records: Sequence[Record]) -> Any:
+        """CPU work on a batch (all of `topic`), done while the previous batch is written."""
+        ...
+
+    async def write(self, prepared: Any, highwater: Callable[[TP], int]) -> dict[TP, int]:
+        """Apply a prepared batch; returns the offsets to commit to Kafka."""
         ...
 
 
@@ -44,6 +47,16 @@ class BatchConsumer(AIOKafkaConsumer):
         fetcher_should_stop = fetcher._stopped.is_set
         pending: list[Record] = []
         first_at = 0.0
+        # Two-stage pipeline: batch N+1 is decoded and counted while batch N's transaction
+        # runs in a thread. Transactions and Kafka commits stay in batch order.
+        writing: asyncio.Future[dict[TP, int]] | None = None
+
+        async def finish_writing() -> None:
+            nonlocal writing
+            if writing is not None:
+                offsets, writing = await writing, None
+                await self._commit(offsets)
+
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 wait = (
@@ -65,10 +78,14 @@ class BatchConsumer(AIOKafkaConsumer):
                     pending and time.monotonic() - first_at >= sink.batch_seconds
                 )
                 if pending and (due or not self.flow_active):
-                    # A rebalance suspends the flow: apply what we hold before giving it up.
-                    offsets = await sink.apply(pending, self.highwater)
+                    prepared = await sink.prepare(pending)
                     pending = []
-                    await self._commit(offsets)
+                    await finish_writing()
+                    writing = asyncio.ensure_future(sink.write(prepared, self.highwater))
+                if writing is not None and (writing.done() or not self.flow_active):
+                    # A rebalance suspends the flow: finish what we hold before giving it up.
+                    await finish_writing()
+            await finish_writing()
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -79,24 +79,30 @@ def field_value(target: Target, event: CloudEvent) -> Any:
 def series_deltas(
     events: Iterable[CloudEvent], index: MatchIndex
 ) -> tuple[dict[SeriesKey, SeriesDelta], int]:
-    """Deltas per series for `events`; also how many events matched no series at all."""
+    """Deltas per series for `events`; also how many events matched no series at all.
+
+    Hot path: runs for every counted event, so the shop-local day is computed once per
+    event (not per key result) and the common `count` needs no field lookup.
+    """
     deltas: dict[SeriesKey, SeriesDelta] = {}
     unmatched = 0
     for event in events:
+        targets = index.targets(event, event.time.timestamp())
+        day: date | None = None
+        day_tz = ""
         matched = False
-        for target, value in _counted(event, index):
+        for target in targets:
+            value = 1 if target.metric.aggregate == "count" else field_value(target, event)
+            if value is None:
+                continue
+            if day is None or day_tz != target.timezone:
+                day, day_tz = local_day(event.time, target.timezone), target.timezone
             key = (target.key_result_id, target.part)
             delta = deltas.get(key)
             if delta is None:
                 delta = deltas[key] = SeriesDelta(target.metric.aggregate)
-            delta.add(event, local_day(event.time, target.timezone), value)
+            delta.add(event, day, value)
             matched = True
-        unmatched += not matched
+        if not matched:
+            unmatched += 1
     return deltas, unmatched
-
-
-def _counted(event: CloudEvent, index: MatchIndex) -> Iterator[tuple[Target, Any]]:
-    for target in index.targets(event):
-        value = field_value(target, event)
-        if value is not None:
-            yield target, value

@@ -12,12 +12,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, case, select
 
-from okrflow.ingest.aggregate import first_occurrences, not_yet_applied, totals_by_shop_type
+from okrflow.ingest.aggregate import (
+    TypeTotal,
+    first_occurrences,
+    not_yet_applied,
+    totals_by_shop_type,
+)
 from okrflow.ingest.batch import DecodedBatch, Delivered
-from okrflow.ingest.series import series_deltas
+from okrflow.ingest.series import SeriesDelta, SeriesKey, series_deltas
 from okrflow.plans.matching import MatchIndex
 from okrflow.store.counters import as_utc, write_series_deltas
-from okrflow.store.dialect import upsert
+from okrflow.store.dialect import insert_new_rows, upsert
 from okrflow.store.plans import load_active_plans, plans_revision
 from okrflow.store.tables import applied_offsets, seen_events, shop_event_totals
 
@@ -51,11 +56,33 @@ class BatchResult:
     unmatched: int = 0  # counted events that moved no key result
 
 
+@dataclass(frozen=True)
+class Precounted:
+    """What a batch would add if none of its events had been seen: computed outside the
+    transaction (overlapping the previous batch's database time), used when that holds."""
+
+    revision: int
+    unique: list[Delivered]
+    totals: dict[tuple[str, str], TypeTotal]
+    deltas: dict[SeriesKey, SeriesDelta]
+    unmatched: int
+
+
+def precount(batch: DecodedBatch, plans: PlanCache) -> Precounted:
+    """Count a batch against the plans as last loaded. Pure CPU work, no database."""
+    unique = first_occurrences(batch.events)
+    deltas, unmatched = series_deltas((d.event for d in unique), plans.index)
+    return Precounted(plans.revision, unique, totals_by_shop_type(unique), deltas, unmatched)
+
+
 def apply_batch(
-    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache
-) -> BatchResult:
+    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache,
+    precounted: Precounted | None = None,
+) -> BatchResult:  # fmt: skip
     """Count the batch's new events and record its offsets as applied, atomically.
 
+    `precounted` is used when it still holds (no replayed offsets, no event id seen before,
+    plans unchanged); otherwise the batch is counted again here, inside the transaction.
     Blocks on the database; raises SQLAlchemy errors when it is unreachable, in which case
     nothing was written and the caller must not commit the batch's Kafka offsets.
     """
@@ -74,10 +101,21 @@ def apply_batch(
         applied = {partition: offset for partition, offset in rows}
         fresh = not_yet_applied(batch.events, applied)
         replayed = len(batch) - len(fresh) - _fresh_rejected(batch, applied)
-        unique = first_occurrences(fresh)
+        if precounted is not None and len(fresh) == len(batch.events):
+            unique = precounted.unique
+        else:
+            unique, precounted = first_occurrences(fresh), None
         new = _claim_event_ids(conn, unique, now) if unique else []
-        totals = totals_by_shop_type(new)
-        deltas, unmatched = series_deltas((d.event for d in new), plans.current(conn))
+        index = plans.current(conn)
+        if (
+            precounted is not None
+            and len(new) == len(unique)
+            and precounted.revision == plans.revision
+        ):
+            totals, deltas, unmatched = precounted.totals, precounted.deltas, precounted.unmatched
+        else:
+            totals = totals_by_shop_type(new)
+            deltas, unmatched = series_deltas((d.event for d in new), index)
         write_series_deltas(conn, deltas)
         if totals:
             stmt = upsert(conn, shop_event_totals)
@@ -132,16 +170,9 @@ def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:
 
 def _claim_event_ids(conn: Connection, events: list[Delivered], now: datetime) -> list[Delivered]:
     """Insert (shop, id) for each event; return the events whose id was not there before."""
-    stmt = upsert(conn, seen_events).on_conflict_do_nothing(
-        index_elements=[seen_events.c.shop, seen_events.c.event_id]
-    )
-    stmt = stmt.returning(seen_events.c.shop, seen_events.c.event_id)
     seen_at = as_utc(now)
-    claimed = conn.execute(
-        stmt,
-        [{"shop": d.event.shop, "event_id": d.event.id, "seen_at": seen_at} for d in events],
-    ).all()
-    fresh = {(shop, event_id) for shop, event_id in claimed}
+    rows = [{"shop": d.event.shop, "event_id": d.event.id, "seen_at": seen_at} for d in events]
+    fresh = set(insert_new_rows(conn, seen_events, rows, ["shop", "event_id"]))
     return [d for d in events if (d.event.shop, d.event.id) in fresh]
 
 

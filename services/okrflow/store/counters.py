@@ -9,7 +9,7 @@ from sqlalchemy import Connection, bindparam, select, tuple_, update
 
 from okrflow.domain.progress import SeriesState
 from okrflow.ingest.series import SeriesDelta, SeriesKey, merge_level
-from okrflow.store.dialect import upsert
+from okrflow.store.dialect import insert_new_rows, upsert
 from okrflow.store.tables import kr_day_totals, kr_distinct_values, kr_series
 
 
@@ -31,19 +31,12 @@ def write_series_deltas(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) 
         for (kr_id, part), delta in deltas.items()
         for value in delta.distinct
     ]
-    if distinct_rows:
-        stmt = upsert(conn, kr_distinct_values).on_conflict_do_nothing()
-        stmt = stmt.returning(
-            kr_distinct_values.c.key_result_id,
-            kr_distinct_values.c.part,
-            kr_distinct_values.c.value,
-        )
-        for kr_id, part, value in conn.execute(stmt, distinct_rows).all():
-            bucket = day_totals.setdefault(
-                (kr_id, part, deltas[kr_id, part].distinct[value]), [0, 0.0]
-            )
-            bucket[0] += 1
-            bucket[1] += 1
+    for kr_id, part, value in insert_new_rows(
+        conn, kr_distinct_values, distinct_rows, ["key_result_id", "part", "value"]
+    ):
+        bucket = day_totals.setdefault((kr_id, part, deltas[kr_id, part].distinct[value]), [0, 0.0])
+        bucket[0] += 1
+        bucket[1] += 1
     if day_totals:
         stmt = upsert(conn, kr_day_totals)
         stmt = stmt.on_conflict_do_update(

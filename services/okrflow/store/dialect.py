@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -15,3 +16,30 @@ def upsert(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"okrflow supports SQLite and PostgreSQL, not {conn.dialect.name}")
+
+
+def insert_new_rows(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]
+) -> list[tuple[Any, ...]]:
+    """INSERT the rows, skipping those whose `key` columns already exist; returns the `key`
+    values of the rows actually inserted.
+
+    PostgreSQL gets one statement over one JSON document of all rows, encoded by msgspec and
+    parsed by the server: psycopg would otherwise build and parse a VALUES list of megabytes,
+    or escape text arrays character by character. SQLite gets a multi-row VALUES insert.
+    """
+    if not rows:
+        return []
+    columns = list(rows[0])
+    if conn.dialect.name == "postgresql":
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{table.name}, %(rows)s) "
+            f"ON CONFLICT DO NOTHING RETURNING {', '.join(key)}"
+        )
+        return [
+            tuple(r)
+            for r in conn.exec_driver_sql(sql, {"rows": msgspec.json.encode(rows).decode()}).all()
+        ]
+    stmt = upsert(conn, table).on_conflict_do_nothing().returning(*(table.c[k] for k in key))
+    return [tuple(r) for r in conn.execute(stmt, rows).all()]

