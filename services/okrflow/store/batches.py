@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
 from sqlalchemy import Connection, Engine, case, select
 
 from okrflow.ingest.aggregate import (
@@ -168,9 +169,34 @@ def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:
     return sum(1 for r in batch.rejected if r.offset >= applied.get(r.partition, 0))
 
 
+_CLAIM_PG = """
+WITH input AS (
+    SELECT e->>0 AS shop, e->>1 AS event_id, ord
+    FROM json_array_elements(%(keys)s::json) WITH ORDINALITY AS t(e, ord)
+), inserted AS (
+    INSERT INTO seen_events (shop, event_id, seen_at)
+    SELECT shop, event_id, %(seen_at)s FROM input
+    ON CONFLICT DO NOTHING RETURNING shop, event_id
+)
+SELECT input.ord FROM input LEFT JOIN inserted USING (shop, event_id) WHERE inserted.shop IS NULL
+"""
+
+
 def _claim_event_ids(conn: Connection, events: list[Delivered], now: datetime) -> list[Delivered]:
-    """Insert (shop, id) for each event; return the events whose id was not there before."""
+    """Insert (shop, id) for each event (unique within `events`); return the events whose id
+    was not there before.
+
+    PostgreSQL returns only the positions of ids already seen (rare), not the thousands of new
+    ones, and reads the keys from one JSON document encoded by msgspec.
+    """
     seen_at = as_utc(now)
+    if conn.dialect.name == "postgresql":
+        keys = msgspec.json.encode([(d.event.shop, d.event.id) for d in events]).decode()
+        seen = {
+            int(ord_) - 1
+            for (ord_,) in conn.exec_driver_sql(_CLAIM_PG, {"keys": keys, "seen_at": seen_at})
+        }
+        return [d for i, d in enumerate(events) if i not in seen] if seen else events
     rows = [{"shop": d.event.shop, "event_id": d.event.id, "seen_at": seen_at} for d in events]
     fresh = set(insert_new_rows(conn, seen_events, rows, ["shop", "event_id"]))
     return [d for d in events if (d.event.shop, d.event.id) in fresh]
