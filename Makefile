@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 test: kafka-jars lint typecheck
 	$(BIN)/pytest
 
+# Throughput against raw aiokafka, to SQLite and PostgreSQL (1,000,000 events; EVENTS=N to change).
+EVENTS ?= 1000000
+bench: kafka-jars
+	$(BIN)/python -m tests.perf.bench --events $(EVENTS)
+
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract
 
