@@ -30,6 +30,7 @@ def local_day(instant: datetime, tz: str) -> date:
     return instant.astimezone(zone(tz)).date()
 
 
+@lru_cache(maxsize=65536)
 def period_bounds(period: Period, tz: str) -> tuple[datetime, datetime]:
     """[start, end): the first day's local midnight and the local midnight after the last day."""
     return local_midnight(period.start, tz), local_midnight(period.end + timedelta(days=1), tz)
@@ -60,6 +61,7 @@ class Slot:
     end: datetime
 
 
+@lru_cache(maxsize=16384)
 def cadence_slots(period: Period, cadence: Cadence, tz: str) -> tuple[Slot, ...]:
     """The period cut into slots: local days on the cadence's weekdays, ISO weeks, or calendar
     months, each clipped to the period."""

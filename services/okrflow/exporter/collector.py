@@ -1,4 +1,5 @@
-"""The custom collector: renders the latest snapshot; a scrape never touches the database."""
+"""The exporter's state: the current snapshot's renderer, refreshed in the background, and
+the exporter's own health metrics (prometheus_client). A scrape never touches the database."""
 
 from __future__ import annotations
 
@@ -10,50 +11,53 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot
 
 logger = logging.getLogger(__name__)
 
 
 class OkrCollector(Collector):
-    """Serves the metrics of the last snapshot `refresh()` took."""
+    """Holds the renderer of the last snapshot `refresh()` took; collects health metrics."""
 
     def __init__(self, take_snapshot: Callable[[float], ProgressSnapshot]) -> None:
         self._take_snapshot = take_snapshot
-        self._snapshot: ProgressSnapshot | None = None
+        self.renderer: OkrRenderer | None = None
         self._refresh_errors = 0
+        self._refresh_seconds = 0.0
 
     def refresh(self) -> None:
         """Take a new snapshot (blocks on the database). On failure keep the old one."""
+        started = time.perf_counter()
         try:
-            self._snapshot = self._take_snapshot(time.time())
+            self.renderer = OkrRenderer(self._take_snapshot(time.time()))
         except Exception:  # the database may be down; the old snapshot stays, its age grows
             self._refresh_errors += 1
             logger.exception("snapshot refresh failed")
+        self._refresh_seconds = time.perf_counter() - started
 
     def describe(self) -> Iterator[Metric]:
         yield from self._families(None)
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._families(self._snapshot)
+        yield from self._families(self.renderer)
 
-    def _families(self, snap: ProgressSnapshot | None) -> Iterator[Metric]:
-        events = CounterMetricFamily(
-            "okr_shop_events", "Valid events counted per shop and type", labels=["shop", "type"]
-        )
+    def _families(self, renderer: OkrRenderer | None) -> Iterator[Metric]:
         age = GaugeMetricFamily(
             "okrflow_exporter_snapshot_age_seconds", "Seconds since the served snapshot was taken"
+        )
+        duration = GaugeMetricFamily(
+            "okrflow_exporter_refresh_duration_seconds", "Seconds the last snapshot refresh took"
         )
         errors = CounterMetricFamily(
             "okrflow_exporter_refresh_errors", "Snapshot refreshes that failed"
         )
-        if snap is not None:
-            for shop, event_type, n in snap.shop_events:
-                events.add_metric([shop, event_type], n)
-            age.add_metric([], max(0.0, time.time() - snap.taken_at))
+        if renderer is not None:
+            age.add_metric([], max(0.0, time.time() - renderer.snapshot.taken_at))
+        duration.add_metric([], self._refresh_seconds)
         errors.add_metric([], self._refresh_errors)
-        yield events
         yield age
+        yield duration
         yield errors
 
 

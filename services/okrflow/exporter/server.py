@@ -6,9 +6,10 @@ import logging
 import signal
 import threading
 from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from okrflow.exporter.collector import OkrCollector, refresh_forever
 from okrflow.exporter.snapshot import read_snapshot
@@ -19,6 +20,28 @@ from okrflow.store.schema import ensure_schema
 logger = logging.getLogger(__name__)
 
 
+def make_handler(
+    registry: CollectorRegistry, collector: OkrCollector
+) -> type[BaseHTTPRequestHandler]:
+    class MetricsHandler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] not in ("/metrics", "/"):
+                self.send_error(404, "only /metrics here")
+                return
+            renderer = collector.renderer  # one consistent snapshot per scrape
+            body = generate_latest(registry) + (renderer.render().encode() if renderer else b"")
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            logger.debug("%s " + format, self.address_string(), *args)
+
+    return MetricsHandler
+
+
 def run_exporter(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT. The first snapshot is taken before the port opens."""
     engine = make_engine(settings.database_url)
@@ -27,7 +50,12 @@ def run_exporter(settings: Settings) -> int:
     collector.refresh()
     registry = CollectorRegistry()
     registry.register(collector)
-    server, thread = start_http_server(settings.exporter_port, settings.exporter_host, registry)
+    server = ThreadingHTTPServer(
+        (settings.exporter_host, settings.exporter_port), make_handler(registry, collector)
+    )
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     logger.info("serving http://%s:%d/metrics", settings.exporter_host, server.server_address[1])
     stop = threading.Event()
 
