@@ -256,7 +256,9 @@ def run_okrflow(
             f"only {applied} of {n} applied"
         )
         rate = (applied - first_n) / (now - first_at)
-        time.sleep(3)  # let the backlog's last batches reach the histogram before the baseline scrape
+        time.sleep(
+            3
+        )  # let the backlog's last batches reach the histogram before the baseline scrape
         before = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
         asyncio.run(produce(bootstrap, topic, events_for_latency, rate=2000))
         target = n + len(events_for_latency)

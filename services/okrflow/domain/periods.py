@@ -6,6 +6,7 @@ a tzinfo by wall time, which would be wrong by an hour across a DST change.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -81,9 +82,19 @@ def cadence_slots(period: Period, cadence: Cadence, tz: str) -> tuple[Slot, ...]
     )
 
 
+@lru_cache(maxsize=16384)
+def slot_of_day(period: Period, cadence: Cadence, tz: str) -> dict[date, int]:
+    """Local day -> index of the cadence slot holding it (days in no slot are absent)."""
+    return {day: i for i, s in enumerate(cadence_slots(period, cadence, tz)) for day in s.days}
+
+
 def slots_elapsed(slots: tuple[Slot, ...], now: datetime) -> float:
     """Elapsed share of the slots: whole slots that ended, plus the current slot by its
-    elapsed fraction, over the slot count."""
+    elapsed fraction, over the slot count. Slots are in time order and do not overlap."""
     if not slots:
         return 0.0
-    return sum(fraction_elapsed(now, s.start, s.end) for s in slots) / len(slots)
+    ended = bisect_right(slots, now, key=lambda s: s.end)
+    current = (
+        fraction_elapsed(now, slots[ended].start, slots[ended].end) if ended < len(slots) else 0.0
+    )
+    return (ended + current) / len(slots)

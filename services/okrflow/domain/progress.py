@@ -16,7 +16,13 @@ from okrflow.domain.model import (
     Status,
     Thresholds,
 )
-from okrflow.domain.periods import cadence_slots, fraction_elapsed, period_bounds, slots_elapsed
+from okrflow.domain.periods import (
+    cadence_slots,
+    fraction_elapsed,
+    period_bounds,
+    slot_of_day,
+    slots_elapsed,
+)
 
 DEFAULT_THRESHOLDS = Thresholds()
 
@@ -99,58 +105,79 @@ def status_for(
     return "off_track"
 
 
+def judge_key_result(
+    kr: KeyResult, period: Period, tz: str, progress: float, now: datetime,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> tuple[float, Status]:  # fmt: skip
+    """Expected progress and status of a key result at `now`, given its progress: the part of
+    DESIGN §5 that moves with the clock (the exporter calls it at every scrape)."""
+    start, end = period_bounds(period, tz)
+    if kr.cadence is not None:
+        expected = slots_elapsed(cadence_slots(period, kr.cadence, tz), now)
+        return expected, status_for(now, start, end, progress, expected, thresholds)
+    expected = fraction_elapsed(now, start, end)
+    if kr.maintain is None:
+        return expected, status_for(now, start, end, progress, expected, thresholds)
+    holds = progress >= 1
+    if now < start:
+        return expected, "not_started"
+    if now >= end:
+        return expected, "achieved" if holds else "missed"
+    return expected, "on_track" if holds else "off_track"
+
+
+def judge_objective(
+    objective: Objective, tz: str, progress: float, now: datetime
+) -> tuple[float, Status]:
+    """Expected progress (linear over the period) and status of an objective at `now`."""
+    start, end = period_bounds(objective.period, tz)
+    expected = fraction_elapsed(now, start, end)
+    return expected, status_for(now, start, end, progress, expected, objective.thresholds)
+
+
 def key_result_progress(
     kr: KeyResult, period: Period, tz: str, state: KeyResultState, now: datetime,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> KeyResultProgress:  # fmt: skip
     """Value, progress, expected and status of one key result at `now` (an aware datetime)."""
-    start, end = period_bounds(period, tz)
     raw = metric_value(kr, state)
     last = max((s.last_event_at for s in state.values() if s.last_event_at), default=None)
-
     if kr.cadence is not None:
         slots = cadence_slots(period, kr.cadence, tz)
         n = kr.cadence.at_least
         counts = state.get("value", SeriesState()).day_counts
-        credited = float(sum(min(sum(counts.get(d, 0) for d in s.days), n) for s in slots))
-        target = float(n * len(slots))
-        progress = credited / target if target else 0.0
-        expected = slots_elapsed(slots, now)
-        status: Status = status_for(now, start, end, progress, expected, thresholds)
-        return KeyResultProgress(
-            kr.key, credited, 0.0, target, progress, expected, status, True, last
-        )
-
-    expected = fraction_elapsed(now, start, end)
-    additive = isinstance(kr.metric, SimpleMetric) and kr.metric.additive
-    if additive:
-        value = kr.baseline + (raw or 0.0)
+        per_slot: dict[int, int] = {}
+        slot_index = slot_of_day(period, kr.cadence, tz)
+        for day, count in counts.items():  # only the days that had events
+            i = slot_index.get(day)
+            if i is not None:
+                per_slot[i] = per_slot.get(i, 0) + count
+        value = float(sum(min(c, n) for c in per_slot.values()))
+        baseline, target = 0.0, float(n * len(slots))
+        progress = value / target if target else 0.0
+        has_value = True
     else:
-        value = raw if raw is not None else kr.baseline
-
-    if kr.maintain is not None:
-        # A ratio without a denominator yet has no value: the condition holds.
-        holds = (raw is None and isinstance(kr.metric, RatioMetric)) or kr.maintain.holds(value)
-        progress = 1.0 if holds else 0.0
-        bound = kr.maintain.below if kr.maintain.below is not None else kr.maintain.above
-        target = float(bound) if bound is not None else 0.0
-        if now < start:
-            status = "not_started"
-        elif now >= end:
-            status = "achieved" if holds else "missed"
+        additive = isinstance(kr.metric, SimpleMetric) and kr.metric.additive
+        if additive:
+            value = kr.baseline + (raw or 0.0)
         else:
-            status = "on_track" if holds else "off_track"
-        return KeyResultProgress(
-            kr.key, value, kr.baseline, target, progress, expected, status, raw is not None, last
-        )
-
-    assert kr.target is not None
-    progress = (value - kr.baseline) / (kr.target - kr.baseline)
-    status = status_for(now, start, end, progress, expected, thresholds)
+            value = raw if raw is not None else kr.baseline
+        baseline, has_value = kr.baseline, raw is not None or additive
+        if kr.maintain is not None:
+            # A ratio without a denominator yet has no value: the condition holds.
+            holds = (raw is None and isinstance(kr.metric, RatioMetric)) or kr.maintain.holds(value)
+            progress = 1.0 if holds else 0.0
+            bound = kr.maintain.below if kr.maintain.below is not None else kr.maintain.above
+            target = float(bound) if bound is not None else 0.0
+            has_value = raw is not None
+        else:
+            assert kr.target is not None
+            target = kr.target
+            progress = (value - kr.baseline) / (kr.target - kr.baseline)
+    expected, status = judge_key_result(kr, period, tz, progress, now, thresholds)
     return KeyResultProgress(
-        kr.key, value, kr.baseline, kr.target, progress, expected, status,
-        raw is not None or additive, last,
-    )  # fmt: skip
+        kr.key, value, baseline, target, progress, expected, status, has_value, last
+    )
 
 
 def objective_progress(
@@ -174,9 +201,7 @@ def objective_progress(
     weighted += [(w, clamp01(child.progress)) for w, child in children]
     total_weight = sum(w for w, _ in weighted)
     progress = sum(w * p for w, p in weighted) / total_weight if total_weight else 0.0
-    start, end = period_bounds(objective.period, tz)
-    expected = fraction_elapsed(now, start, end)
-    status = status_for(now, start, end, progress, expected, objective.thresholds)
+    expected, status = judge_objective(objective, tz, progress, now)
     return ObjectiveProgress(objective.key, progress, expected, status, krs)
 
 

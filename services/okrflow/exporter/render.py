@@ -1,18 +1,20 @@
 """The OKR metrics of DESIGN §6 as Prometheus text, from a snapshot, at scrape time.
 
-Label strings are rendered once per snapshot; a scrape computes progress, pace and status
-with the domain formulas and formats only the values. Building prometheus_client metric
-families for 1,000 objectives x 5 key results (~70,000 samples) took well over the 50 ms a
-scrape may take; this path does it in a fraction (see tests/perf/scrape_bench.py).
+Values and progress depend only on what was counted, so they are computed (domain formulas)
+and rendered once per snapshot, off the scrape path. A scrape computes what moves with the
+clock, expected pace and status (`judge_key_result`, `judge_objective`), and formats those.
+Building prometheus_client metric families for 1,000 objectives x 5 key results (~70,000
+samples) at every scrape took well over the 50 ms a scrape may take (measured by
+tests/perf/scrape_bench.py).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from okrflow.domain.model import STATUSES
+from okrflow.domain.model import STATUSES, KeyResult, Objective
 from okrflow.domain.periods import period_bounds
-from okrflow.domain.progress import plan_progress
+from okrflow.domain.progress import judge_key_result, judge_objective, plan_progress
 from okrflow.exporter.snapshot import ProgressSnapshot
 
 # (name, type, help) in exposition order.
@@ -74,98 +76,122 @@ def number(x: float) -> str:
     return repr(float(x)) if x == x else "NaN"
 
 
+def status_blocks(name: str, status_labels: list[str]) -> dict[str, str]:
+    """For each status, the six sample lines with that status at 1 and the others at 0:
+    a scrape picks one instead of formatting six lines."""
+    return {
+        current: "".join(
+            f"{name}{sl} {'1.0' if st == current else '0.0'}\n"
+            for st, sl in zip(STATUSES, status_labels, strict=True)
+        )
+        for current in STATUSES
+    }
+
+
 class OkrRenderer:
     """Renders one snapshot; `render(now)` may be called from any thread."""
 
-    def __init__(self, snapshot: ProgressSnapshot) -> None:
+    def __init__(self, snapshot: ProgressSnapshot, now: datetime | None = None) -> None:
         self.snapshot = snapshot
-        self._objective_labels: dict[tuple[str, str], str] = {}
-        self._kr_labels: dict[tuple[str, str, str], str] = {}
-        self._status_labels: dict[tuple[str, ...], list[str]] = {}
-        self._static: dict[str, list[str]] = {name: [] for name, _, _ in FAMILIES}
-        for active in snapshot.plans:
-            plan = active.plan
-            for o in plan.objectives:
-                ol = labels(shop=plan.shop, objective=o.key)
-                self._objective_labels[plan.shop, o.key] = ol
-                self._status_labels[plan.shop, o.key] = [
-                    labels(shop=plan.shop, objective=o.key, status=s) for s in STATUSES
-                ]
-                info = labels(shop=plan.shop, objective=o.key, title=o.title, owner=o.owner,
-                              level=o.level, parent=o.parent or "")  # fmt: skip
-                self._static["okr_objective_info"].append(f"okr_objective_info{info} 1.0\n")
-                start, end = period_bounds(o.period, plan.timezone)
-                self._static["okr_period_start_timestamp_seconds"].append(
-                    f"okr_period_start_timestamp_seconds{ol} {number(start.timestamp())}\n"
-                )
-                self._static["okr_period_end_timestamp_seconds"].append(
-                    f"okr_period_end_timestamp_seconds{ol} {number(end.timestamp())}\n"
-                )
-                for kr in o.key_results:
-                    kl = labels(shop=plan.shop, objective=o.key, key_result=kr.key)
-                    self._kr_labels[plan.shop, o.key, kr.key] = kl
-                    self._status_labels[plan.shop, o.key, kr.key] = [
-                        labels(shop=plan.shop, objective=o.key, key_result=kr.key, status=s)
-                        for s in STATUSES
-                    ]
-        for shop, event_type, n in snapshot.shop_events:
-            self._static["okr_shop_events_total"].append(
-                f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"
-            )
-
-    def render(self, now: datetime | None = None) -> str:
-        """Prometheus text exposition of every OKR metric, judged at `now` (default: now)."""
         now = now or datetime.now(UTC)
-        out: dict[str, list[str]] = {name: list(lines) for name, lines in self._static.items()}
-        for active in self.snapshot.plans:
-            plan = active.plan
+        static: dict[str, list[str]] = {name: [] for name, _, _ in FAMILIES}
+        # What a scrape judges: (objective or key result, its progress, labels, status labels).
+        self._objectives: list[tuple[Objective, str, float, str, dict[str, str]]] = []
+        self._key_results: list[tuple[KeyResult, Objective, str, float, str, dict[str, str]]] = []
+        for active in snapshot.plans:
+            plan, shop = active.plan, active.plan.shop
             states = {
-                pair: self.snapshot.states.get(kr_id, {})
+                pair: snapshot.states.get(kr_id, {})
                 for pair, kr_id in active.key_result_ids.items()
             }
             results = plan_progress(plan, states, now)
             for o in plan.objectives:
                 r = results[o.key]
-                ol = self._objective_labels[plan.shop, o.key]
-                out["okr_objective_progress_ratio"].append(
+                ol = labels(shop=shop, objective=o.key)
+                info = labels(
+                    shop=shop,
+                    objective=o.key,
+                    title=o.title,
+                    owner=o.owner,
+                    level=o.level,
+                    parent=o.parent or "",
+                )
+                static["okr_objective_info"].append(f"okr_objective_info{info} 1.0\n")
+                static["okr_objective_progress_ratio"].append(
                     f"okr_objective_progress_ratio{ol} {number(r.progress)}\n"
                 )
-                out["okr_objective_expected_ratio"].append(
-                    f"okr_objective_expected_ratio{ol} {number(r.expected)}\n"
+                start, end = period_bounds(o.period, plan.timezone)
+                static["okr_period_start_timestamp_seconds"].append(
+                    f"okr_period_start_timestamp_seconds{ol} {number(start.timestamp())}\n"
                 )
-                for status, sl in zip(STATUSES, self._status_labels[plan.shop, o.key], strict=True):
-                    out["okr_objective_status"].append(
-                        f"okr_objective_status{sl} {'1.0' if status == r.status else '0.0'}\n"
+                static["okr_period_end_timestamp_seconds"].append(
+                    f"okr_period_end_timestamp_seconds{ol} {number(end.timestamp())}\n"
+                )
+                status_labels = [labels(shop=shop, objective=o.key, status=st) for st in STATUSES]
+                self._objectives.append(
+                    (
+                        o,
+                        plan.timezone,
+                        r.progress,
+                        ol,
+                        status_blocks("okr_objective_status", status_labels),
                     )
-                for kr in r.key_results:
-                    kl = self._kr_labels[plan.shop, o.key, kr.key]
-                    out["okr_key_result_value"].append(
-                        f"okr_key_result_value{kl} {number(kr.value)}\n"
+                )
+                for kr, p in zip(o.key_results, r.key_results, strict=True):
+                    kl = labels(shop=shop, objective=o.key, key_result=kr.key)
+                    static["okr_key_result_value"].append(
+                        f"okr_key_result_value{kl} {number(p.value)}\n"
                     )
-                    out["okr_key_result_baseline"].append(
-                        f"okr_key_result_baseline{kl} {number(kr.baseline)}\n"
+                    static["okr_key_result_baseline"].append(
+                        f"okr_key_result_baseline{kl} {number(p.baseline)}\n"
                     )
-                    out["okr_key_result_target"].append(
-                        f"okr_key_result_target{kl} {number(kr.target)}\n"
+                    static["okr_key_result_target"].append(
+                        f"okr_key_result_target{kl} {number(p.target)}\n"
                     )
-                    out["okr_key_result_progress_ratio"].append(
-                        f"okr_key_result_progress_ratio{kl} {number(kr.progress)}\n"
+                    static["okr_key_result_progress_ratio"].append(
+                        f"okr_key_result_progress_ratio{kl} {number(p.progress)}\n"
                     )
-                    out["okr_key_result_expected_ratio"].append(
-                        f"okr_key_result_expected_ratio{kl} {number(kr.expected)}\n"
-                    )
-                    for status, sl in zip(
-                        STATUSES, self._status_labels[plan.shop, o.key, kr.key], strict=True
-                    ):
-                        out["okr_key_result_status"].append(
-                            f"okr_key_result_status{sl} {'1.0' if status == kr.status else '0.0'}\n"
+                    if p.last_event_at is not None:
+                        static["okr_key_result_last_event_timestamp_seconds"].append(
+                            f"okr_key_result_last_event_timestamp_seconds{kl} {number(p.last_event_at.timestamp())}\n"
                         )
-                    if kr.last_event_at is not None:
-                        out["okr_key_result_last_event_timestamp_seconds"].append(
-                            f"okr_key_result_last_event_timestamp_seconds{kl} {number(kr.last_event_at.timestamp())}\n"
-                        )
+                    kr_status = [
+                        labels(shop=shop, objective=o.key, key_result=kr.key, status=st)
+                        for st in STATUSES
+                    ]
+                    blocks = status_blocks("okr_key_result_status", kr_status)
+                    self._key_results.append((kr, o, plan.timezone, p.progress, kl, blocks))
+        for shop, event_type, n in snapshot.shop_events:
+            static["okr_shop_events_total"].append(
+                f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"
+            )
+        self._static = {name: "".join(lines) for name, lines in static.items()}
+
+    def render(self, now: datetime | None = None) -> str:
+        """Prometheus text exposition of every OKR metric, judged at `now` (default: now)."""
+        now = now or datetime.now(UTC)
+        moving: dict[str, list[str]] = {
+            "okr_objective_expected_ratio": [], "okr_objective_status": [],
+            "okr_key_result_expected_ratio": [], "okr_key_result_status": [],
+        }  # fmt: skip
+        o_expected, o_status = (
+            moving["okr_objective_expected_ratio"],
+            moving["okr_objective_status"],
+        )
+        for o, tz, progress, ol, blocks in self._objectives:
+            expected, status = judge_objective(o, tz, progress, now)
+            o_expected.append(f"okr_objective_expected_ratio{ol} {number(expected)}\n")
+            o_status.append(blocks[status])
+        k_expected, k_status = (
+            moving["okr_key_result_expected_ratio"],
+            moving["okr_key_result_status"],
+        )
+        for kr, o, tz, progress, kl, blocks in self._key_results:
+            expected, status = judge_key_result(kr, o.period, tz, progress, now, o.thresholds)
+            k_expected.append(f"okr_key_result_expected_ratio{kl} {number(expected)}\n")
+            k_status.append(blocks[status])
         parts = []
         for name, kind, help_text in FAMILIES:
             parts.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-            parts.extend(out[name])
+            parts.append("".join(moving[name]) if name in moving else self._static[name])
         return "".join(parts)

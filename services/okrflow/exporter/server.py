@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from okrflow.exporter.collector import OkrCollector, refresh_forever
-from okrflow.exporter.snapshot import read_snapshot
+from okrflow.exporter.snapshot import SnapshotReader
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
@@ -46,7 +45,7 @@ def run_exporter(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT. The first snapshot is taken before the port opens."""
     engine = make_engine(settings.database_url)
     ensure_schema(engine)
-    collector = OkrCollector(partial(read_snapshot, engine))
+    collector = OkrCollector(SnapshotReader(engine))
     collector.refresh()
     registry = CollectorRegistry()
     registry.register(collector)

@@ -1,0 +1,157 @@
+"""Scrape latency of `okrflow exporter` with 1,000 objectives x 5 key results, while a writer
+keeps applying batches to the same database. Prints p50/p99/max and checks every scrape is
+complete and consistent (never a half-written snapshot, totals never going backwards).
+
+Usage: python -m tests.perf.scrape_bench [--scrapes N] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from okrflow.ingest.batch import Message, decode_batch
+from okrflow.plans.apply import apply_files
+from okrflow.store.batches import PlanCache, apply_batch
+from okrflow.store.engine import make_engine
+from okrflow.store.schema import ensure_schema
+from tests.factories import encoded
+from tests.integration.processes import okrflow_env
+from tests.services import free_port
+
+SHOPS, OBJECTIVES_PER_SHOP = 10, 100
+EVENTS_TOTAL = re.compile(r"^okr_shop_events_total\{[^}]*\} (\S+)$", re.M)
+KEY_RESULTS = """\
+      - {key: clients, metric: {event: customer.created, aggregate: count}, baseline: 100, target: "+20%"}
+      - {key: revenue, metric: {event: order.placed, aggregate: sum, field: data.total}, target: 50000}
+      - {key: posts, metric: {event: social.post.published, aggregate: count}, cadence: {every: day, on: [mon, tue, wed, thu, fri], at_least: 3}}
+      - {key: followers, metric: {event: social.followers.changed, aggregate: latest, field: data.followers}, baseline: 100, target: 500}
+      - key: refunds
+        metric: {ratio: {numerator: {event: order.refunded, aggregate: count}, denominator: {event: order.placed, aggregate: count}}}
+        maintain: {below: 0.05}
+"""
+
+
+def write_plans(folder: Path) -> list[Path]:
+    paths = []
+    for s in range(SHOPS):
+        lines = [f"shop: scrape-{s}", "timezone: Europe/Rome", "objectives:"]
+        for o in range(OBJECTIVES_PER_SHOP):
+            lines += [
+                f"  - key: obj-{o}",
+                f"    title: Objective {o}",
+                f"    owner: team-{o % 7}",
+                "    period: {start: 2026-01-01, end: 2026-12-31}",
+                "    key_results:",
+            ]
+            lines.append(KEY_RESULTS.rstrip("\n"))
+        path = folder / f"scrape-{s}.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths
+
+
+def writer(url: str, stop: threading.Event, counter: list[int]) -> None:
+    engine = make_engine(url, writer=True)
+    plans = PlanCache()
+    batch_no = 0
+    types = [
+        "customer.created",
+        "order.placed",
+        "social.post.published",
+        "social.followers.changed",
+    ]
+    while not stop.is_set() and batch_no < 10_000:  # bounded
+        messages = [
+            Message(0, batch_no * 500 + i, encoded(event_id=f"w-{batch_no}-{i}", shop=f"scrape-{i % SHOPS}",
+                                                   event_type=types[i % 4], time="2026-03-03T10:00:00+01:00"))
+            for i in range(500)
+        ]  # fmt: skip
+        apply_batch(engine, decode_batch("scrape-bench", messages, 10**6), datetime.now(UTC), plans)
+        counter[0] += 500
+        batch_no += 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scrapes", type=int, default=300)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="okrflow-scrape-"))
+    url = args.database_url or f"sqlite:///{work / 'scrape.db'}"
+    engine = make_engine(url, writer=True)
+    ensure_schema(engine)
+    apply_files(engine, write_plans(work), datetime.now(UTC))
+    port = free_port()
+    env = okrflow_env(
+        database_url=url, exporter_port=port, exporter_refresh_seconds=2.0, log_level="WARNING"
+    )
+    exporter = subprocess.Popen([sys.executable, "-m", "okrflow", "exporter"], env=env)
+    stop, written = threading.Event(), [0]
+    thread = threading.Thread(target=writer, args=(url, stop, written), daemon=True)
+    latencies: list[float] = []
+    samples = 0
+    problems: list[str] = []
+    try:
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        for _ in range(600):  # wait for the port (bounded)
+            try:
+                urllib.request.urlopen(metrics_url, timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        thread.start()
+        last_total = -1.0
+        for i in range(args.scrapes):
+            started = time.perf_counter()
+            body = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+            latencies.append(time.perf_counter() - started)
+            # Cheap checks (C-level string counting) so the client does not steal the exporter's CPU;
+            # the first and last scrapes are parsed in full.
+            if i in (0, args.scrapes - 1):
+                samples = sum(len(f.samples) for f in text_string_to_metric_families(body))
+            counts = {
+                name: body.count(f"\n{name}{{")
+                for name in ("okr_objective_progress_ratio", "okr_key_result_value")
+            }
+            total = sum(float(m) for m in EVENTS_TOTAL.findall(body))
+            objectives = SHOPS * OBJECTIVES_PER_SHOP
+            if (
+                counts["okr_objective_progress_ratio"] != objectives
+                or counts["okr_key_result_value"] != 5 * objectives
+            ):
+                problems.append(f"scrape {i}: incomplete {counts} objectives")
+            if total < last_total:
+                problems.append(f"scrape {i}: events went backwards {last_total} -> {total}")
+            last_total = total
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(30)
+        exporter.terminate()
+        exporter.wait(30)
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"{args.scrapes} scrapes of {SHOPS * OBJECTIVES_PER_SHOP} objectives x 5 key results "
+        f"({samples:,} samples, {len(body) / 1e6:.1f} MB) while {written[0]:,} events were written:"
+    )
+    print(
+        f"  p50 {q[49] * 1000:.1f} ms   p99 {q[98] * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms"
+    )
+    print("  consistent: " + ("yes" if not problems else f"NO: {problems[:5]}"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""The exposition the exporter serves: every DESIGN §6 family, values from the formulas."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from okrflow.domain.model import KeyResult, Objective, Period, Plan, SimpleMetric
+from okrflow.domain.progress import SeriesState
+from okrflow.exporter.render import FAMILIES, OkrRenderer
+from okrflow.exporter.snapshot import ProgressSnapshot
+from okrflow.store.plans import ActivePlan
+
+
+def _snapshot() -> ProgressSnapshot:
+    kr = KeyResult(
+        "new-clients",
+        'Grow "clients"',
+        SimpleMetric("customer.created", "count"),
+        baseline=200,
+        target=230,
+    )
+    parent = Objective(
+        "more-clients",
+        'More "clients" \\ now',
+        "marketing",
+        "company",
+        Period(date(2026, 1, 1), date(2026, 6, 30)),
+        (kr,),
+    )
+    child = Objective("tiktok", "TikTok", "social", "team", Period(date(2026, 1, 1), date(2026, 3, 31)),
+                      (KeyResult("posts", "Posts", SimpleMetric("social.post.published", "count"), target=10),),
+                      parent="more-clients")  # fmt: skip
+    plan = Plan("salone-bella", "UTC", (parent, child))
+    active = ActivePlan(plan, {("more-clients", "new-clients"): 1, ("tiktok", "posts"): 2})
+    states = {
+        1: {
+            "value": SeriesState(
+                events=15, total=15, last_event_at=datetime(2026, 2, 1, tzinfo=UTC)
+            )
+        }
+    }
+    return ProgressSnapshot(1.0, (active,), states, (("salone-bella", "customer.created", 15),))
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_every_family_is_served_with_values_from_the_formulas() -> None:
+    text = OkrRenderer(_snapshot()).render(datetime(2026, 4, 1, tzinfo=UTC))
+    samples = _samples(text)
+    names = {name for name, _ in samples}
+    assert {name for name, _, _ in FAMILIES} <= names
+    kr = frozenset(
+        {("shop", "salone-bella"), ("objective", "more-clients"), ("key_result", "new-clients")}
+    )
+    assert samples["okr_key_result_value", kr] == 215
+    assert samples["okr_key_result_progress_ratio", kr] == 0.5
+    assert (
+        samples["okr_key_result_last_event_timestamp_seconds", kr]
+        == datetime(2026, 2, 1, tzinfo=UTC).timestamp()
+    )
+    obj = frozenset({("shop", "salone-bella"), ("objective", "more-clients")})
+    assert samples["okr_objective_progress_ratio", obj] == 0.25  # its KR 0.5, its child 0
+    statuses = {dict(k)["status"]: v for (n, k), v in samples.items()
+                if n == "okr_objective_status" and dict(k)["objective"] == "tiktok"}  # fmt: skip
+    assert statuses == {
+        "not_started": 0,
+        "on_track": 0,
+        "at_risk": 0,
+        "off_track": 0,
+        "achieved": 0,
+        "missed": 1,
+    }
+    info = [dict(k) for n, k in samples if n == "okr_objective_info"]
+    assert {"objective": "tiktok", "parent": "more-clients", "owner": "social", "level": "team", "title": "TikTok",
+            "shop": "salone-bella"} in info  # fmt: skip
+    assert (
+        samples[
+            "okr_shop_events_total",
+            frozenset({("shop", "salone-bella"), ("type", "customer.created")}),
+        ]
+        == 15
+    )
+
+
+def test_label_values_are_escaped() -> None:
+    text = OkrRenderer(_snapshot()).render(datetime(2026, 4, 1, tzinfo=UTC))
+    titles = {dict(k)["title"] for n, k in _samples(text) if n == "okr_objective_info"}
+    assert 'More "clients" \\ now' in titles
