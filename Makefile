@@ -33,6 +33,7 @@ test: kafka-jars lint typecheck
 EVENTS ?= 1000000
 bench: kafka-jars
 	$(BIN)/python -m tests.perf.bench --events $(EVENTS)
+	$(BIN)/python -m tests.perf.scrape_bench
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract
