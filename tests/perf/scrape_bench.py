@@ -87,6 +87,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scrapes", type=int, default=300)
     parser.add_argument("--database-url")
+    parser.add_argument("--no-writer", action="store_true", help="scrape an idle database")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="okrflow-scrape-"))
     url = args.database_url or f"sqlite:///{work / 'scrape.db'}"
@@ -111,7 +112,8 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.1)
-        thread.start()
+        if not args.no_writer:
+            thread.start()
         last_total = -1.0
         for i in range(args.scrapes):
             started = time.perf_counter()
@@ -138,7 +140,8 @@ def main() -> int:
             time.sleep(0.02)
     finally:
         stop.set()
-        thread.join(30)
+        if thread.is_alive():
+            thread.join(30)
         exporter.terminate()
         exporter.wait(30)
     q = statistics.quantiles(latencies, n=100)

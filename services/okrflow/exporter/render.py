@@ -10,12 +10,17 @@ tests/perf/scrape_bench.py).
 
 from __future__ import annotations
 
+import threading
+import weakref
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from okrflow.domain.model import STATUSES, KeyResult, Objective
 from okrflow.domain.periods import period_bounds
 from okrflow.domain.progress import judge_key_result, judge_objective, plan_progress
 from okrflow.exporter.snapshot import ProgressSnapshot
+from okrflow.store.plans import ActivePlan
 
 # (name, type, help) in exposition order.
 FAMILIES: list[tuple[str, str, str]] = [
@@ -88,6 +93,72 @@ def status_blocks(name: str, status_labels: list[str]) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class _ObjectiveLabels:
+    labels: str
+    static: str  # okr_objective_info and the period bounds: depend on the plan only
+    status: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _KeyResultLabels:
+    labels: str
+    status: dict[str, str]
+
+
+# Label strings depend on the plan only: built once per loaded plan, not once per snapshot.
+_plan_labels: weakref.WeakKeyDictionary[ActivePlan, dict[tuple[str, ...], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_plan_labels_lock = threading.Lock()
+
+
+def _labels_of(active: ActivePlan) -> dict[tuple[str, ...], Any]:
+    with _plan_labels_lock:
+        cached = _plan_labels.get(active)
+    if cached is not None:
+        return cached
+    plan, shop = active.plan, active.plan.shop
+    out: dict[tuple[str, ...], Any] = {}
+    for o in plan.objectives:
+        ol = labels(shop=shop, objective=o.key)
+        info = labels(
+            shop=shop,
+            objective=o.key,
+            title=o.title,
+            owner=o.owner,
+            level=o.level,
+            parent=o.parent or "",
+        )
+        start, end = period_bounds(o.period, plan.timezone)
+        out[(o.key,)] = _ObjectiveLabels(
+            ol,
+            f"okr_objective_info{info} 1.0\n",
+            status_blocks(
+                "okr_objective_status",
+                [labels(shop=shop, objective=o.key, status=st) for st in STATUSES],
+            ),
+        )
+        out[("start", o.key)] = (
+            f"okr_period_start_timestamp_seconds{ol} {number(start.timestamp())}\n"
+        )
+        out[("end", o.key)] = f"okr_period_end_timestamp_seconds{ol} {number(end.timestamp())}\n"
+        for kr in o.key_results:
+            out[(o.key, kr.key)] = _KeyResultLabels(
+                labels(shop=shop, objective=o.key, key_result=kr.key),
+                status_blocks(
+                    "okr_key_result_status",
+                    [
+                        labels(shop=shop, objective=o.key, key_result=kr.key, status=st)
+                        for st in STATUSES
+                    ],
+                ),
+            )
+    with _plan_labels_lock:
+        _plan_labels[active] = out
+    return out
+
+
 class OkrRenderer:
     """Renders one snapshot; `render(now)` may be called from any thread."""
 
@@ -95,11 +166,12 @@ class OkrRenderer:
         self.snapshot = snapshot
         now = now or datetime.now(UTC)
         static: dict[str, list[str]] = {name: [] for name, _, _ in FAMILIES}
-        # What a scrape judges: (objective or key result, its progress, labels, status labels).
+        # What a scrape judges: (objective or key result, its progress, labels, status blocks).
         self._objectives: list[tuple[Objective, str, float, str, dict[str, str]]] = []
         self._key_results: list[tuple[KeyResult, Objective, str, float, str, dict[str, str]]] = []
         for active in snapshot.plans:
-            plan, shop = active.plan, active.plan.shop
+            plan = active.plan
+            cached = _labels_of(active)
             states = {
                 pair: snapshot.states.get(kr_id, {})
                 for pair, kr_id in active.key_result_ids.items()
@@ -107,38 +179,18 @@ class OkrRenderer:
             results = plan_progress(plan, states, now)
             for o in plan.objectives:
                 r = results[o.key]
-                ol = labels(shop=shop, objective=o.key)
-                info = labels(
-                    shop=shop,
-                    objective=o.key,
-                    title=o.title,
-                    owner=o.owner,
-                    level=o.level,
-                    parent=o.parent or "",
-                )
-                static["okr_objective_info"].append(f"okr_objective_info{info} 1.0\n")
+                o_labels: _ObjectiveLabels = cached[(o.key,)]
+                ol = o_labels.labels
+                static["okr_objective_info"].append(o_labels.static)
                 static["okr_objective_progress_ratio"].append(
                     f"okr_objective_progress_ratio{ol} {number(r.progress)}\n"
                 )
-                start, end = period_bounds(o.period, plan.timezone)
-                static["okr_period_start_timestamp_seconds"].append(
-                    f"okr_period_start_timestamp_seconds{ol} {number(start.timestamp())}\n"
-                )
-                static["okr_period_end_timestamp_seconds"].append(
-                    f"okr_period_end_timestamp_seconds{ol} {number(end.timestamp())}\n"
-                )
-                status_labels = [labels(shop=shop, objective=o.key, status=st) for st in STATUSES]
-                self._objectives.append(
-                    (
-                        o,
-                        plan.timezone,
-                        r.progress,
-                        ol,
-                        status_blocks("okr_objective_status", status_labels),
-                    )
-                )
+                static["okr_period_start_timestamp_seconds"].append(cached[("start", o.key)])
+                static["okr_period_end_timestamp_seconds"].append(cached[("end", o.key)])
+                self._objectives.append((o, plan.timezone, r.progress, ol, o_labels.status))
                 for kr, p in zip(o.key_results, r.key_results, strict=True):
-                    kl = labels(shop=shop, objective=o.key, key_result=kr.key)
+                    k_labels: _KeyResultLabels = cached[(o.key, kr.key)]
+                    kl = k_labels.labels
                     static["okr_key_result_value"].append(
                         f"okr_key_result_value{kl} {number(p.value)}\n"
                     )
@@ -155,12 +207,9 @@ class OkrRenderer:
                         static["okr_key_result_last_event_timestamp_seconds"].append(
                             f"okr_key_result_last_event_timestamp_seconds{kl} {number(p.last_event_at.timestamp())}\n"
                         )
-                    kr_status = [
-                        labels(shop=shop, objective=o.key, key_result=kr.key, status=st)
-                        for st in STATUSES
-                    ]
-                    blocks = status_blocks("okr_key_result_status", kr_status)
-                    self._key_results.append((kr, o, plan.timezone, p.progress, kl, blocks))
+                    self._key_results.append(
+                        (kr, o, plan.timezone, p.progress, kl, k_labels.status)
+                    )
         for shop, event_type, n in snapshot.shop_events:
             static["okr_shop_events_total"].append(
                 f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"

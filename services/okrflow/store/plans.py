@@ -147,7 +147,7 @@ def _retire_key_result(conn: Connection, kr_id: int, now: datetime) -> None:
     conn.execute(update(key_results).where(key_results.c.id == kr_id).values(retired_at=now))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity: a loaded plan is one object, cached by it
 class ActivePlan:
     """A shop's plan in force, with the database id of each key result."""
 
