@@ -8,16 +8,17 @@ Usage: python -m tests.perf.scrape_bench [--scrapes N] [--database-url URL]
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -62,7 +63,8 @@ def write_plans(folder: Path) -> list[Path]:
     return paths
 
 
-def writer(url: str, stop: threading.Event, counter: list[int]) -> None:
+def writer(url: str, stop: Any, counter: Any) -> None:
+    """Applies batches until `stop` is set; runs in its own process, like a real worker."""
     engine = make_engine(url, writer=True)
     plans = PlanCache()
     batch_no = 0
@@ -79,7 +81,8 @@ def writer(url: str, stop: threading.Event, counter: list[int]) -> None:
             for i in range(500)
         ]  # fmt: skip
         apply_batch(engine, decode_batch("scrape-bench", messages, 10**6), datetime.now(UTC), plans)
-        counter[0] += 500
+        with counter.get_lock():
+            counter.value += 500
         batch_no += 1
 
 
@@ -99,10 +102,11 @@ def main() -> int:
         database_url=url, exporter_port=port, exporter_refresh_seconds=2.0, log_level="WARNING"
     )
     exporter = subprocess.Popen([sys.executable, "-m", "okrflow", "exporter"], env=env)
-    stop, written = threading.Event(), [0]
-    thread = threading.Thread(target=writer, args=(url, stop, written), daemon=True)
+    stop, written = multiprocessing.Event(), multiprocessing.Value("i", 0)
+    thread = multiprocessing.Process(target=writer, args=(url, stop, written), daemon=True)
     latencies: list[float] = []
     samples = 0
+    written_total = 0
     problems: list[str] = []
     try:
         metrics_url = f"http://127.0.0.1:{port}/metrics"
@@ -142,12 +146,13 @@ def main() -> int:
         stop.set()
         if thread.is_alive():
             thread.join(30)
+        written_total = written.value
         exporter.terminate()
         exporter.wait(30)
     q = statistics.quantiles(latencies, n=100)
     print(
         f"{args.scrapes} scrapes of {SHOPS * OBJECTIVES_PER_SHOP} objectives x 5 key results "
-        f"({samples:,} samples, {len(body) / 1e6:.1f} MB) while {written[0]:,} events were written:"
+        f"({samples:,} samples, {len(body) / 1e6:.1f} MB) while {written_total:,} events were written:"
     )
     print(
         f"  p50 {q[49] * 1000:.1f} ms   p99 {q[98] * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms"

@@ -6,7 +6,6 @@ a tzinfo by wall time, which would be wrong by an hour across a DST change.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,15 +34,6 @@ def local_day(instant: datetime, tz: str) -> date:
 def period_bounds(period: Period, tz: str) -> tuple[datetime, datetime]:
     """[start, end): the first day's local midnight and the local midnight after the last day."""
     return local_midnight(period.start, tz), local_midnight(period.end + timedelta(days=1), tz)
-
-
-def fraction_elapsed(now: datetime, start: datetime, end: datetime) -> float:
-    """clamp((now - start) / (end - start), 0, 1) on UTC instants."""
-    if now <= start:
-        return 0.0
-    if now >= end:
-        return 1.0
-    return (now - start) / (end - start)
 
 
 def days(period: Period) -> Iterator[date]:
@@ -86,15 +76,3 @@ def cadence_slots(period: Period, cadence: Cadence, tz: str) -> tuple[Slot, ...]
 def slot_of_day(period: Period, cadence: Cadence, tz: str) -> dict[date, int]:
     """Local day -> index of the cadence slot holding it (days in no slot are absent)."""
     return {day: i for i, s in enumerate(cadence_slots(period, cadence, tz)) for day in s.days}
-
-
-def slots_elapsed(slots: tuple[Slot, ...], now: datetime) -> float:
-    """Elapsed share of the slots: whole slots that ended, plus the current slot by its
-    elapsed fraction, over the slot count. Slots are in time order and do not overlap."""
-    if not slots:
-        return 0.0
-    ended = bisect_right(slots, now, key=lambda s: s.end)
-    current = (
-        fraction_elapsed(now, slots[ended].start, slots[ended].end) if ended < len(slots) else 0.0
-    )
-    return (ended + current) / len(slots)

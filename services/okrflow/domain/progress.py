@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 
 from okrflow.domain.model import (
     KeyResult,
@@ -18,10 +20,8 @@ from okrflow.domain.model import (
 )
 from okrflow.domain.periods import (
     cadence_slots,
-    fraction_elapsed,
     period_bounds,
     slot_of_day,
-    slots_elapsed,
 )
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -86,11 +86,10 @@ def metric_value(kr: KeyResult, state: KeyResultState) -> float | None:
     return series_value(metric, state.get("value"))
 
 
-def status_for(
-    now: datetime, start: datetime, end: datetime, progress: float, expected: float,
-    thresholds: Thresholds,
-) -> Status:  # fmt: skip
-    """The status rule of DESIGN §5, in its order."""
+def status_at(
+    now: float, start: float, end: float, progress: float, expected: float, thresholds: Thresholds
+) -> Status:
+    """The status rule of DESIGN §5, in its order (instants as unix times)."""
     if now < start:
         return "not_started"
     if progress >= 1:
@@ -105,34 +104,99 @@ def status_for(
     return "off_track"
 
 
+def status_for(
+    now: datetime, start: datetime, end: datetime, progress: float, expected: float,
+    thresholds: Thresholds,
+) -> Status:  # fmt: skip
+    """`status_at` for aware datetimes."""
+    return status_at(
+        now.timestamp(), start.timestamp(), end.timestamp(), progress, expected, thresholds
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PaceRule:
+    """What judging expected pace and status needs, as unix times: built once per definition,
+    applied at any instant (the exporter applies it at every scrape)."""
+
+    start: float
+    end: float
+    thresholds: Thresholds
+    maintain: bool = False
+    slot_ends: tuple[float, ...] = ()  # cadence slots, in time order
+    slot_starts: tuple[float, ...] = ()
+
+    def expected(self, now: float) -> float:
+        if not self.slot_ends:
+            return _fraction(now, self.start, self.end)
+        ended = bisect_right(self.slot_ends, now)
+        current = (
+            _fraction(now, self.slot_starts[ended], self.slot_ends[ended])
+            if ended < len(self.slot_ends)
+            else 0.0
+        )
+        return (ended + current) / len(self.slot_ends)
+
+    def judge(self, progress: float, now: float) -> tuple[float, Status]:
+        """(expected, status) at `now` for a definition whose progress is `progress`."""
+        expected = self.expected(now)
+        if not self.maintain:
+            return expected, status_at(
+                now, self.start, self.end, progress, expected, self.thresholds
+            )
+        holds = progress >= 1  # a maintain key result's progress is 1 while its condition holds
+        if now < self.start:
+            return expected, "not_started"
+        if now >= self.end:
+            return expected, "achieved" if holds else "missed"
+        return expected, "on_track" if holds else "off_track"
+
+
+def _fraction(now: float, start: float, end: float) -> float:
+    if now <= start:
+        return 0.0
+    if now >= end:
+        return 1.0
+    return (now - start) / (end - start)
+
+
+@lru_cache(maxsize=65536)
+def key_result_pace(
+    kr: KeyResult, period: Period, tz: str, thresholds: Thresholds = DEFAULT_THRESHOLDS
+) -> PaceRule:
+    start, end = period_bounds(period, tz)
+    if kr.cadence is not None:
+        slots = cadence_slots(period, kr.cadence, tz)
+        return PaceRule(
+            start.timestamp(), end.timestamp(), thresholds,
+            slot_ends=tuple(s.end.timestamp() for s in slots),
+            slot_starts=tuple(s.start.timestamp() for s in slots),
+        )  # fmt: skip
+    return PaceRule(
+        start.timestamp(), end.timestamp(), thresholds, maintain=kr.maintain is not None
+    )
+
+
+@lru_cache(maxsize=65536)
+def objective_pace(objective: Objective, tz: str) -> PaceRule:
+    start, end = period_bounds(objective.period, tz)
+    return PaceRule(start.timestamp(), end.timestamp(), objective.thresholds)
+
+
 def judge_key_result(
     kr: KeyResult, period: Period, tz: str, progress: float, now: datetime,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> tuple[float, Status]:  # fmt: skip
     """Expected progress and status of a key result at `now`, given its progress: the part of
-    DESIGN §5 that moves with the clock (the exporter calls it at every scrape)."""
-    start, end = period_bounds(period, tz)
-    if kr.cadence is not None:
-        expected = slots_elapsed(cadence_slots(period, kr.cadence, tz), now)
-        return expected, status_for(now, start, end, progress, expected, thresholds)
-    expected = fraction_elapsed(now, start, end)
-    if kr.maintain is None:
-        return expected, status_for(now, start, end, progress, expected, thresholds)
-    holds = progress >= 1
-    if now < start:
-        return expected, "not_started"
-    if now >= end:
-        return expected, "achieved" if holds else "missed"
-    return expected, "on_track" if holds else "off_track"
+    DESIGN §5 that moves with the clock."""
+    return key_result_pace(kr, period, tz, thresholds).judge(progress, now.timestamp())
 
 
 def judge_objective(
     objective: Objective, tz: str, progress: float, now: datetime
 ) -> tuple[float, Status]:
     """Expected progress (linear over the period) and status of an objective at `now`."""
-    start, end = period_bounds(objective.period, tz)
-    expected = fraction_elapsed(now, start, end)
-    return expected, status_for(now, start, end, progress, expected, objective.thresholds)
+    return objective_pace(objective, tz).judge(progress, now.timestamp())
 
 
 def key_result_progress(

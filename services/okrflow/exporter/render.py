@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from okrflow.domain.model import STATUSES, KeyResult, Objective
+from okrflow.domain.model import STATUSES
 from okrflow.domain.periods import period_bounds
-from okrflow.domain.progress import judge_key_result, judge_objective, plan_progress
+from okrflow.domain.progress import PaceRule, key_result_pace, objective_pace, plan_progress
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.store.plans import ActivePlan
 
@@ -167,8 +167,8 @@ class OkrRenderer:
         now = now or datetime.now(UTC)
         static: dict[str, list[str]] = {name: [] for name, _, _ in FAMILIES}
         # What a scrape judges: (objective or key result, its progress, labels, status blocks).
-        self._objectives: list[tuple[Objective, str, float, str, dict[str, str]]] = []
-        self._key_results: list[tuple[KeyResult, Objective, str, float, str, dict[str, str]]] = []
+        self._objectives: list[tuple[PaceRule, float, str, dict[str, str]]] = []
+        self._key_results: list[tuple[PaceRule, float, str, dict[str, str]]] = []
         for active in snapshot.plans:
             plan = active.plan
             cached = _labels_of(active)
@@ -187,7 +187,9 @@ class OkrRenderer:
                 )
                 static["okr_period_start_timestamp_seconds"].append(cached[("start", o.key)])
                 static["okr_period_end_timestamp_seconds"].append(cached[("end", o.key)])
-                self._objectives.append((o, plan.timezone, r.progress, ol, o_labels.status))
+                self._objectives.append(
+                    (objective_pace(o, plan.timezone), r.progress, ol, o_labels.status)
+                )
                 for kr, p in zip(o.key_results, r.key_results, strict=True):
                     k_labels: _KeyResultLabels = cached[(o.key, kr.key)]
                     kl = k_labels.labels
@@ -207,9 +209,8 @@ class OkrRenderer:
                         static["okr_key_result_last_event_timestamp_seconds"].append(
                             f"okr_key_result_last_event_timestamp_seconds{kl} {number(p.last_event_at.timestamp())}\n"
                         )
-                    self._key_results.append(
-                        (kr, o, plan.timezone, p.progress, kl, k_labels.status)
-                    )
+                    rule = key_result_pace(kr, o.period, plan.timezone, o.thresholds)
+                    self._key_results.append((rule, p.progress, kl, k_labels.status))
         for shop, event_type, n in snapshot.shop_events:
             static["okr_shop_events_total"].append(
                 f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"
@@ -227,16 +228,17 @@ class OkrRenderer:
             moving["okr_objective_expected_ratio"],
             moving["okr_objective_status"],
         )
-        for o, tz, progress, ol, blocks in self._objectives:
-            expected, status = judge_objective(o, tz, progress, now)
+        now_ts = now.timestamp()
+        for rule, progress, ol, blocks in self._objectives:
+            expected, status = rule.judge(progress, now_ts)
             o_expected.append(f"okr_objective_expected_ratio{ol} {number(expected)}\n")
             o_status.append(blocks[status])
         k_expected, k_status = (
             moving["okr_key_result_expected_ratio"],
             moving["okr_key_result_status"],
         )
-        for kr, o, tz, progress, kl, blocks in self._key_results:
-            expected, status = judge_key_result(kr, o.period, tz, progress, now, o.thresholds)
+        for rule, progress, kl, blocks in self._key_results:
+            expected, status = rule.judge(progress, now_ts)
             k_expected.append(f"okr_key_result_expected_ratio{kl} {number(expected)}\n")
             k_status.append(blocks[status])
         parts = []
