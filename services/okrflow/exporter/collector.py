@@ -17,20 +17,58 @@ from okrflow.exporter.snapshot import ProgressSnapshot
 logger = logging.getLogger(__name__)
 
 
+class ScrapeGate:
+    """Lets scrapes go first: the refresh thread pauses at its checkpoints while a scrape
+    renders (both need the GIL; the scrape is the one someone waits for)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._idle = threading.Event()
+        self._idle.set()
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._active += 1
+            self._idle.clear()
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+
+    def checkpoint(self) -> None:
+        """Called by the refresh between chunks of work: waits (at most 1 s) for scrapes."""
+        self._idle.wait(1.0)
+
+
 class OkrCollector(Collector):
     """Holds the renderer of the last snapshot `refresh()` took; collects health metrics."""
 
-    def __init__(self, take_snapshot: Callable[[float], ProgressSnapshot]) -> None:
+    def __init__(
+        self,
+        take_snapshot: Callable[[float], ProgressSnapshot | None],
+        gate: ScrapeGate | None = None,
+    ) -> None:
         self._take_snapshot = take_snapshot
+        self.gate = gate or ScrapeGate()
         self.renderer: OkrRenderer | None = None
+        self._verified_at = 0.0  # when the database last matched the served snapshot
         self._refresh_errors = 0
         self._refresh_seconds = 0.0
 
     def refresh(self) -> None:
         """Take a new snapshot (blocks on the database). On failure keep the old one."""
         started = time.perf_counter()
+        now = time.time()
         try:
-            self.renderer = OkrRenderer(self._take_snapshot(time.time()))
+            snapshot = self._take_snapshot(now)
+            if snapshot is not None or self.renderer is None:
+                self.renderer = OkrRenderer(
+                    snapshot or ProgressSnapshot(now, (), {}, ()), checkpoint=self.gate.checkpoint
+                )
+            self._verified_at = now
         except Exception:  # the database may be down; the old snapshot stays, its age grows
             self._refresh_errors += 1
             logger.exception("snapshot refresh failed")
@@ -44,7 +82,8 @@ class OkrCollector(Collector):
 
     def _families(self, renderer: OkrRenderer | None) -> Iterator[Metric]:
         age = GaugeMetricFamily(
-            "okrflow_exporter_snapshot_age_seconds", "Seconds since the served snapshot was taken"
+            "okrflow_exporter_snapshot_age_seconds",
+            "Seconds since the served snapshot was last known to match the database",
         )
         duration = GaugeMetricFamily(
             "okrflow_exporter_refresh_duration_seconds", "Seconds the last snapshot refresh took"
@@ -53,7 +92,7 @@ class OkrCollector(Collector):
             "okrflow_exporter_refresh_errors", "Snapshot refreshes that failed"
         )
         if renderer is not None:
-            age.add_metric([], max(0.0, time.time() - renderer.snapshot.taken_at))
+            age.add_metric([], max(0.0, time.time() - self._verified_at))
         duration.add_metric([], self._refresh_seconds)
         errors.add_metric([], self._refresh_errors)
         yield age

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,7 +163,12 @@ def _labels_of(active: ActivePlan) -> dict[tuple[str, ...], Any]:
 class OkrRenderer:
     """Renders one snapshot; `render(now)` may be called from any thread."""
 
-    def __init__(self, snapshot: ProgressSnapshot, now: datetime | None = None) -> None:
+    def __init__(
+        self, snapshot: ProgressSnapshot, now: datetime | None = None,
+        checkpoint: Callable[[], None] = lambda: None,
+    ) -> None:  # fmt: skip
+        """Computes values and renders what does not move with the clock; calls `checkpoint`
+        between objectives so a concurrent scrape can go first."""
         self.snapshot = snapshot
         now = now or datetime.now(UTC)
         static: dict[str, list[str]] = {name: [] for name, _, _ in FAMILIES}
@@ -176,8 +182,10 @@ class OkrRenderer:
                 pair: snapshot.states.get(kr_id, {})
                 for pair, kr_id in active.key_result_ids.items()
             }
+            checkpoint()
             results = plan_progress(plan, states, now)
             for o in plan.objectives:
+                checkpoint()
                 r = results[o.key]
                 o_labels: _ObjectiveLabels = cached[(o.key,)]
                 ol = o_labels.labels

@@ -10,7 +10,7 @@ from types import FrameType
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from okrflow.exporter.collector import OkrCollector, refresh_forever
+from okrflow.exporter.collector import OkrCollector, ScrapeGate, refresh_forever
 from okrflow.exporter.snapshot import SnapshotReader
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
@@ -28,7 +28,8 @@ def make_handler(
                 self.send_error(404, "only /metrics here")
                 return
             renderer = collector.renderer  # one consistent snapshot per scrape
-            body = generate_latest(registry) + (renderer.render().encode() if renderer else b"")
+            with collector.gate:
+                body = generate_latest(registry) + (renderer.render().encode() if renderer else b"")
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE_LATEST)
             self.send_header("Content-Length", str(len(body)))
@@ -45,7 +46,8 @@ def run_exporter(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT. The first snapshot is taken before the port opens."""
     engine = make_engine(settings.database_url)
     ensure_schema(engine)
-    collector = OkrCollector(SnapshotReader(engine))
+    gate = ScrapeGate()
+    collector = OkrCollector(SnapshotReader(engine, gate.checkpoint), gate)
     collector.refresh()
     registry = CollectorRegistry()
     registry.register(collector)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, bindparam, select, tuple_, update
@@ -95,20 +95,28 @@ def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) -> Non
 
 
 def read_series_states(
-    conn: Connection, key_result_ids: Iterable[int]
+    conn: Connection, key_result_ids: Iterable[int], checkpoint: Callable[[], None] = lambda: None
 ) -> dict[int, dict[str, SeriesState]]:
-    """What has been counted for each key result, by series part."""
+    """What has been counted for each key result, by series part. `checkpoint` is called
+    every thousand rows (the exporter lets scrapes go first there)."""
     ids = sorted(set(key_result_ids))
     if not ids:
         return {}
     days: dict[tuple[int, str], list[tuple[date, int, float]]] = {}
-    for kr_id, part, day, events, total in conn.execute(
+    rows = conn.execute(
         select(kr_day_totals.c.key_result_id, kr_day_totals.c.part, kr_day_totals.c.day,
                kr_day_totals.c.events, kr_day_totals.c.total).where(kr_day_totals.c.key_result_id.in_(ids))
-    ):  # fmt: skip
+    )  # fmt: skip
+    for n, (kr_id, part, day, events, total) in enumerate(rows):
+        if n % 1000 == 0:
+            checkpoint()
         days.setdefault((kr_id, part), []).append((day, int(events), float(total)))
     states: dict[int, dict[str, SeriesState]] = {}
-    for row in conn.execute(select(kr_series).where(kr_series.c.key_result_id.in_(ids))):
+    for n, row in enumerate(
+        conn.execute(select(kr_series).where(kr_series.c.key_result_id.in_(ids)))
+    ):
+        if n % 1000 == 0:
+            checkpoint()
         buckets = days.get((row.key_result_id, row.part), [])
         states.setdefault(row.key_result_id, {})[row.part] = SeriesState(
             events=int(row.events),
