@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from okrflow.store.engine import make_engine
 
@@ -72,3 +72,18 @@ async def _read_all(bootstrap: str, topic: str) -> list[Any]:
 def read_topic(bootstrap: str, topic: str) -> list[Any]:
     """Every record of `topic`, from the beginning to its current end."""
     return asyncio.run(_read_all(bootstrap, topic))
+
+
+async def _produce(bootstrap: str, topic: str, values: list[bytes], key: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def produce_raw(bootstrap: str, topic: str, values: list[bytes], key: bytes) -> None:
+    """Send messages as they are (for payloads `okrflow emit` would refuse), one by one."""
+    asyncio.run(_produce(bootstrap, topic, values, key))

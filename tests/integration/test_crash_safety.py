@@ -7,7 +7,6 @@ and the dead-letter topic must hold exactly the invalid messages, each with its 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import signal
@@ -15,11 +14,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from tests.factories import SAMPLE_DATA, cloud_event
 from tests.integration.processes import okrflow, pipeline_env, running
-from tests.integration.streams import applied_messages, read_topic, totals
+from tests.integration.streams import applied_messages, produce_raw, read_topic, totals
 from tests.services import wait_for
 
 N_EVENTS = 50_000
@@ -110,16 +107,6 @@ class CrashStream:
         }
 
 
-async def _produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic, value, key=b"shop-0")
-    finally:
-        await producer.stop()
-
-
 def _check_results(
     env: dict[str, str], database_url: str, kafka_bootstrap: str, stream: CrashStream
 ) -> None:
@@ -145,7 +132,7 @@ def _start(env: dict[str, str], stream: CrashStream, tmp_path: Path, kafka_boots
     events.write_text("\n".join(stream.lines) + "\n")
     emitted = okrflow(env, "emit", str(events), timeout=300)
     assert emitted.returncode == 0, emitted.stderr
-    asyncio.run(_produce_raw(kafka_bootstrap, env["OKRFLOW_EVENTS_TOPIC"], stream.raw_invalid))
+    produce_raw(kafka_bootstrap, env["OKRFLOW_EVENTS_TOPIC"], stream.raw_invalid, key=b"shop-0")
     return len(stream.lines) + len(stream.raw_invalid)
 
 

@@ -2,47 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaProducer
-
 from tests.factories import cloud_event
-from tests.integration.processes import metric_sum, okrflow, okrflow_env, running, scrape
+from tests.integration.processes import metric_sum, okrflow, pipeline_env, running, scrape
+from tests.integration.streams import produce_raw
 from tests.services import free_port, wait_for
 
 N_EVENTS = 300
 
 
-async def _produce_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic, value, key=b"salone-bella")
-    finally:
-        await producer.stop()
-
-
 def test_events_flow_to_metrics_exactly(
     kafka_bootstrap: str, database_url: str, tmp_path: Path
 ) -> None:
-    run = uuid.uuid4().hex[:8]
     port = free_port()
-    env = okrflow_env(
-        database_url=database_url,
-        kafka_bootstrap=kafka_bootstrap,
-        events_topic=f"events-{run}",
-        dlq_topic=f"events-{run}.dlq",
-        consumer_group=f"okrflow-{run}",
-        worker_data_dir=tmp_path / "worker",
-        exporter_port=port,
-        exporter_refresh_seconds=0.2,
-        batch_seconds=0.2,
+    env = pipeline_env(
+        kafka_bootstrap, database_url, tmp_path, exporter_port=port, exporter_refresh_seconds=0.2
     )
+    topic = env["OKRFLOW_EVENTS_TOPIC"]
     types = ["customer.created", "order.placed", "campaign.launched"]
     events = [
         cloud_event(
@@ -66,12 +45,11 @@ def test_events_flow_to_metrics_exactly(
         assert f"sent {N_EVENTS} events" in emitted.stdout
 
         # Messages that are not valid CloudEvents must not stop or stall the worker.
-        asyncio.run(
-            _produce_raw(
-                kafka_bootstrap,
-                f"events-{run}",
-                [b"\xff\xfe", b"[]", json.dumps({**cloud_event("bad"), "shop": "NOT OK"}).encode()],
-            )
+        produce_raw(
+            kafka_bootstrap,
+            topic,
+            [b"\xff\xfe", b"[]", json.dumps({**cloud_event("bad"), "shop": "NOT OK"}).encode()],
+            key=b"salone-bella",
         )
         late = [json.dumps(cloud_event(f"late-{i}")) for i in range(5)]
         (tmp_path / "late.jsonl").write_text("\n".join(late) + "\n")
