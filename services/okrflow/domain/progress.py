@@ -104,16 +104,6 @@ def status_at(
     return "off_track"
 
 
-def status_for(
-    now: datetime, start: datetime, end: datetime, progress: float, expected: float,
-    thresholds: Thresholds,
-) -> Status:  # fmt: skip
-    """`status_at` for aware datetimes."""
-    return status_at(
-        now.timestamp(), start.timestamp(), end.timestamp(), progress, expected, thresholds
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class PaceRule:
     """What judging expected pace and status needs, as unix times: built once per definition,

@@ -64,10 +64,8 @@ class OkrCollector(Collector):
         now = time.time()
         try:
             snapshot = self._take_snapshot(now)
-            if snapshot is not None or self.renderer is None:
-                self.renderer = OkrRenderer(
-                    snapshot or ProgressSnapshot(now, (), {}, ()), checkpoint=self.gate.checkpoint
-                )
+            if snapshot is not None:  # None: the database still matches the served snapshot
+                self.renderer = OkrRenderer(snapshot, checkpoint=self.gate.checkpoint)
             self._verified_at = now
         except Exception:  # the database may be down; the old snapshot stays, its age grows
             self._refresh_errors += 1

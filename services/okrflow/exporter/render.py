@@ -2,7 +2,8 @@
 
 Values and progress depend only on what was counted, so they are computed (domain formulas)
 and rendered once per snapshot, off the scrape path. A scrape computes what moves with the
-clock, expected pace and status (`judge_key_result`, `judge_objective`), and formats those.
+clock, expected pace and status (each definition's `PaceRule`, the rule the domain's
+`judge_key_result` / `judge_objective` apply), and formats those.
 Building prometheus_client metric families for 1,000 objectives x 5 key results (~70,000
 samples) at every scrape took well over the 50 ms a scrape may take (measured by
 tests/perf/scrape_bench.py).

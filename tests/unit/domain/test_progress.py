@@ -25,7 +25,7 @@ from okrflow.domain.progress import (
     key_result_progress,
     objective_progress,
     plan_progress,
-    status_for,
+    status_at,
 )
 
 TZ = "Europe/Rome"
@@ -71,7 +71,10 @@ def test_expected_is_linear_from_first_local_midnight_to_the_day_after_the_last(
 )
 def test_status_order(now: datetime, progress: float, expected_status: str) -> None:
     start, end = period_bounds(H1, TZ)
-    assert status_for(now, start, end, progress, 0.5, Thresholds()) == expected_status
+    assert (
+        status_at(now.timestamp(), start.timestamp(), end.timestamp(), progress, 0.5, Thresholds())
+        == expected_status
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +90,17 @@ def test_status_order(now: datetime, progress: float, expected_status: str) -> N
 def test_gap_thresholds(progress: float, status: str) -> None:
     start, end = period_bounds(H1, TZ)
     mid = start + (end - start) / 2
-    assert status_for(mid, start, end, progress, 0.5, Thresholds(0.10, 0.25)) == status
+    assert (
+        status_at(
+            mid.timestamp(),
+            start.timestamp(),
+            end.timestamp(),
+            progress,
+            0.5,
+            Thresholds(0.10, 0.25),
+        )
+        == status
+    )
 
 
 def test_level_aggregate_without_events_is_the_baseline() -> None:
