@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=5000, ge=1)
     batch_seconds: float = Field(default=0.5, gt=0)
     max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+    # How long the broker may hold a fetch for partitions without new data. faust fixes it at
+    # 1,500 ms; while one fetch is held, partitions that still have data cannot be fetched.
+    fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)
     # Stop instead of dead-lettering when more than this share of the last `invalid_window`
     # messages is invalid (judged once at least `invalid_min_messages` were seen).
     max_invalid_share: float = Field(default=0.5, gt=0, le=1)

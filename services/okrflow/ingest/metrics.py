@@ -23,6 +23,11 @@ class PipelineMetrics:
             "okrflow_batch_size", "Messages per applied batch",
             buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 20000), registry=registry,
         )  # fmt: skip
+        # CPU time to decode, dead-letter and pre-count one batch (overlaps the previous commit).
+        self.prepare_seconds = Histogram(
+            "okrflow_batch_prepare_seconds", "Seconds to decode and pre-count one batch",
+            registry=registry,
+        )  # fmt: skip
         # Time to apply one batch in the database, commit included.
         self.commit_seconds = Histogram(
             "okrflow_batch_commit_seconds", "Seconds to apply and commit one batch",

@@ -55,6 +55,7 @@ class OkrflowSink:
         self.topic = settings.events_topic
         self.batch_size = settings.batch_size
         self.batch_seconds = settings.batch_seconds
+        self.fetch_max_wait_ms = settings.fetch_max_wait_ms
         self.settings = settings
         self.engine = engine
         self.metrics = metrics
@@ -70,15 +71,18 @@ class OkrflowSink:
 
     async def prepare(self, records: Sequence[Record]) -> PreparedBatch:
         """Decode, check the invalid share, write dead letters, pre-count (CPU, event loop)."""
+        started = time.perf_counter()
         batch = decode_batch(self.topic, records, self.settings.max_event_bytes)
         self.guard.check(len(batch), len(batch.rejected))
         if self._generation() != self._seen_generation:
             self._seen_generation = self._generation()
             self.dead_letters.forget_watermarks()
         await self.dead_letters.write(batch.rejected)
-        return PreparedBatch(
+        prepared = PreparedBatch(
             batch, precount(batch, self.plans), records[:: max(1, len(records) // 200)]
         )
+        self.metrics.prepare_seconds.observe(time.perf_counter() - started)
+        return prepared
 
     async def write(self, prepared: PreparedBatch, highwater: Callable[[TP], int]) -> dict[TP, int]:
         """Apply a prepared batch in one transaction (in a thread); returns offsets to commit."""

@@ -8,6 +8,7 @@ import faust
 from prometheus_client import CollectorRegistry, start_http_server
 
 from okrflow.ingest.app import build_app
+from okrflow.ingest.gctuning import tune_for_batches
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
@@ -27,5 +28,6 @@ def run_worker(settings: Settings) -> int:
     asyncio.run(ensure_topics(settings))
     app = build_app(settings, engine, metrics)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    tune_for_batches()
     worker.execute_from_commandline()
     return 0
