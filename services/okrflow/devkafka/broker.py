@@ -152,7 +152,7 @@ class LocalKafka:
     def _format_storage(self, java: str, classpath: str, config: Path) -> None:
         if (self.run_dir / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         cmd = [
             java, "-cp", classpath, f"-Dlog4j2.configurationFile={self.deploy_dir / 'log4j2.properties'}",
             "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
@@ -163,6 +163,17 @@ class LocalKafka:
             raise LocalKafkaError(
                 f"formatting Kafka storage failed:\n{(result.stdout + result.stderr)[-3000:]}"
             )
+
+
+def new_cluster_id() -> str:
+    """A random Kafka cluster id: 16 bytes, URL-safe base64 without padding. Like Kafka's own
+    `Uuid.randomUuid()`, never starting with `-` (the storage tool would read it as an option:
+    one start in 64 failed with "argument --cluster-id/-t: expected one argument")."""
+    for _ in range(1000):  # bounded; each try fails with probability 1/64
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+    raise RuntimeError("no Kafka cluster id found")
 
 
 def _is_kafka(pid: int) -> bool:
