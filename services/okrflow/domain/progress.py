@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -129,17 +129,25 @@ class PaceRule:
 
     def judge(self, progress: float, now: float) -> tuple[float, Status]:
         """(expected, status) at `now` for a definition whose progress is `progress`."""
+        expected, (status,) = self.judge_all((progress,), now)
+        return expected, status
+
+    def judge_all(self, progresses: Sequence[float], now: float) -> tuple[float, list[Status]]:
+        """`judge` for every definition sharing this rule (same period, pace and thresholds):
+        the expected pace is computed once, then each one's status."""
         expected = self.expected(now)
+        start, end = self.start, self.end
         if not self.maintain:
-            return expected, status_at(
-                now, self.start, self.end, progress, expected, self.thresholds
-            )
-        holds = progress >= 1  # a maintain key result's progress is 1 while its condition holds
-        if now < self.start:
-            return expected, "not_started"
-        if now >= self.end:
-            return expected, "achieved" if holds else "missed"
-        return expected, "on_track" if holds else "off_track"
+            thresholds = self.thresholds
+            return expected, [
+                status_at(now, start, end, p, expected, thresholds) for p in progresses
+            ]
+        # A maintain key result's progress is 1 while its condition holds.
+        if now < start:
+            return expected, ["not_started"] * len(progresses)
+        if now >= end:
+            return expected, ["achieved" if p >= 1 else "missed" for p in progresses]
+        return expected, ["on_track" if p >= 1 else "off_track" for p in progresses]
 
 
 def _fraction(now: float, start: float, end: float) -> float:

@@ -173,9 +173,10 @@ class OkrRenderer:
         self.snapshot = snapshot
         now = now or datetime.now(UTC)
         static: dict[str, list[str]] = {name: [] for name, _, _ in FAMILIES}
-        # What a scrape judges: (objective or key result, its progress, labels, status blocks).
-        self._objectives: list[tuple[PaceRule, float, str, dict[str, str]]] = []
-        self._key_results: list[tuple[PaceRule, float, str, dict[str, str]]] = []
+        # What a scrape judges, grouped by pace rule (definitions with the same period, pace
+        # and thresholds share one rule object): expected is computed once per rule.
+        objectives = _Judged("okr_objective_expected_ratio")
+        key_results = _Judged("okr_key_result_expected_ratio")
         for active in snapshot.plans:
             plan = active.plan
             cached = _labels_of(active)
@@ -196,9 +197,7 @@ class OkrRenderer:
                 )
                 static["okr_period_start_timestamp_seconds"].append(cached[("start", o.key)])
                 static["okr_period_end_timestamp_seconds"].append(cached[("end", o.key)])
-                self._objectives.append(
-                    (objective_pace(o, plan.timezone), r.progress, ol, o_labels.status)
-                )
+                objectives.add(objective_pace(o, plan.timezone), r.progress, ol, o_labels.status)
                 for kr, p in zip(o.key_results, r.key_results, strict=True):
                     k_labels: _KeyResultLabels = cached[(o.key, kr.key)]
                     kl = k_labels.labels
@@ -219,39 +218,62 @@ class OkrRenderer:
                             f"okr_key_result_last_event_timestamp_seconds{kl} {number(p.last_event_at.timestamp())}\n"
                         )
                     rule = key_result_pace(kr, o.period, plan.timezone, o.thresholds)
-                    self._key_results.append((rule, p.progress, kl, k_labels.status))
+                    key_results.add(rule, p.progress, kl, k_labels.status)
         for shop, event_type, n in snapshot.shop_events:
             static["okr_shop_events_total"].append(
                 f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"
             )
-        self._static = {name: "".join(lines) for name, lines in static.items()}
+        self._objectives, self._key_results = objectives, key_results
+        # Encoded once: a scrape sends these bytes as they are.
+        self._static = {name: "".join(lines).encode() for name, lines in static.items()}
+        self._headers = {
+            name: f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n".encode()
+            for name, kind, help_text in FAMILIES
+        }
 
     def render(self, now: datetime | None = None) -> str:
         """Prometheus text exposition of every OKR metric, judged at `now` (default: now)."""
-        now = now or datetime.now(UTC)
-        moving: dict[str, list[str]] = {
-            "okr_objective_expected_ratio": [], "okr_objective_status": [],
-            "okr_key_result_expected_ratio": [], "okr_key_result_status": [],
+        return b"".join(self.render_chunks(now)).decode()
+
+    def render_chunks(self, now: datetime | None = None) -> list[bytes]:
+        """`render` as byte chunks to send one after the other (no 6 MB join per scrape)."""
+        now_ts = (now or datetime.now(UTC)).timestamp()
+        o_expected, o_status = self._objectives.judge(now_ts)
+        k_expected, k_status = self._key_results.judge(now_ts)
+        moving = {
+            "okr_objective_expected_ratio": o_expected, "okr_objective_status": o_status,
+            "okr_key_result_expected_ratio": k_expected, "okr_key_result_status": k_status,
         }  # fmt: skip
-        o_expected, o_status = (
-            moving["okr_objective_expected_ratio"],
-            moving["okr_objective_status"],
-        )
-        now_ts = now.timestamp()
-        for rule, progress, ol, blocks in self._objectives:
-            expected, status = rule.judge(progress, now_ts)
-            o_expected.append(f"okr_objective_expected_ratio{ol} {number(expected)}\n")
-            o_status.append(blocks[status])
-        k_expected, k_status = (
-            moving["okr_key_result_expected_ratio"],
-            moving["okr_key_result_status"],
-        )
-        for rule, progress, kl, blocks in self._key_results:
-            expected, status = rule.judge(progress, now_ts)
-            k_expected.append(f"okr_key_result_expected_ratio{kl} {number(expected)}\n")
-            k_status.append(blocks[status])
-        parts = []
-        for name, kind, help_text in FAMILIES:
-            parts.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-            parts.append("".join(moving[name]) if name in moving else self._static[name])
-        return "".join(parts)
+        chunks = []
+        for name, _, _ in FAMILIES:
+            chunks.append(self._headers[name])
+            chunks.append(moving[name].encode() if name in moving else self._static[name])
+        return chunks
+
+
+class _Judged:
+    """Definitions judged at scrape time, grouped by their `PaceRule` (by identity: the
+    domain caches one rule per definition, so equal definitions share it)."""
+
+    def __init__(self, expected_name: str) -> None:
+        self._expected_name = expected_name
+        self._groups: dict[int, tuple[PaceRule, list[float], list[str], list[dict[str, str]]]] = {}
+
+    def add(self, rule: PaceRule, progress: float, labels: str, status: dict[str, str]) -> None:
+        group = self._groups.get(id(rule))
+        if group is None:
+            group = self._groups[id(rule)] = (rule, [], [], [])
+        group[1].append(progress)
+        group[2].append(f"{self._expected_name}{labels} ")
+        group[3].append(status)
+
+    def judge(self, now: float) -> tuple[str, str]:
+        """The expected-ratio lines and the status lines of every definition at `now`."""
+        expected_lines: list[str] = []
+        status_lines: list[str] = []
+        for rule, progresses, prefixes, blocks in self._groups.values():
+            expected, statuses = rule.judge_all(progresses, now)
+            value = f"{number(expected)}\n"
+            expected_lines += [prefix + value for prefix in prefixes]
+            status_lines += [block[status] for block, status in zip(blocks, statuses, strict=True)]
+        return "".join(expected_lines), "".join(status_lines)

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from okrflow.exporter.collector import OkrCollector, ScrapeGate, refresh_forever
 from okrflow.exporter.snapshot import SnapshotReader
+from okrflow.gctuning import collect_less_often
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
@@ -29,12 +30,15 @@ def make_handler(
                 return
             renderer = collector.renderer  # one consistent snapshot per scrape
             with collector.gate:
-                body = generate_latest(registry) + (renderer.render().encode() if renderer else b"")
-            self.send_response(200)
-            self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+                chunks = [generate_latest(registry)]
+                if renderer is not None:
+                    chunks += renderer.render_chunks()
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(sum(map(len, chunks))))
+                self.end_headers()
+                for chunk in chunks:
+                    self.wfile.write(chunk)
 
         def log_message(self, format: str, *args: object) -> None:
             logger.debug("%s " + format, self.address_string(), *args)
@@ -49,6 +53,7 @@ def run_exporter(settings: Settings) -> int:
     gate = ScrapeGate()
     collector = OkrCollector(SnapshotReader(engine, gate.checkpoint), gate)
     collector.refresh()
+    collect_less_often()
     registry = CollectorRegistry()
     registry.register(collector)
     server = ThreadingHTTPServer(

@@ -7,8 +7,8 @@ import asyncio
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
 
+from okrflow.gctuning import collect_less_often
 from okrflow.ingest.app import build_app
-from okrflow.ingest.gctuning import tune_for_batches
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
@@ -28,6 +28,6 @@ def run_worker(settings: Settings) -> int:
     asyncio.run(ensure_topics(settings))
     app = build_app(settings, engine, metrics)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    tune_for_batches()
+    collect_less_often()
     worker.execute_from_commandline()
     return 0

@@ -22,6 +22,7 @@ from okrflow.domain.model import (
 from okrflow.domain.periods import cadence_slots, local_midnight, period_bounds
 from okrflow.domain.progress import (
     SeriesState,
+    key_result_pace,
     key_result_progress,
     objective_progress,
     plan_progress,
@@ -305,16 +306,28 @@ def test_cadence_progress_is_within_bounds(counts: dict[date, int], now: datetim
 
 
 @given(
-    progresses=st.lists(st.tuples(st.floats(0.1, 10), st.integers(0, 30)), min_size=1, max_size=6),
+    progresses=st.lists(st.floats(-2, 3, allow_nan=False), max_size=20),
     now=instants,
+    which=st.sampled_from(["linear", "cadence", "maintain"]),
 )
-def test_objective_progress_is_between_its_parts(
-    progresses: list[tuple[float, int]], now: datetime
+def test_judging_many_at_once_equals_judging_each(
+    progresses: list[float], now: datetime, which: str
 ) -> None:
-    krs = tuple(
-        KeyResult(f"k{i}", "t", COUNT, target=10, weight=w) for i, (w, _) in enumerate(progresses)
-    )
-    states = {f"k{i}": counted(n) for i, (_, n) in enumerate(progresses)}
-    o = objective_progress(_objective("o", krs), TZ, states, now)
-    parts = [min(1.0, n / 10) for _, n in progresses]
-    assert min(parts) - 1e-9 <= o.progress <= max(parts) + 1e-9
+    kr = {
+        "linear": KeyResult("k", "t", COUNT, target=10),
+        "cadence": KeyResult("c", "t", COUNT, cadence=WEEKDAYS),
+        "maintain": KeyResult("m", "t", COUNT, maintain=Maintain(below=5)),
+    }[which]
+    rule = key_result_pace(kr, JAN, TZ)
+    ts = now.timestamp()
+    expected, statuses = rule.judge_all(progresses, ts)
+    assert expected == rule.expected(ts)
+    for p, status in zip(progresses, statuses, strict=True):
+        if which != "maintain":
+            assert status == status_at(ts, rule.start, rule.end, p, expected, rule.thresholds)
+        elif ts < rule.start:
+            assert status == "not_started"
+        elif ts >= rule.end:
+            assert status == ("achieved" if p >= 1 else "missed")
+        else:
+            assert status == ("on_track" if p >= 1 else "off_track")
