@@ -42,6 +42,28 @@ KeyResultState = Mapping[str, SeriesState]
 
 
 @dataclass(frozen=True)
+class KeyResultMeasure:
+    """What a key result's counted events amount to: independent of the clock."""
+
+    key: str
+    value: float
+    baseline: float
+    target: float
+    progress: float
+    has_value: bool  # False while a level or ratio metric has seen no (usable) event
+    last_event_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ObjectiveMeasure:
+    """An objective's progress from its key results and children: independent of the clock."""
+
+    key: str
+    progress: float
+    key_results: tuple[KeyResultMeasure, ...]
+
+
+@dataclass(frozen=True)
 class KeyResultProgress:
     key: str
     value: float
@@ -197,11 +219,10 @@ def judge_objective(
     return objective_pace(objective, tz).judge(progress, now.timestamp())
 
 
-def key_result_progress(
-    kr: KeyResult, period: Period, tz: str, state: KeyResultState, now: datetime,
-    thresholds: Thresholds = DEFAULT_THRESHOLDS,
-) -> KeyResultProgress:  # fmt: skip
-    """Value, progress, expected and status of one key result at `now` (an aware datetime)."""
+def measure_key_result(
+    kr: KeyResult, period: Period, tz: str, state: KeyResultState
+) -> KeyResultMeasure:
+    """Value and progress of one key result from what was counted (no clock involved)."""
     raw = metric_value(kr, state)
     last = max((s.last_event_at for s in state.values() if s.last_event_at), default=None)
     if kr.cadence is not None:
@@ -236,57 +257,99 @@ def key_result_progress(
             assert kr.target is not None
             target = kr.target
             progress = (value - kr.baseline) / (kr.target - kr.baseline)
-    expected, status = judge_key_result(kr, period, tz, progress, now, thresholds)
+    return KeyResultMeasure(kr.key, value, baseline, target, progress, has_value, last)
+
+
+def key_result_progress(
+    kr: KeyResult, period: Period, tz: str, state: KeyResultState, now: datetime,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> KeyResultProgress:  # fmt: skip
+    """Value, progress, expected and status of one key result at `now` (an aware datetime)."""
+    return _judged_key_result(kr, period, tz, measure_key_result(kr, period, tz, state), now,
+                              thresholds)  # fmt: skip
+
+
+def _judged_key_result(
+    kr: KeyResult, period: Period, tz: str, m: KeyResultMeasure, now: datetime,
+    thresholds: Thresholds,
+) -> KeyResultProgress:  # fmt: skip
+    expected, status = judge_key_result(kr, period, tz, m.progress, now, thresholds)
     return KeyResultProgress(
-        kr.key, value, baseline, target, progress, expected, status, has_value, last
-    )
+        m.key, m.value, m.baseline, m.target, m.progress, expected, status, m.has_value,
+        m.last_event_at,
+    )  # fmt: skip
 
 
-def objective_progress(
-    objective: Objective, tz: str, states: Mapping[str, KeyResultState], now: datetime,
-    children: tuple[tuple[float, ObjectiveProgress], ...] = (),
-) -> ObjectiveProgress:  # fmt: skip
+def measure_objective(
+    objective: Objective, tz: str, states: Mapping[str, KeyResultState],
+    children: tuple[tuple[float, float], ...] = (),
+) -> ObjectiveMeasure:  # fmt: skip
     """Weighted mean of clamped key-result progress and child-objective progress.
 
     `states` maps key-result keys to their state; `children` are (weight, progress) of the
     objectives whose parent this is.
     """
     krs = tuple(
-        key_result_progress(
-            kr, objective.period, tz, states.get(kr.key, {}), now, objective.thresholds
-        )
+        measure_key_result(kr, objective.period, tz, states.get(kr.key, {}))
         for kr in objective.key_results
     )
     weighted = [
-        (kr.weight, clamp01(p.progress)) for kr, p in zip(objective.key_results, krs, strict=True)
+        (kr.weight, clamp01(m.progress)) for kr, m in zip(objective.key_results, krs, strict=True)
     ]
-    weighted += [(w, clamp01(child.progress)) for w, child in children]
+    weighted += [(w, clamp01(child)) for w, child in children]
     total_weight = sum(w for w, _ in weighted)
     progress = sum(w * p for w, p in weighted) / total_weight if total_weight else 0.0
-    expected, status = judge_objective(objective, tz, progress, now)
-    return ObjectiveProgress(objective.key, progress, expected, status, krs)
+    return ObjectiveMeasure(objective.key, progress, krs)
 
 
-def plan_progress(
-    plan: Plan, states: Mapping[tuple[str, str], KeyResultState], now: datetime
-) -> dict[str, ObjectiveProgress]:
-    """Every objective of `plan` at `now`; children are computed before their parents.
+def objective_progress(
+    objective: Objective, tz: str, states: Mapping[str, KeyResultState], now: datetime,
+    children: tuple[tuple[float, ObjectiveProgress], ...] = (),
+) -> ObjectiveProgress:  # fmt: skip
+    """`measure_objective`, with expected pace and status at `now` for it and its key results."""
+    measure = measure_objective(objective, tz, states, tuple((w, c.progress) for w, c in children))
+    return _judged_objective(objective, tz, measure, now)
 
-    `states` maps (objective key, key-result key) to what has been counted.
-    """
+
+def _judged_objective(
+    objective: Objective, tz: str, m: ObjectiveMeasure, now: datetime
+) -> ObjectiveProgress:
+    krs = tuple(
+        _judged_key_result(kr, objective.period, tz, km, now, objective.thresholds)
+        for kr, km in zip(objective.key_results, m.key_results, strict=True)
+    )
+    expected, status = judge_objective(objective, tz, m.progress, now)
+    return ObjectiveProgress(objective.key, m.progress, expected, status, krs)
+
+
+def measure_plan(
+    plan: Plan, states: Mapping[tuple[str, str], KeyResultState]
+) -> dict[str, ObjectiveMeasure]:
+    """Every objective of `plan` from what was counted; children are measured before their
+    parents. `states` maps (objective key, key-result key) to what has been counted."""
     by_key = {o.key: o for o in plan.objectives}
     children: dict[str, list[str]] = {}
     for o in plan.objectives:
         if o.parent is not None:
             children.setdefault(o.parent, []).append(o.key)
-    done: dict[str, ObjectiveProgress] = {}
+    done: dict[str, ObjectiveMeasure] = {}
 
-    def visit(key: str) -> ObjectiveProgress:
+    def visit(key: str) -> ObjectiveMeasure:
         if key not in done:
             objective = by_key[key]
-            kids = tuple((by_key[c].weight, visit(c)) for c in children.get(key, ()))
+            kids = tuple((by_key[c].weight, visit(c).progress) for c in children.get(key, ()))
             kr_states = {kr.key: states.get((key, kr.key), {}) for kr in objective.key_results}
-            done[key] = objective_progress(objective, plan.timezone, kr_states, now, kids)
+            done[key] = measure_objective(objective, plan.timezone, kr_states, kids)
         return done[key]
 
     return {o.key: visit(o.key) for o in plan.objectives}
+
+
+def plan_progress(
+    plan: Plan, states: Mapping[tuple[str, str], KeyResultState], now: datetime
+) -> dict[str, ObjectiveProgress]:
+    """Every objective of `plan` at `now`: `measure_plan`, judged at `now`."""
+    measures = measure_plan(plan, states)
+    return {
+        o.key: _judged_objective(o, plan.timezone, measures[o.key], now) for o in plan.objectives
+    }

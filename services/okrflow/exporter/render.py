@@ -20,7 +20,7 @@ from typing import Any
 
 from okrflow.domain.model import STATUSES
 from okrflow.domain.periods import period_bounds
-from okrflow.domain.progress import PaceRule, key_result_pace, objective_pace, plan_progress
+from okrflow.domain.progress import PaceRule, key_result_pace, measure_plan, objective_pace
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.store.plans import ActivePlan
 
@@ -100,15 +100,18 @@ class _ObjectiveLabels:
     labels: str
     static: str  # okr_objective_info and the period bounds: depend on the plan only
     status: dict[str, str]
+    rule: PaceRule
 
 
 @dataclass(frozen=True)
 class _KeyResultLabels:
     labels: str
     status: dict[str, str]
+    rule: PaceRule
 
 
-# Label strings depend on the plan only: built once per loaded plan, not once per snapshot.
+# Label strings and pace rules depend on the plan only: built once per loaded plan, not once
+# per snapshot.
 _plan_labels: weakref.WeakKeyDictionary[ActivePlan, dict[tuple[str, ...], Any]] = (
     weakref.WeakKeyDictionary()
 )
@@ -140,6 +143,7 @@ def _labels_of(active: ActivePlan) -> dict[tuple[str, ...], Any]:
                 "okr_objective_status",
                 [labels(shop=shop, objective=o.key, status=st) for st in STATUSES],
             ),
+            objective_pace(o, plan.timezone),
         )
         out[("start", o.key)] = (
             f"okr_period_start_timestamp_seconds{ol} {number(start.timestamp())}\n"
@@ -155,6 +159,7 @@ def _labels_of(active: ActivePlan) -> dict[tuple[str, ...], Any]:
                         for st in STATUSES
                     ],
                 ),
+                key_result_pace(kr, o.period, plan.timezone, o.thresholds),
             )
     with _plan_labels_lock:
         _plan_labels[active] = out
@@ -165,13 +170,11 @@ class OkrRenderer:
     """Renders one snapshot; `render(now)` may be called from any thread."""
 
     def __init__(
-        self, snapshot: ProgressSnapshot, now: datetime | None = None,
-        checkpoint: Callable[[], None] = lambda: None,
-    ) -> None:  # fmt: skip
-        """Computes values and renders what does not move with the clock; calls `checkpoint`
-        between objectives so a concurrent scrape can go first."""
+        self, snapshot: ProgressSnapshot, checkpoint: Callable[[], None] = lambda: None
+    ) -> None:
+        """Measures progress (`measure_plan`) and renders what does not move with the clock;
+        calls `checkpoint` between objectives so a concurrent scrape can go first."""
         self.snapshot = snapshot
-        now = now or datetime.now(UTC)
         static: dict[str, list[str]] = {name: [] for name, _, _ in FAMILIES}
         # What a scrape judges, grouped by pace rule (definitions with the same period, pace
         # and thresholds share one rule object): expected is computed once per rule.
@@ -185,7 +188,7 @@ class OkrRenderer:
                 for pair, kr_id in active.key_result_ids.items()
             }
             checkpoint()
-            results = plan_progress(plan, states, now)
+            results = measure_plan(plan, states)
             for o in plan.objectives:
                 checkpoint()
                 r = results[o.key]
@@ -197,7 +200,7 @@ class OkrRenderer:
                 )
                 static["okr_period_start_timestamp_seconds"].append(cached[("start", o.key)])
                 static["okr_period_end_timestamp_seconds"].append(cached[("end", o.key)])
-                objectives.add(objective_pace(o, plan.timezone), r.progress, ol, o_labels.status)
+                objectives.add(o_labels.rule, r.progress, ol, o_labels.status)
                 for kr, p in zip(o.key_results, r.key_results, strict=True):
                     k_labels: _KeyResultLabels = cached[(o.key, kr.key)]
                     kl = k_labels.labels
@@ -217,8 +220,7 @@ class OkrRenderer:
                         static["okr_key_result_last_event_timestamp_seconds"].append(
                             f"okr_key_result_last_event_timestamp_seconds{kl} {number(p.last_event_at.timestamp())}\n"
                         )
-                    rule = key_result_pace(kr, o.period, plan.timezone, o.thresholds)
-                    key_results.add(rule, p.progress, kl, k_labels.status)
+                    key_results.add(k_labels.rule, p.progress, kl, k_labels.status)
         for shop, event_type, n in snapshot.shop_events:
             static["okr_shop_events_total"].append(
                 f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"
