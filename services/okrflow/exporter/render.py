@@ -83,14 +83,14 @@ def number(x: float) -> str:
     return repr(float(x)) if x == x else "NaN"
 
 
-def status_blocks(name: str, status_labels: list[str]) -> dict[str, str]:
+def status_blocks(name: str, status_labels: list[str]) -> dict[str, bytes]:
     """For each status, the six sample lines with that status at 1 and the others at 0:
     a scrape picks one instead of formatting six lines."""
     return {
         current: "".join(
             f"{name}{sl} {'1.0' if st == current else '0.0'}\n"
             for st, sl in zip(STATUSES, status_labels, strict=True)
-        )
+        ).encode()
         for current in STATUSES
     }
 
@@ -99,14 +99,14 @@ def status_blocks(name: str, status_labels: list[str]) -> dict[str, str]:
 class _ObjectiveLabels:
     labels: str
     static: str  # okr_objective_info and the period bounds: depend on the plan only
-    status: dict[str, str]
+    status: dict[str, bytes]
     rule: PaceRule
 
 
 @dataclass(frozen=True)
 class _KeyResultLabels:
     labels: str
-    status: dict[str, str]
+    status: dict[str, bytes]
     rule: PaceRule
 
 
@@ -225,6 +225,8 @@ class OkrRenderer:
             static["okr_shop_events_total"].append(
                 f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"
             )
+        objectives.seal()
+        key_results.seal()
         self._objectives, self._key_results = objectives, key_results
         # Encoded once: a scrape sends these bytes as they are.
         self._static = {name: "".join(lines).encode() for name, lines in static.items()}
@@ -249,33 +251,66 @@ class OkrRenderer:
         chunks = []
         for name, _, _ in FAMILIES:
             chunks.append(self._headers[name])
-            chunks.append(moving[name].encode() if name in moving else self._static[name])
+            if name in moving:
+                chunks += moving[name]
+            else:
+                chunks.append(self._static[name])
         return chunks
 
 
 class _Judged:
     """Definitions judged at scrape time, grouped by their `PaceRule` (by identity: the
-    domain caches one rule per definition, so equal definitions share it)."""
+    domain caches one rule per definition, so equal definitions share it).
+
+    Within a group, definitions are kept in ascending progress: at any instant their statuses
+    then form at most one run per status (`PaceRule.judge_ascending`), and a scrape sends each
+    run's pre-encoded status lines with one join, and every expected-ratio line of the group
+    with one join (they share one value).
+    """
 
     def __init__(self, expected_name: str) -> None:
         self._expected_name = expected_name
-        self._groups: dict[int, tuple[PaceRule, list[float], list[str], list[dict[str, str]]]] = {}
+        self._adding: dict[int, tuple[PaceRule, list[tuple[float, str, dict[str, bytes]]]]] = {}
+        self._groups: list[_Group] = []
 
-    def add(self, rule: PaceRule, progress: float, labels: str, status: dict[str, str]) -> None:
-        group = self._groups.get(id(rule))
-        if group is None:
-            group = self._groups[id(rule)] = (rule, [], [], [])
-        group[1].append(progress)
-        group[2].append(f"{self._expected_name}{labels} ")
-        group[3].append(status)
+    def add(self, rule: PaceRule, progress: float, labels: str, status: dict[str, bytes]) -> None:
+        entry = self._adding.get(id(rule))
+        if entry is None:
+            entry = self._adding[id(rule)] = (rule, [])
+        entry[1].append((progress, f"{self._expected_name}{labels}", status))
 
-    def judge(self, now: float) -> tuple[str, str]:
+    def seal(self) -> None:
+        """Sort each group by progress once all definitions were added."""
+        for rule, members in self._adding.values():
+            # NaN progress has no place in an order: such definitions are judged one by one.
+            for nan in (m for m in members if m[0] != m[0]):
+                self._groups.append(_Group(rule, [nan[0]], [nan[1].encode()], {
+                    status: [block] for status, block in nan[2].items()
+                }))  # fmt: skip
+            ordered = sorted((m for m in members if m[0] == m[0]), key=lambda m: m[0])
+            if ordered:
+                self._groups.append(_Group(
+                    rule, [m[0] for m in ordered], [m[1].encode() for m in ordered],
+                    {status: [m[2][status] for m in ordered] for status in STATUSES},
+                ))  # fmt: skip
+        self._adding = {}
+
+    def judge(self, now: float) -> tuple[list[bytes], list[bytes]]:
         """The expected-ratio lines and the status lines of every definition at `now`."""
-        expected_lines: list[str] = []
-        status_lines: list[str] = []
-        for rule, progresses, prefixes, blocks in self._groups.values():
-            expected, statuses = rule.judge_all(progresses, now)
-            value = f"{number(expected)}\n"
-            expected_lines += [prefix + value for prefix in prefixes]
-            status_lines += [block[status] for block, status in zip(blocks, statuses, strict=True)]
-        return "".join(expected_lines), "".join(status_lines)
+        expected_chunks: list[bytes] = []
+        status_chunks: list[bytes] = []
+        for group in self._groups:
+            expected, runs = group.rule.judge_ascending(group.progresses, now)
+            value = f" {number(expected)}\n".encode()
+            expected_chunks += (value.join(group.expected_prefixes), value)
+            for status, first, after in runs:
+                status_chunks.append(b"".join(group.status_lines[status][first:after]))
+        return [b"".join(expected_chunks)], [b"".join(status_chunks)]
+
+
+@dataclass(frozen=True)
+class _Group:
+    rule: PaceRule
+    progresses: list[float]  # ascending
+    expected_prefixes: list[bytes]  # `<name>{labels}`, in the same order
+    status_lines: dict[str, list[bytes]]  # status -> each definition's lines for that status

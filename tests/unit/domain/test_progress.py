@@ -331,3 +331,28 @@ def test_judging_many_at_once_equals_judging_each(
             assert status == ("achieved" if p >= 1 else "missed")
         else:
             assert status == ("on_track" if p >= 1 else "off_track")
+
+
+@given(
+    progresses=st.lists(
+        st.floats(-2, 3, allow_nan=False) | st.sampled_from([0.0, 1.0]), max_size=40
+    ),
+    now=instants,
+    which=st.sampled_from(["linear", "cadence", "maintain"]),
+)
+def test_judging_ascending_progress_as_runs_equals_judging_each(
+    progresses: list[float], now: datetime, which: str
+) -> None:
+    kr = {
+        "linear": KeyResult("k", "t", COUNT, target=10),
+        "cadence": KeyResult("c", "t", COUNT, cadence=WEEKDAYS),
+        "maintain": KeyResult("m", "t", COUNT, maintain=Maintain(below=5)),
+    }[which]
+    rule = key_result_pace(kr, JAN, TZ)
+    ascending = sorted(progresses)
+    ts = now.timestamp()
+    expected, runs = rule.judge_ascending(ascending, ts)
+    expanded = [status for status, first, after in runs for _ in range(first, after)]
+    assert (expected, expanded) == rule.judge_all(ascending, ts)
+    assert all(first < after for _, first, after in runs)
+    assert len({status for status, _, _ in runs}) == len(runs)  # one run per status

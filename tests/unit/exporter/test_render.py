@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from okrflow.domain.model import KeyResult, Objective, Period, Plan, SimpleMetric
-from okrflow.domain.progress import SeriesState
+from okrflow.domain.model import (
+    STATUSES,
+    Cadence,
+    KeyResult,
+    Maintain,
+    Objective,
+    Period,
+    Plan,
+    SimpleMetric,
+)
+from okrflow.domain.progress import SeriesState, plan_progress
 from okrflow.exporter.render import FAMILIES, OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.store.plans import ActivePlan
@@ -94,3 +104,64 @@ def test_label_values_are_escaped() -> None:
     text = OkrRenderer(_snapshot()).render(datetime(2026, 4, 1, tzinfo=UTC))
     titles = {dict(k)["title"] for n, k in _samples(text) if n == "okr_objective_info"}
     assert 'More "clients" \\ now' in titles
+
+
+def _many_key_results_snapshot() -> tuple[Plan, ProgressSnapshot]:
+    """40 objectives sharing one period, each with a linear, a cadence and a maintain key
+    result whose counted values differ: groups of definitions sharing a pace rule, with
+    progress all over the range."""
+    linear = SimpleMetric("customer.created", "count")
+    posts = SimpleMetric("social.post.published", "count")
+    objectives = []
+    ids: dict[tuple[str, str], int] = {}
+    states: dict[int, dict[str, SeriesState]] = {}
+    for i in range(40):
+        key = f"obj-{i}"
+        krs = (
+            KeyResult("clients", "Clients", linear, baseline=0, target=100),
+            KeyResult("posts", "Posts", posts, cadence=Cadence("day", 2, frozenset(range(5)))),
+            KeyResult("refunds", "Refunds", linear, maintain=Maintain(below=10)),
+        )
+        objectives.append(
+            Objective(key, key, "team", "team", Period(date(2026, 3, 1), date(2026, 3, 31)), krs)
+        )
+        for j, kr in enumerate(krs):
+            kr_id = ids[key, kr.key] = 3 * i + j + 1
+            n = (i * 37 + j * 11) % 130  # 0..129 events: below, around and above the targets
+            day_counts = {date(2026, 3, 2 + d): 1 + (i + d) % 3 for d in range(min(n, 25))}
+            states[kr_id] = {"value": SeriesState(events=n, total=n, day_counts=day_counts)}
+    plan = Plan("many", "Europe/Rome", tuple(objectives))
+    return plan, ProgressSnapshot(1.0, (ActivePlan(plan, ids),), states, ())
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 2, 20, tzinfo=UTC),  # not started
+        datetime(2026, 3, 4, 9, tzinfo=UTC),
+        datetime(2026, 3, 17, 18, tzinfo=UTC),
+        datetime(2026, 3, 30, 23, tzinfo=UTC),
+        datetime(2026, 4, 2, tzinfo=UTC),  # ended
+    ],
+)
+def test_expected_and_status_of_every_definition_match_the_domain(now: datetime) -> None:
+    plan, snapshot = _many_key_results_snapshot()
+    samples = _samples(OkrRenderer(snapshot).render(now))
+    ids = snapshot.plans[0].key_result_ids
+    progress = plan_progress(
+        plan, {pair: snapshot.states[kr_id] for pair, kr_id in ids.items()}, now
+    )
+    seen_statuses = set()
+    for o in plan.objectives:
+        r = progress[o.key]
+        ol = {("shop", "many"), ("objective", o.key)}
+        assert samples["okr_objective_expected_ratio", frozenset(ol)] == r.expected
+        assert samples["okr_objective_status", frozenset(ol | {("status", r.status)})] == 1
+        for p in r.key_results:
+            kl = ol | {("key_result", p.key)}
+            assert samples["okr_key_result_expected_ratio", frozenset(kl)] == p.expected
+            for status in STATUSES:
+                one = samples["okr_key_result_status", frozenset(kl | {("status", status)})]
+                assert one == (1 if status == p.status else 0), (o.key, p.key, status)
+            seen_statuses.add(p.status)
+    assert len(seen_statuses) >= 2 or now.month != 3  # mixed statuses while it runs
