@@ -358,22 +358,35 @@ def measure_plan(
 ) -> dict[str, ObjectiveMeasure]:
     """Every objective of `plan` from what was counted; children are measured before their
     parents. `states` maps (objective key, key-result key) to what has been counted."""
-    by_key = {o.key: o for o in plan.objectives}
     children: dict[str, list[str]] = {}
     for o in plan.objectives:
         if o.parent is not None:
             children.setdefault(o.parent, []).append(o.key)
     done: dict[str, ObjectiveMeasure] = {}
+    by_key = {o.key: o for o in plan.objectives}
+    for o in plan.objectives:
+        _measure_with_children(o.key, plan.timezone, by_key, children, states, done)
+    return {o.key: done[o.key] for o in plan.objectives}
 
-    def visit(key: str) -> ObjectiveMeasure:
-        if key not in done:
-            objective = by_key[key]
-            kids = tuple((by_key[c].weight, visit(c).progress) for c in children.get(key, ()))
-            kr_states = {kr.key: states.get((key, kr.key), {}) for kr in objective.key_results}
-            done[key] = measure_objective(objective, plan.timezone, kr_states, kids)
-        return done[key]
 
-    return {o.key: visit(o.key) for o in plan.objectives}
+def _measure_with_children(
+    key: str, tz: str, by_key: Mapping[str, Objective], children: Mapping[str, list[str]],
+    states: Mapping[tuple[str, str], KeyResultState], done: dict[str, ObjectiveMeasure],
+) -> ObjectiveMeasure:  # fmt: skip
+    # A module-level function, not a closure calling itself: that closure would be a
+    # reference cycle keeping every measure alive until the garbage collector runs.
+    if key not in done:
+        objective = by_key[key]
+        kids = tuple(
+            (
+                by_key[c].weight,
+                _measure_with_children(c, tz, by_key, children, states, done).progress,
+            )
+            for c in children.get(key, ())
+        )
+        kr_states = {kr.key: states.get((key, kr.key), {}) for kr in objective.key_results}
+        done[key] = measure_objective(objective, tz, kr_states, kids)
+    return done[key]
 
 
 def plan_progress(

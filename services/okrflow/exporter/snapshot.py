@@ -12,6 +12,12 @@ from okrflow.store.counters import read_series_states
 from okrflow.store.plans import ActivePlan, load_active_plans, plans_revision
 from okrflow.store.tables import applied_offsets, shop_event_totals
 
+# Built once (statements built per refresh leave reference cycles for the collector).
+_APPLIED_OFFSETS_SUM = select(func.coalesce(func.sum(applied_offsets.c.next_offset), 0))
+_SHOP_EVENT_TOTALS = select(
+    shop_event_totals.c.shop, shop_event_totals.c.event_type, shop_event_totals.c.events
+).order_by(shop_event_totals.c.shop, shop_event_totals.c.event_type)
+
 
 @dataclass(frozen=True)
 class ProgressSnapshot:
@@ -40,23 +46,13 @@ class SnapshotReader:
         Blocks on the database; raises SQLAlchemy errors when it is unreachable."""
         with self.engine.connect() as conn, conn.begin():
             revision = plans_revision(conn)
-            applied = int(
-                conn.execute(
-                    select(func.coalesce(func.sum(applied_offsets.c.next_offset), 0))
-                ).scalar_one()
-            )
+            applied = int(conn.execute(_APPLIED_OFFSETS_SUM).scalar_one())
             if revision == self._revision and applied == self._applied:
                 return None
             self._applied = applied
             if revision != self._revision:
                 self._plans, self._revision = tuple(load_active_plans(conn)), revision
-            rows = conn.execute(
-                select(
-                    shop_event_totals.c.shop,
-                    shop_event_totals.c.event_type,
-                    shop_event_totals.c.events,
-                ).order_by(shop_event_totals.c.shop, shop_event_totals.c.event_type)
-            ).all()
+            rows = conn.execute(_SHOP_EVENT_TOTALS).all()
             ids = [kr_id for plan in self._plans for kr_id in plan.key_result_ids.values()]
             states = read_series_states(conn, ids, self.checkpoint)
         return ProgressSnapshot(

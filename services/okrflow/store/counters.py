@@ -94,6 +94,21 @@ def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) -> Non
     )  # fmt: skip
 
 
+# Built once: building a statement per call leaves reference cycles for the collector.
+_DAY_TOTALS_IN_FORCE = (
+    select(kr_day_totals.c.key_result_id, kr_day_totals.c.part, kr_day_totals.c.day,
+           kr_day_totals.c.events, kr_day_totals.c.total)
+    .join(key_results, key_results.c.id == kr_day_totals.c.key_result_id)
+    .where(key_results.c.retired_at.is_(None))
+)  # fmt: skip
+_SERIES_IN_FORCE = (
+    select(kr_series.c.key_result_id, kr_series.c.part, kr_series.c.events, kr_series.c.level,
+           kr_series.c.last_event_at)
+    .join(key_results, key_results.c.id == kr_series.c.key_result_id)
+    .where(key_results.c.retired_at.is_(None))
+)  # fmt: skip
+
+
 def read_series_states(
     conn: Connection, key_result_ids: Iterable[int], checkpoint: Callable[[], None] = lambda: None
 ) -> dict[int, dict[str, SeriesState]]:
@@ -107,25 +122,14 @@ def read_series_states(
     wanted = set(key_result_ids)
     if not wanted:
         return {}
-    in_force = key_results.c.retired_at.is_(None)
-    day_rows = conn.execute(
-        select(kr_day_totals.c.key_result_id, kr_day_totals.c.part, kr_day_totals.c.day,
-               kr_day_totals.c.events, kr_day_totals.c.total)
-        .join(key_results, key_results.c.id == kr_day_totals.c.key_result_id)
-        .where(in_force)
-    )  # fmt: skip
+    day_rows = conn.execute(_DAY_TOTALS_IN_FORCE)
     days: dict[tuple[int, str], list[tuple[date, int, float]]] = {}
     for n, (kr_id, part, day, events, total) in enumerate(day_rows):
         if n % 250 == 0:
             checkpoint()
         if kr_id in wanted:
             days.setdefault((kr_id, part), []).append((day, int(events), float(total)))
-    series_rows = conn.execute(
-        select(kr_series.c.key_result_id, kr_series.c.part, kr_series.c.events,
-               kr_series.c.level, kr_series.c.last_event_at)
-        .join(key_results, key_results.c.id == kr_series.c.key_result_id)
-        .where(in_force)
-    )  # fmt: skip
+    series_rows = conn.execute(_SERIES_IN_FORCE)
     states: dict[int, dict[str, SeriesState]] = {}
     for n, (kr_id, part, events, level, last_event_at) in enumerate(series_rows):
         if n % 250 == 0:

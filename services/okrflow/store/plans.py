@@ -155,9 +155,12 @@ class ActivePlan:
     key_result_ids: dict[tuple[str, str], int]  # (objective key, key-result key) -> id
 
 
+_NEWEST_REVISION = select(func.coalesce(func.max(plan_revisions.c.id), 0))
+
+
 def plans_revision(conn: Connection) -> int:
     """Changes whenever any shop's plan changes (the newest revision id; 0 when none)."""
-    return int(conn.execute(select(func.coalesce(func.max(plan_revisions.c.id), 0))).scalar_one())
+    return int(conn.execute(_NEWEST_REVISION).scalar_one())
 
 
 def load_active_plans(conn: Connection, shop: str | None = None) -> list[ActivePlan]:
