@@ -34,6 +34,7 @@ EVENTS ?= 1000000
 bench: kafka-jars
 	$(BIN)/python -m tests.perf.bench --events $(EVENTS)
 	$(BIN)/python -m tests.perf.scrape_bench
+	$(BIN)/python -m tests.perf.scrape_bench --postgres
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract

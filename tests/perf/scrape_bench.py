@@ -89,7 +89,7 @@ def writer(url: str, stop: Any, counter: Any) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scrapes", type=int, default=300)
+    parser.add_argument("--scrapes", type=int, default=600)
     parser.add_argument("--database-url")
     parser.add_argument(
         "--postgres", action="store_true", help="run against an embedded PostgreSQL server"
