@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,39 @@ def test_dashboards_are_well_formed() -> None:
             ]
     # Alert annotations link to these.
     assert {"okrflow-overview", "okrflow-key-result", "okrflow-pipeline"} <= uids
+
+
+def test_the_image_files_build_a_complete_package(tmp_path: Path) -> None:
+    """The Dockerfile's COPY lines bring everything `pip install .` needs (no Docker engine
+    here: the same files are copied and built into a wheel the same way)."""
+    repo = DEPLOY.parent
+    context = tmp_path / "context"
+    context.mkdir()
+    copies = [
+        line.split()[1:-1]
+        for line in (repo / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    ]
+    ignored = {".venv", ".cache", "__pycache__", ".mypy_cache", ".pytest_cache"}
+    for sources in copies:
+        for source in sources:
+            path = repo / source
+            if path.is_dir():
+                shutil.copytree(path, context / source, symlinks=True,
+                                ignore=shutil.ignore_patterns(*ignored, "*.egg-info"))  # fmt: skip
+            else:
+                shutil.copy2(path, context / source)
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), "."],
+        cwd=context, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = (tmp_path / "dist").glob("okrflow-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+        schema = json.loads(zf.read("okrflow/plans/okr-definitions.schema.json"))
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "okrflow = okrflow.cli:main" in zf.read(entry_points).decode()
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert "okrflow/store/migrations/env.py" in names
+    assert any(n.startswith("okrflow/store/migrations/versions/") for n in names)
