@@ -14,10 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.services import free_port, unavailable
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property tests check behaviour, not speed: no per-example deadline on a busy 2-core machine
+# (under CI, hypothesis' own "ci" profile already has none and is derandomized).
+if not os.environ.get("CI"):
+    settings.register_profile("local", deadline=None)
+    settings.load_profile("local")
 
 
 @pytest.fixture(scope="session")

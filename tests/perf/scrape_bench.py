@@ -1,13 +1,16 @@
-"""Scrape latency of `okrflow exporter` with 1,000 objectives x 5 key results, while a writer
-keeps applying batches to the same database. Prints p50/p99/max and checks every scrape is
+"""Scrape latency of `okrflow exporter` with 1,000 objectives x 5 key results, while the
+worker writes: by default a real `okrflow worker` consuming a steady 10,000 events/s from a
+local Kafka broker into the same database. Prints p50/p99/max and checks every scrape is
 complete and consistent (never a half-written snapshot, totals never going backwards).
 
-Usage: python -m tests.perf.scrape_bench [--scrapes N] [--database-url URL | --postgres] [--no-writer]
+Usage: python -m tests.perf.scrape_bench [--scrapes N] [--database-url URL | --postgres]
+                                         [--writer worker|direct|none] [--rate EVENTS_PER_S]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing
 import re
 import statistics
@@ -16,24 +19,33 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
+from okrflow.devkafka import LocalKafka
 from okrflow.ingest.batch import Message, decode_batch
 from okrflow.plans.apply import apply_files
+from okrflow.settings import Settings
 from okrflow.store.batches import PlanCache, apply_batch
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
+from okrflow.topics import ensure_topics
 from tests.factories import encoded
 from tests.integration.processes import okrflow_env
+from tests.integration.streams import applied_messages
+from tests.perf.bench import REPO
 from tests.services import free_port
 
 SHOPS, OBJECTIVES_PER_SHOP = 10, 100
-EVENTS_TOTAL = re.compile(r"^okr_shop_events_total\{[^}]*\} (\S+)$", re.M)
+EVENTS_TOTAL = re.compile(rb"^okr_shop_events_total\{[^}]*\} (\S+)$", re.M)
 KEY_RESULTS = """\
       - {key: clients, metric: {event: customer.created, aggregate: count}, baseline: 100, target: "+20%"}
       - {key: revenue, metric: {event: order.placed, aggregate: sum, field: data.total}, target: 50000}
@@ -64,17 +76,15 @@ def write_plans(folder: Path) -> list[Path]:
     return paths
 
 
+TYPES = ["customer.created", "order.placed", "social.post.published", "social.followers.changed"]
+
+
 def writer(url: str, stop: Any, counter: Any) -> None:
     """Applies batches until `stop` is set; runs in its own process, like a real worker."""
     engine = make_engine(url, writer=True)
     plans = PlanCache()
     batch_no = 0
-    types = [
-        "customer.created",
-        "order.placed",
-        "social.post.published",
-        "social.followers.changed",
-    ]
+    types = TYPES
     while not stop.is_set() and batch_no < 10_000:  # bounded
         messages = [
             Message(0, batch_no * 500 + i, encoded(event_id=f"w-{batch_no}-{i}", shop=f"scrape-{i % SHOPS}",
@@ -87,6 +97,35 @@ def writer(url: str, stop: Any, counter: Any) -> None:
         batch_no += 1
 
 
+def scrape_event(i: int) -> tuple[bytes, bytes]:
+    """(key, value) of the i-th event: together they move every key result of every shop."""
+    shop = f"scrape-{i % SHOPS}"
+    value = encoded(event_id=f"k-{i}", shop=shop, event_type=TYPES[i % len(TYPES)],
+                    time="2026-03-03T10:00:00+01:00")  # fmt: skip
+    return shop.encode(), value
+
+
+def producer(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
+    """Produces at a steady `rate` events/s for at most `seconds` (runs as a process)."""
+
+    async def feed() -> None:
+        kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks=1)
+        await kafka.start()
+        try:
+            started = time.perf_counter()
+            for i in range(int(rate * seconds)):  # bounded
+                key, value = scrape_event(i)
+                await kafka.send(topic, value, key=key)
+                if i % 100 == 99:
+                    ahead = (i + 1) / rate - (time.perf_counter() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+        finally:
+            await kafka.stop()
+
+    asyncio.run(feed())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scrapes", type=int, default=600)
@@ -94,7 +133,14 @@ def main() -> int:
     parser.add_argument(
         "--postgres", action="store_true", help="run against an embedded PostgreSQL server"
     )
-    parser.add_argument("--no-writer", action="store_true", help="scrape an idle database")
+    parser.add_argument(
+        "--writer",
+        choices=["worker", "direct", "none"],
+        default="worker",
+        help="worker: a real `okrflow worker` consuming a steady stream from a local Kafka "
+        "broker; direct: a process applying 500-event batches back to back; none: idle",
+    )
+    parser.add_argument("--rate", type=float, default=10_000, help="events/s for --writer worker")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="okrflow-scrape-"))
     pg = None
@@ -119,14 +165,8 @@ def _run(args: argparse.Namespace, work: Path, pg_url: str | None) -> int:
     env = okrflow_env(
         database_url=url, exporter_port=port, exporter_refresh_seconds=2.0, log_level="WARNING"
     )
-    exporter = subprocess.Popen([sys.executable, "-m", "okrflow", "exporter"], env=env)
-    stop, written = multiprocessing.Event(), multiprocessing.Value("i", 0)
-    thread = multiprocessing.Process(target=writer, args=(url, stop, written), daemon=True)
-    latencies: list[float] = []
-    samples = 0
-    written_total = 0
-    problems: list[str] = []
-    try:
+    with ExitStack() as stack:
+        stack.enter_context(_process([sys.executable, "-m", "okrflow", "exporter"], env))
         metrics_url = f"http://127.0.0.1:{port}/metrics"
         for _ in range(600):  # wait for the port (bounded)
             try:
@@ -134,51 +174,125 @@ def _run(args: argparse.Namespace, work: Path, pg_url: str | None) -> int:
                 break
             except OSError:
                 time.sleep(0.1)
-        if not args.no_writer:
-            thread.start()
-        last_total = -1.0
-        for i in range(args.scrapes):
-            started = time.perf_counter()
-            raw = urllib.request.urlopen(metrics_url, timeout=10).read()
-            latencies.append(time.perf_counter() - started)  # request sent -> whole body in
-            body = raw.decode()
-            # Cheap checks (C-level string counting) so the client does not steal the exporter's CPU;
-            # the first and last scrapes are parsed in full.
-            if i in (0, args.scrapes - 1):
-                samples = sum(len(f.samples) for f in text_string_to_metric_families(body))
-            counts = {
-                name: body.count(f"\n{name}{{")
-                for name in ("okr_objective_progress_ratio", "okr_key_result_value")
-            }
-            total = sum(float(m) for m in EVENTS_TOTAL.findall(body))
-            objectives = SHOPS * OBJECTIVES_PER_SHOP
-            if (
-                counts["okr_objective_progress_ratio"] != objectives
-                or counts["okr_key_result_value"] != 5 * objectives
-            ):
-                problems.append(f"scrape {i}: incomplete {counts} objectives")
-            if total < last_total:
-                problems.append(f"scrape {i}: events went backwards {last_total} -> {total}")
-            last_total = total
-            time.sleep(0.02)
+        written = stack.enter_context(_writing(args, url, work))
+        result = _scrape(metrics_url, args.scrapes)
+    print(
+        f"{args.scrapes} scrapes ({make_url(url).get_backend_name()}, writer: {args.writer}) of "
+        f"{SHOPS * OBJECTIVES_PER_SHOP} objectives x 5 key results ({result.samples:,} samples, "
+        f"{result.megabytes:.1f} MB) while {written():,} events were written:"
+    )
+    q = statistics.quantiles(result.latencies, n=100)
+    print(
+        f"  p50 {q[49] * 1000:.1f} ms   p99 {q[98] * 1000:.1f} ms   "
+        f"max {max(result.latencies) * 1000:.1f} ms"
+    )
+    print("  consistent: " + ("yes" if not result.problems else f"NO: {result.problems[:5]}"))
+    return 1 if result.problems else 0
+
+
+@contextmanager
+def _process(cmd: list[str], env: dict[str, str], log: Path | None = None) -> Iterator[None]:
+    out = log.open("wb") if log is not None else None
+    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+    try:
+        yield
     finally:
-        stop.set()
-        if thread.is_alive():
-            thread.join(30)
-        written_total = written.value
-        exporter.terminate()
-        exporter.wait(30)
-    q = statistics.quantiles(latencies, n=100)
-    print(
-        f"{args.scrapes} scrapes ({make_url(url).get_backend_name()}) of "
-        f"{SHOPS * OBJECTIVES_PER_SHOP} objectives x 5 key results "
-        f"({samples:,} samples, {len(body) / 1e6:.1f} MB) while {written_total:,} events were written:"
+        proc.terminate()
+        proc.wait(60)
+        if out is not None:
+            out.close()
+
+
+@contextmanager
+def _writing(args: argparse.Namespace, url: str, work: Path) -> Iterator[Callable[[], int]]:
+    """Starts the writer; yields how to read how many events it has written so far."""
+    if args.writer == "none":
+        yield lambda: 0
+    elif args.writer == "direct":
+        stop, written = multiprocessing.Event(), multiprocessing.Value("i", 0)
+        process = multiprocessing.Process(target=writer, args=(url, stop, written), daemon=True)
+        process.start()
+        try:
+            yield lambda: int(written.value)
+        finally:
+            stop.set()
+            process.join(30)
+    else:
+        yield from _worker_writing(args, url, work)
+
+
+def _worker_writing(args: argparse.Namespace, url: str, work: Path) -> Iterator[Callable[[], int]]:
+    kafka = LocalKafka(REPO / "deploy" / "local" / "kafka", REPO / ".cache" / "kafka",
+                       work / "kafka", free_port(), free_port())  # fmt: skip
+    kafka.start(120)
+    topic = "scrape-events"
+    env = okrflow_env(
+        database_url=url, kafka_bootstrap=kafka.bootstrap, events_topic=topic,
+        dlq_topic=topic + ".dlq", consumer_group="scrape-bench", worker_data_dir=work / "worker",
+        log_level="WARNING",
+    )  # fmt: skip
+    asyncio.run(ensure_topics(Settings(kafka_bootstrap=kafka.bootstrap, events_topic=topic,
+                                       dlq_topic=topic + ".dlq")))  # fmt: skip
+    feeding = multiprocessing.Process(
+        target=producer, args=(kafka.bootstrap, topic, args.rate, 600.0), daemon=True
     )
-    print(
-        f"  p50 {q[49] * 1000:.1f} ms   p99 {q[98] * 1000:.1f} ms   max {max(latencies) * 1000:.1f} ms"
-    )
-    print("  consistent: " + ("yes" if not problems else f"NO: {problems[:5]}"))
-    return 1 if problems else 0
+    try:
+        with _process([sys.executable, "-m", "okrflow", "worker"], env, work / "worker.log"):
+            feeding.start()
+            for _ in range(1200):  # until the worker's first commit (bounded: 2 minutes)
+                if applied_messages(url, topic) > 0:
+                    break
+                time.sleep(0.1)
+            else:
+                raise RuntimeError(f"the worker committed nothing; see {work / 'worker.log'}")
+            try:
+                yield lambda: applied_messages(url, topic)
+            finally:
+                feeding.terminate()
+                feeding.join(30)
+    finally:
+        kafka.stop()
+
+
+@dataclass
+class ScrapeResult:
+    latencies: list[float]
+    samples: int
+    megabytes: float
+    problems: list[str]
+
+
+def _scrape(metrics_url: str, scrapes: int) -> ScrapeResult:
+    result = ScrapeResult([], 0, 0.0, [])
+    last_total = -1.0
+    objectives = SHOPS * OBJECTIVES_PER_SHOP
+    for i in range(scrapes):
+        started = time.perf_counter()
+        raw = urllib.request.urlopen(metrics_url, timeout=10).read()
+        result.latencies.append(time.perf_counter() - started)  # request sent -> whole body in
+        result.megabytes = len(raw) / 1e6
+        # Cheap checks on the bytes (C-level counting, a regex over the last family only) so
+        # the client does not steal the exporter's CPU; the first and last scrapes are parsed
+        # in full.
+        if i in (0, scrapes - 1):
+            parsed = text_string_to_metric_families(raw.decode())
+            result.samples = sum(len(f.samples) for f in parsed)
+        counts = {
+            name: raw.count(b"\n" + name + b"{")
+            for name in (b"okr_objective_progress_ratio", b"okr_key_result_value")
+        }
+        events_section = raw[raw.rfind(b"# TYPE okr_shop_events_total") :]
+        total = sum(float(m) for m in EVENTS_TOTAL.findall(events_section))
+        if (
+            counts[b"okr_objective_progress_ratio"] != objectives
+            or counts[b"okr_key_result_value"] != 5 * objectives
+        ):
+            result.problems.append(f"scrape {i}: incomplete {counts} objectives")
+        if total < last_total:
+            result.problems.append(f"scrape {i}: events went backwards {last_total} -> {total}")
+        last_total = total
+        time.sleep(0.02)
+    return result
 
 
 if __name__ == "__main__":

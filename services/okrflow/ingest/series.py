@@ -82,9 +82,11 @@ def series_deltas(
     """Deltas per series for `events`; also how many events matched no series at all.
 
     Hot path: runs for every counted event, so the shop-local day is computed once per
-    event (not per key result) and the common `count` needs no field lookup.
+    event (not per key result), the common `count` needs no field lookup, and each way of
+    counting (`Target`) is aggregated once, then shared by every series that counts that way
+    (the deltas are not modified afterwards).
     """
-    deltas: dict[SeriesKey, SeriesDelta] = {}
+    by_target: dict[int, tuple[Target, SeriesDelta]] = {}
     unmatched = 0
     for event in events:
         targets = index.targets(event, event.time.timestamp())
@@ -97,12 +99,12 @@ def series_deltas(
                 continue
             if day is None or day_tz != target.timezone:
                 day, day_tz = local_day(event.time, target.timezone), target.timezone
-            key = (target.key_result_id, target.part)
-            delta = deltas.get(key)
-            if delta is None:
-                delta = deltas[key] = SeriesDelta(target.metric.aggregate)
-            delta.add(event, day, value)
+            entry = by_target.get(id(target))
+            if entry is None:
+                entry = by_target[id(target)] = (target, SeriesDelta(target.metric.aggregate))
+            entry[1].add(event, day, value)
             matched = True
         if not matched:
             unmatched += 1
+    deltas = {key: delta for target, delta in by_target.values() for key in target.series}
     return deltas, unmatched

@@ -19,10 +19,11 @@ Predicate = Callable[[CloudEvent], bool]
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One counted series of one key result."""
+    """One way of counting events (metric, time zone, period) and every key-result series
+    that counts exactly that way: 100 objectives with the same "new clients" key result are
+    one target, so an event is matched and aggregated once, not once per key result."""
 
-    key_result_id: int
-    part: str  # value | numerator | denominator
+    series: list[tuple[int, str]]  # (key_result_id, part): value | numerator | denominator
     metric: SimpleMetric
     timezone: str
     start: float  # unix time, inclusive
@@ -112,28 +113,28 @@ class MatchIndex:
 
     def __init__(self, plans: Iterable[ActivePlan]) -> None:
         self._by_type: dict[tuple[str, str], list[Target]] = {}
-        self.target_count = 0
+        by_signature: dict[tuple[str, SimpleMetric, str, float, float], Target] = {}
+        self.target_count = 0  # key-result series
         for active in plans:
             plan = active.plan
             for objective in plan.objectives:
-                start, end = period_bounds(objective.period, plan.timezone)
+                start, end = (t.timestamp() for t in period_bounds(objective.period, plan.timezone))
                 for kr in objective.key_results:
                     kr_id = active.key_result_ids[objective.key, kr.key]
                     for part, metric in metric_parts(kr.metric):
-                        target = Target(
-                            kr_id,
-                            part,
-                            metric,
-                            plan.timezone,
-                            start.timestamp(),
-                            end.timestamp(),
-                            compile_filters(metric.where),
-                        )
-                        self._by_type.setdefault((plan.shop, metric.event), []).append(target)
+                        signature = (plan.shop, metric, plan.timezone, start, end)
+                        target = by_signature.get(signature)
+                        if target is None:
+                            target = by_signature[signature] = Target(
+                                [], metric, plan.timezone, start, end,
+                                compile_filters(metric.where),
+                            )  # fmt: skip
+                            self._by_type.setdefault((plan.shop, metric.event), []).append(target)
+                        target.series.append((kr_id, part))
                         self.target_count += 1
 
     def targets(self, event: CloudEvent, timestamp: float | None = None) -> list[Target]:
-        """The series this event counts in: its shop and type, its time inside the period,
+        """The ways this event is counted: its shop and type, its time inside the period,
         every filter accepting it. `timestamp` is `event.time.timestamp()` if already known
         (comparing aware datetimes of different zones costs ~1 µs each)."""
         candidates = self._by_type.get((event.shop, event.type))

@@ -5,7 +5,16 @@ from typing import Any
 
 import pytest
 
-from okrflow.domain.model import Filter, KeyResult, Objective, Period, Plan, SimpleMetric
+from okrflow.domain.model import (
+    Filter,
+    KeyResult,
+    Maintain,
+    Objective,
+    Period,
+    Plan,
+    RatioMetric,
+    SimpleMetric,
+)
 from okrflow.events import CloudEvent, decode_event
 from okrflow.ingest.series import merge_level, series_deltas
 from okrflow.plans.matching import MatchIndex, accepts
@@ -68,12 +77,51 @@ def test_index_matches_shop_type_period_and_filters() -> None:
         ),
     )
     inside = event(event_type="order.placed", time="2026-01-01T00:00:00+01:00", data=order(150))
-    assert [t.key_result_id for t in index.targets(inside)] == [1, 2]
+    assert [t.series for t in index.targets(inside)] == [[(1, "value")], [(2, "value")]]
     small = event(event_type="order.placed", time="2026-01-31T23:59:59+01:00", data=order(5))
-    assert [t.key_result_id for t in index.targets(small)] == [1]
+    assert [t.series for t in index.targets(small)] == [[(1, "value")]]
     assert index.targets(event(event_type="order.placed", time="2026-02-01T00:00:00+01:00")) == []
     assert index.targets(event(event_type="order.placed", shop="other")) == []
     assert index.targets(event(event_type="customer.created", time="2026-01-05T00:00:00Z")) == []
+
+
+def test_key_results_counting_the_same_way_share_one_target_and_one_delta() -> None:
+    clients = SimpleMetric("customer.created", "count")
+    index = _index(
+        KeyResult("a", "t", clients, target=10),
+        KeyResult("b", "t", clients, baseline=5, target=50),  # same counting, other goal
+        KeyResult(
+            "c",
+            "t",
+            SimpleMetric(
+                "customer.created", "count", where=(Filter(("data", "channel"), "eq", "tiktok"),)
+            ),
+            target=3,
+        ),
+        KeyResult("d", "t", RatioMetric(clients, clients), maintain=Maintain(below=2)),
+    )
+    assert index.target_count == 5
+    tiktok = event(event_type="customer.created", time="2026-01-10T10:00:00+01:00",
+                   data={"customer_id": "c1", "channel": "tiktok"})  # fmt: skip
+    shop = event(event_type="customer.created", time="2026-01-11T10:00:00+01:00",
+                 data={"customer_id": "c2", "channel": "shop"})  # fmt: skip
+    assert [sorted(t.series) for t in index.targets(tiktok)] == [
+        [(1, "value"), (2, "value"), (4, "denominator"), (4, "numerator")],
+        [(3, "value")],
+    ]
+    deltas, unmatched = series_deltas([tiktok, shop, shop], index)
+    assert unmatched == 0
+    assert set(deltas) == {
+        (1, "value"),
+        (2, "value"),
+        (3, "value"),
+        (4, "numerator"),
+        (4, "denominator"),
+    }
+    for key in [(1, "value"), (2, "value"), (4, "numerator"), (4, "denominator")]:
+        assert deltas[key].events == 3
+        assert deltas[key].days == {date(2026, 1, 10): [1, 1.0], date(2026, 1, 11): [2, 2.0]}
+    assert deltas[3, "value"].events == 1
 
 
 def test_series_deltas_sum_by_local_day_and_skip_non_numbers() -> None:
