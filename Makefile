@@ -35,6 +35,7 @@ bench: kafka-jars
 	$(BIN)/python -m tests.perf.bench --events $(EVENTS)
 	$(BIN)/python -m tests.perf.scrape_bench
 	$(BIN)/python -m tests.perf.scrape_bench --postgres
+	$(BIN)/python -m tests.perf.scrape_bench --postgres --rate 10000
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/contract

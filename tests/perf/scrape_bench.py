@@ -1,5 +1,5 @@
 """Scrape latency of `okrflow exporter` with 1,000 objectives x 5 key results, while the
-worker writes: by default a real `okrflow worker` consuming a steady 10,000 events/s from a
+worker writes: by default a real `okrflow worker` consuming a steady 2,000 events/s from a
 local Kafka broker into the same database. Prints p50/p99/max and checks every scrape is
 complete and consistent (never a half-written snapshot, totals never going backwards).
 
@@ -140,7 +140,7 @@ def main() -> int:
         help="worker: a real `okrflow worker` consuming a steady stream from a local Kafka "
         "broker; direct: a process applying 500-event batches back to back; none: idle",
     )
-    parser.add_argument("--rate", type=float, default=10_000, help="events/s for --writer worker")
+    parser.add_argument("--rate", type=float, default=2_000, help="events/s for --writer worker")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="okrflow-scrape-"))
     pg = None
