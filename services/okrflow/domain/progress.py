@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -64,16 +64,11 @@ class ObjectiveMeasure:
 
 
 @dataclass(frozen=True)
-class KeyResultProgress:
-    key: str
-    value: float
-    baseline: float
-    target: float
-    progress: float
+class KeyResultProgress(KeyResultMeasure):
+    """A key result's measure, judged at an instant."""
+
     expected: float
     status: Status
-    has_value: bool  # False while a level or ratio metric has seen no (usable) event
-    last_event_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -306,8 +301,8 @@ def _judged_key_result(
 ) -> KeyResultProgress:  # fmt: skip
     expected, status = judge_key_result(kr, period, tz, m.progress, now, thresholds)
     return KeyResultProgress(
-        m.key, m.value, m.baseline, m.target, m.progress, expected, status, m.has_value,
-        m.last_event_at,
+        **{f.name: getattr(m, f.name) for f in fields(KeyResultMeasure)},
+        expected=expected, status=status,
     )  # fmt: skip
 
 

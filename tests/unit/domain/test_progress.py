@@ -22,6 +22,7 @@ from okrflow.domain.model import (
 )
 from okrflow.domain.periods import cadence_slots, local_midnight, period_bounds
 from okrflow.domain.progress import (
+    PaceRule,
     SeriesState,
     key_result_pace,
     key_result_progress,
@@ -325,6 +326,16 @@ def test_cadence_progress_is_within_bounds(counts: dict[date, int], now: datetim
     assert 0 <= p.expected <= 1
 
 
+def pace_rule(which: str) -> PaceRule:
+    """January's pace rule of a linear, a cadence or a maintain key result."""
+    kr = {
+        "linear": KeyResult("k", "t", COUNT, target=10),
+        "cadence": KeyResult("c", "t", COUNT, cadence=WEEKDAYS),
+        "maintain": KeyResult("m", "t", COUNT, maintain=Maintain(below=5)),
+    }[which]
+    return key_result_pace(kr, JAN, TZ)
+
+
 @given(
     progresses=st.lists(st.floats(-2, 3, allow_nan=False), max_size=20),
     now=instants,
@@ -333,12 +344,7 @@ def test_cadence_progress_is_within_bounds(counts: dict[date, int], now: datetim
 def test_judging_many_at_once_equals_judging_each(
     progresses: list[float], now: datetime, which: str
 ) -> None:
-    kr = {
-        "linear": KeyResult("k", "t", COUNT, target=10),
-        "cadence": KeyResult("c", "t", COUNT, cadence=WEEKDAYS),
-        "maintain": KeyResult("m", "t", COUNT, maintain=Maintain(below=5)),
-    }[which]
-    rule = key_result_pace(kr, JAN, TZ)
+    rule = pace_rule(which)
     ts = now.timestamp()
     expected, statuses = rule.judge_all(progresses, ts)
     assert expected == rule.expected(ts)
@@ -363,12 +369,7 @@ def test_judging_many_at_once_equals_judging_each(
 def test_judging_ascending_progress_as_runs_equals_judging_each(
     progresses: list[float], now: datetime, which: str
 ) -> None:
-    kr = {
-        "linear": KeyResult("k", "t", COUNT, target=10),
-        "cadence": KeyResult("c", "t", COUNT, cadence=WEEKDAYS),
-        "maintain": KeyResult("m", "t", COUNT, maintain=Maintain(below=5)),
-    }[which]
-    rule = key_result_pace(kr, JAN, TZ)
+    rule = pace_rule(which)
     ascending = sorted(progresses)
     ts = now.timestamp()
     expected, runs = rule.judge_ascending(ascending, ts)
