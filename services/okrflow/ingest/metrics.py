@@ -25,7 +25,7 @@ class PipelineMetrics:
         )  # fmt: skip
         # CPU time to decode, dead-letter and pre-count one batch (overlaps the previous commit).
         self.prepare_seconds = Histogram(
-            "okrflow_batch_prepare_seconds", "Seconds to decode and pre-count one batch",
+            "okrflow_batch_prepare_seconds", "Seconds to decode, dead-letter and pre-count one batch",
             registry=registry,
         )  # fmt: skip
         # Time to apply one batch in the database, commit included.

@@ -165,3 +165,28 @@ def test_expected_and_status_of_every_definition_match_the_domain(now: datetime)
                 assert one == (1 if status == p.status else 0), (o.key, p.key, status)
             seen_statuses.add(p.status)
     assert len(seen_statuses) >= 2 or now.month != 3  # mixed statuses while it runs
+
+
+def test_a_definition_with_nan_progress_is_judged_on_its_own() -> None:
+    followers = SimpleMetric("social.followers.changed", "latest", ("data", "followers"))
+    krs = tuple(KeyResult(f"k{i}", "t", followers, baseline=0, target=100) for i in range(3))
+    objective = Objective(
+        "o", "o", "team", "team", Period(date(2026, 3, 1), date(2026, 3, 31)), krs
+    )
+    plan = Plan("nan", "UTC", (objective,))
+    ids = {("o", kr.key): i for i, kr in enumerate(krs, start=1)}
+    levels = {1: 10.0, 2: float("nan"), 3: 90.0}
+    states = {i: {"value": SeriesState(events=1, level=level)} for i, level in levels.items()}
+    now = datetime(2026, 3, 16, tzinfo=UTC)
+    samples = _samples(
+        OkrRenderer(ProgressSnapshot(1.0, (ActivePlan(plan, ids),), states, ())).render(now)
+    )
+    expected = plan_progress(plan, {pair: states[i] for pair, i in ids.items()}, now)["o"]
+    for p in expected.key_results:
+        kl = {("shop", "nan"), ("objective", "o"), ("key_result", p.key)}
+        ones = [
+            s
+            for s in STATUSES
+            if samples["okr_key_result_status", frozenset(kl | {("status", s)})] == 1
+        ]
+        assert ones == [p.status]
