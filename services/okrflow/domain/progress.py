@@ -160,17 +160,12 @@ class PaceRule:
             return "achieved" if progress >= 1 else "missed"
         return "on_track" if progress >= 1 else "off_track"
 
-    def judge_all(self, progresses: Sequence[float], now: float) -> tuple[float, list[Status]]:
-        """`judge` for every definition sharing this rule (same period, pace and thresholds):
-        the expected pace is computed once, then each one's status."""
-        expected = self.expected(now)
-        return expected, [self.status(p, now, expected) for p in progresses]
-
     def judge_ascending(
         self, progresses: Sequence[float], now: float
     ) -> tuple[float, list[tuple[Status, int, int]]]:
-        """`judge_all` for progresses in ascending order (no NaN), as runs
-        `(status, first index, index after the last)`.
+        """`judge` for definitions sharing this rule (same period, pace and thresholds), given
+        their progresses in ascending order (no NaN): the expected pace, computed once, and
+        their statuses as runs `(status, first index, index after the last)`.
 
         At a given instant a definition's status never falls as its progress rises (not
         started; then missed < achieved once the period ended; off track < at risk < on track

@@ -341,14 +341,14 @@ def pace_rule(which: str) -> PaceRule:
     now=instants,
     which=st.sampled_from(["linear", "cadence", "maintain"]),
 )
-def test_judging_many_at_once_equals_judging_each(
+def test_a_pace_rule_judges_by_the_status_rule(
     progresses: list[float], now: datetime, which: str
 ) -> None:
     rule = pace_rule(which)
     ts = now.timestamp()
-    expected, statuses = rule.judge_all(progresses, ts)
-    assert expected == rule.expected(ts)
-    for p, status in zip(progresses, statuses, strict=True):
+    for p in progresses:
+        expected, status = rule.judge(p, ts)
+        assert expected == rule.expected(ts)
         if which != "maintain":
             assert status == status_at(ts, rule.start, rule.end, p, expected, rule.thresholds)
         elif ts < rule.start:
@@ -374,6 +374,6 @@ def test_judging_ascending_progress_as_runs_equals_judging_each(
     ts = now.timestamp()
     expected, runs = rule.judge_ascending(ascending, ts)
     expanded = [status for status, first, after in runs for _ in range(first, after)]
-    assert (expected, expanded) == rule.judge_all(ascending, ts)
+    assert [(expected, status) for status in expanded] == [rule.judge(p, ts) for p in ascending]
     assert all(first < after for _, first, after in runs)
     assert len({status for status, _, _ in runs}) == len(runs)  # one run per status
