@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,10 @@ def make_events(n: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
 
 
 async def produce(
-    bootstrap: str, topic: str, events: list[tuple[bytes, bytes]], rate: float | None = None
+    bootstrap: str, topic: str, events: Iterable[tuple[bytes, bytes]], rate: float | None = None
 ) -> float:
+    """Sends (key, value) pairs (creating the topics if missing), at `rate` events/s if given;
+    returns the seconds it took."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -289,6 +292,11 @@ def run_okrflow(
         assert first_at is not None and first_n is not None and applied >= n, (
             f"only {applied} of {n} applied"
         )
+        if applied == first_n:
+            raise RuntimeError(
+                f"all {n:,} events were applied in the first batch: nothing to time; "
+                "use more events than a few batches of 20,000"
+            )
         rate = (applied - first_n) / (now - first_at)
         cpu_us = (cpu_seconds(worker.pid) - first_cpu) / (applied - first_n) * 1e6
         stages = scrape(f"http://127.0.0.1:{metrics_port}/metrics")

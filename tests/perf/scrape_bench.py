@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
@@ -41,7 +40,7 @@ from okrflow.topics import ensure_topics
 from tests.factories import encoded
 from tests.integration.processes import okrflow_env
 from tests.integration.streams import applied_messages
-from tests.perf.bench import REPO
+from tests.perf.bench import REPO, produce
 from tests.services import free_port
 
 SHOPS, OBJECTIVES_PER_SHOP = 10, 100
@@ -107,23 +106,8 @@ def scrape_event(i: int) -> tuple[bytes, bytes]:
 
 def producer(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
     """Produces at a steady `rate` events/s for at most `seconds` (runs as a process)."""
-
-    async def feed() -> None:
-        kafka = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks=1)
-        await kafka.start()
-        try:
-            started = time.perf_counter()
-            for i in range(int(rate * seconds)):  # bounded
-                key, value = scrape_event(i)
-                await kafka.send(topic, value, key=key)
-                if i % 100 == 99:
-                    ahead = (i + 1) / rate - (time.perf_counter() - started)
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
-        finally:
-            await kafka.stop()
-
-    asyncio.run(feed())
+    events = (scrape_event(i) for i in range(int(rate * seconds)))  # bounded, made as sent
+    asyncio.run(produce(bootstrap, topic, events, rate=rate))
 
 
 def main() -> int:
