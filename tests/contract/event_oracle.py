@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,17 @@ def data_validators() -> dict[str, jsonschema.Draft202012Validator]:
     return validators
 
 
+RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
 def verdict(event: Any) -> str | None:
     """None for a valid event (already parsed JSON), else the reason code."""
     errors = list(envelope_validator().iter_errors(event))
     if errors:
+        if all(list(e.absolute_path) == ["time"] for e in errors) and RFC3339.match(event["time"]):
+            return "bad_time"  # RFC 3339, but outside the years okrflow accepts
         about_shop = all(
             list(e.absolute_path) == ["shop"]
             or (e.validator == "required" and "'shop'" in e.message)
@@ -50,6 +58,8 @@ def verdict_of_bytes(value: bytes) -> str | None:
         event = json.loads(value)
     except ValueError:
         return "not_json"
+    except RecursionError:
+        return "too_deep"
     return verdict(event)
 
 

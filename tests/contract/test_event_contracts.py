@@ -21,7 +21,7 @@ from tests.contract.event_oracle import (
 EXAMPLES = EVENT_SCHEMAS.parent / "examples" / "events"
 VALID = sorted((EXAMPLES / "valid").glob("*.json"))
 INVALID = sorted((EXAMPLES / "invalid").glob("*.json"))
-REASONS = {"not_json", "not_cloudevent", "bad_shop", "invalid_data"}
+REASONS = {"not_json", "not_cloudevent", "bad_shop", "bad_time", "too_deep", "invalid_data"}
 
 
 def _decode_example(path: Path) -> tuple[CloudEvent | InvalidEvent, str | None]:
@@ -53,7 +53,7 @@ def test_every_built_in_type_has_a_valid_and_an_invalid_example() -> None:
         for path in paths:
             try:
                 example = json.loads(path.read_bytes())
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             if isinstance(example, dict):
                 found.add(example.get("type") or example.get("headers", {}).get("ce_type"))

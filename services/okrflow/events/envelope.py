@@ -3,14 +3,21 @@
 Structured mode (the whole event is the JSON value) and binary mode (`ce_*` headers, the data
 as the JSON value) are both accepted. Decoding is msgspec: one pass that parses and checks
 types, patterns and required fields; built-in types then have their data checked.
-Reason codes (stable, for metrics and dead-letter headers): empty, too_large, not_json,
-not_cloudevent, bad_shop, invalid_data.
+Reason codes (stable, for metrics and dead-letter headers; docs/events.md explains each):
+empty, too_large, too_deep, not_json, not_cloudevent, bad_shop, bad_time, invalid_data.
+(`bad_number` and `database_rejected` are given later in the pipeline, see okrflow.ingest.)
+
+Limits that keep one message from hurting the rest (docs/events.md): `id` and `type` at most
+255 characters, `source` and `subject` at most 2,048; no control characters in them
+(CloudEvents strings exclude U+0000-U+001F and U+007F-U+009F); JSON nesting within Python's
+recursion limit; `time` from 1970-01-01 to 2999-12-31 (UTC), so every later step can convert it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -20,6 +27,7 @@ from okrflow.events.types import check_data
 SHOP_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$"
 
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+LongText = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
 Headers = Sequence[tuple[str, bytes | None]]
 
 
@@ -28,12 +36,12 @@ class CloudEvent(msgspec.Struct, frozen=True):
 
     specversion: Literal["1.0"]
     id: NonEmpty
-    source: Annotated[str, msgspec.Meta(min_length=1)]
+    source: LongText
     type: NonEmpty
     time: datetime
     shop: Annotated[str, msgspec.Meta(pattern=SHOP_PATTERN)]
     data: dict[str, Any]
-    subject: str | msgspec.UnsetType = msgspec.UNSET
+    subject: Annotated[str, msgspec.Meta(max_length=2048)] | msgspec.UnsetType = msgspec.UNSET
 
 
 class InvalidEvent(msgspec.Struct, frozen=True):
@@ -43,6 +51,14 @@ class InvalidEvent(msgspec.Struct, frozen=True):
     reason: str
     error: str
 
+
+# Event times okrflow can convert to any zone and to a unix time (year 1 or 9999 with an
+# offset overflows datetime arithmetic).
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
+# Control characters that CloudEvents strings must not contain (and PostgreSQL text cannot
+# hold U+0000).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 _decoder = msgspec.json.Decoder(CloudEvent)
 _data_decoder = msgspec.json.Decoder(dict[str, Any])
@@ -67,7 +83,13 @@ def decode_event(
         return _envelope_error(str(exc))
     except msgspec.DecodeError as exc:
         return InvalidEvent("not_json", str(exc))
+    except RecursionError:
+        return _too_deep()
     return _check(event)
+
+
+def _too_deep() -> InvalidEvent:
+    return InvalidEvent("too_deep", "JSON nested deeper than okrflow decodes (about 1,000 levels)")
 
 
 def _envelope_error(error: str) -> InvalidEvent:
@@ -78,7 +100,24 @@ def _envelope_error(error: str) -> InvalidEvent:
 def _check(event: CloudEvent) -> CloudEvent | InvalidEvent:
     if event.time.tzinfo is None:
         return InvalidEvent("not_cloudevent", "time must be RFC 3339 with an offset - at `$.time`")
-    problem = check_data(event.type, event.data)
+    try:
+        in_range = EARLIEST_TIME <= event.time < LATEST_TIME
+    except OverflowError:  # comparing converts to UTC, which overflows at the calendar's ends
+        in_range = False
+    if not in_range:
+        return InvalidEvent(
+            "bad_time", "time must lie between 1970-01-01 and 2999-12-31 (UTC) - at `$.time`"
+        )
+    for name in ("id", "type", "source", "subject"):
+        text = getattr(event, name)
+        if type(text) is str and _CONTROL.search(text) is not None:
+            return InvalidEvent(
+                "not_cloudevent", f"control characters are not allowed - at `$.{name}`"
+            )
+    try:
+        problem = check_data(event.type, event.data)
+    except RecursionError:
+        return _too_deep()
     if problem is not None:
         return InvalidEvent("invalid_data", problem)
     return event
@@ -98,6 +137,8 @@ def _decode_binary(value: bytes, headers: Headers) -> CloudEvent | InvalidEvent:
         return InvalidEvent("not_cloudevent", f"binary-mode data must be a JSON object: {exc}")
     except msgspec.DecodeError as exc:
         return InvalidEvent("not_json", str(exc))
+    except RecursionError:
+        return _too_deep()
     try:
         event = msgspec.convert(attributes, CloudEvent, strict=False)
     except msgspec.ValidationError as exc:

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 from okrflow.events import CloudEvent, InvalidEvent, decode_event
 from tests.factories import SAMPLE_DATA, cloud_event
 
-REASONS = {"empty", "too_large", "not_json", "not_cloudevent", "bad_shop", "invalid_data"}
+REASONS = {
+    "empty", "too_large", "too_deep", "not_json", "not_cloudevent", "bad_shop", "bad_time",
+    "invalid_data",
+}  # fmt: skip
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

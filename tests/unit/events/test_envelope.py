@@ -67,3 +67,43 @@ def test_size_limit() -> None:
     assert isinstance(result, InvalidEvent)
     assert result.reason == "too_large"
     assert isinstance(decode_event(big, max_bytes=10_000), CloudEvent)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason", "fragment"),
+    [
+        (encoded(time="9999-12-31T23:59:59-10:00"), "bad_time", "$.time"),
+        (encoded(time="0001-01-01T00:00:00+10:00"), "bad_time", "$.time"),
+        (encoded(time="1969-12-31T23:59:59Z"), "bad_time", "$.time"),
+        (encoded(event_id="ord\x001"), "not_cloudevent", "$.id"),
+        (encoded(event_type="order.placed\x00"), "not_cloudevent", "$.type"),
+        (encoded(source="/shops/x\x1b[31m"), "not_cloudevent", "$.source"),
+        (encoded(subject="a\x85b"), "not_cloudevent", "$.subject"),
+        (encoded(event_id="x" * 256), "not_cloudevent", "$.id"),
+        (encoded(event_type="t" * 256), "not_cloudevent", "$.type"),
+        (encoded(source="/" * 2049), "not_cloudevent", "$.source"),
+        (encoded()[:-1] + b', "x": ' + b"[" * 2000 + b"]" * 2000 + b"}", "too_deep", "nested"),
+    ],
+)
+def test_hostile_attributes_are_rejected_with_a_reason(
+    value: bytes, reason: str, fragment: str
+) -> None:
+    result = decode_event(value)
+    assert isinstance(result, InvalidEvent)
+    assert (result.reason, fragment in result.error) == (reason, True), result
+
+
+def test_deep_binary_mode_data_is_too_deep() -> None:
+    result = decode_event(
+        b'{"a": ' + b"[" * 3000 + b"]" * 3000 + b"}", headers=[("ce_specversion", b"1.0")]
+    )
+    assert isinstance(result, InvalidEvent)
+    assert result.reason == "too_deep"
+
+
+def test_limits_accept_the_longest_allowed_values() -> None:
+    result = decode_event(
+        encoded(event_id="x" * 255, event_type="t" * 255, source="/" * 2048,
+                time="2999-12-31T23:59:59Z")
+    )  # fmt: skip
+    assert isinstance(result, CloudEvent)
