@@ -50,8 +50,13 @@ class OkrCollector(Collector):
         self,
         take_snapshot: Callable[[float], ProgressSnapshot | None],
         gate: ScrapeGate | None = None,
+        forget: Callable[[], None] = lambda: None,
     ) -> None:
+        """`take_snapshot(now)` returns None when the database still matches the snapshot it
+        returned last; `forget()` tells it that snapshot was not served (the refresh failed
+        after reading it), so the next call must read a new one."""
         self._take_snapshot = take_snapshot
+        self._forget = forget
         self.gate = gate or ScrapeGate()
         self.renderer: OkrRenderer | None = None
         self._verified_at = 0.0  # when the database last matched the served snapshot
@@ -59,7 +64,9 @@ class OkrCollector(Collector):
         self._refresh_seconds = 0.0
 
     def refresh(self) -> None:
-        """Take a new snapshot (blocks on the database). On failure keep the old one."""
+        """Take a new snapshot (blocks on the database). On failure keep serving the old one:
+        its age (`okrflow_exporter_snapshot_age_seconds`) keeps growing until a refresh
+        succeeds."""
         started = time.perf_counter()
         now = time.time()
         try:
@@ -69,6 +76,7 @@ class OkrCollector(Collector):
             self._verified_at = now
         except Exception:  # the database may be down; the old snapshot stays, its age grows
             self._refresh_errors += 1
+            self._forget()
             logger.exception("snapshot refresh failed")
         self._refresh_seconds = time.perf_counter() - started
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from okrflow.domain.progress import KeyResultState
 from okrflow.store.counters import read_series_states
@@ -30,6 +31,38 @@ class ProgressSnapshot:
     shop_events: tuple[tuple[str, str, int], ...]  # (shop, type, events)
 
 
+@contextmanager
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection in a read-only transaction that sees ONE snapshot of the database for
+    all its statements.
+
+    PostgreSQL's default READ COMMITTED gives each statement its own snapshot, so a batch
+    committed between two queries is half seen (a key result's events total disagreeing with
+    its own day buckets): REPEATABLE READ fixes the snapshot at the first statement. Python's
+    sqlite3 starts no transaction for SELECTs, so each one autocommits with its own snapshot:
+    an explicit BEGIN makes WAL keep one read snapshot until the transaction ends. Neither
+    blocks writers.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        try:
+            with conn.begin():
+                if conn.dialect.name == "sqlite":
+                    dbapi = conn.connection.dbapi_connection
+                    # A writer engine's own "begin" already emitted BEGIN IMMEDIATE.
+                    if dbapi is not None and not dbapi.in_transaction:
+                        conn.exec_driver_sql("BEGIN DEFERRED")
+                yield conn
+        except BaseException:
+            # A read that failed half way may leave a result open (kept alive by the
+            # traceback): on SQLite its statement would keep pinning this connection's old
+            # snapshot after the rollback, and every later read on it would see that.
+            # Discard the connection; the pool opens a fresh one.
+            conn.invalidate()
+            raise
+
+
 class SnapshotReader:
     """Reads snapshots; plans are parsed again only when a plan revision changed."""
 
@@ -43,18 +76,25 @@ class SnapshotReader:
     def __call__(self, taken_at: float) -> ProgressSnapshot | None:
         """A new snapshot, or None when nothing changed since the last one (no plan applied,
         no batch committed): checking costs two small queries, reading costs thousands of rows.
-        Blocks on the database; raises SQLAlchemy errors when it is unreachable."""
-        with self.engine.connect() as conn, conn.begin():
+        Every statement reads the same database snapshot (`read_snapshot`); what was read is
+        remembered only once the whole read succeeded, so after a failed refresh the next one
+        reads again. Blocks on the database; raises SQLAlchemy errors when it is unreachable."""
+        with read_snapshot(self.engine) as conn:
             revision = plans_revision(conn)
             applied = int(conn.execute(_APPLIED_OFFSETS_SUM).scalar_one())
             if revision == self._revision and applied == self._applied:
                 return None
-            self._applied = applied
+            plans = self._plans
             if revision != self._revision:
-                self._plans, self._revision = tuple(load_active_plans(conn)), revision
+                plans = tuple(load_active_plans(conn))
             rows = conn.execute(_SHOP_EVENT_TOTALS).all()
-            ids = [kr_id for plan in self._plans for kr_id in plan.key_result_ids.values()]
+            ids = [kr_id for plan in plans for kr_id in plan.key_result_ids.values()]
             states = read_series_states(conn, ids, self.checkpoint)
-        return ProgressSnapshot(
-            taken_at, self._plans, states, tuple((s, t, int(n)) for s, t, n in rows)
-        )
+        # The transaction ended cleanly: only now is this what the exporter serves.
+        self._revision, self._plans, self._applied = revision, plans, applied
+        return ProgressSnapshot(taken_at, plans, states, tuple((s, t, int(n)) for s, t, n in rows))
+
+    def forget(self) -> None:
+        """The last snapshot was not served after all (rendering it failed): read the next one
+        in full instead of answering None."""
+        self._applied = -1
