@@ -15,11 +15,12 @@ from sqlalchemy import Engine, bindparam, insert, update
 
 from okrflow.domain.model import metric_parts
 from okrflow.exporter.collector import OkrCollector
+from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot, SnapshotReader
 from okrflow.plans.apply import apply_files
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
-from okrflow.store.tables import applied_offsets, kr_day_totals, kr_series
+from okrflow.store.tables import applied_offsets, kr_day_totals, kr_series, shop_event_totals
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 PLAN = """\
@@ -209,6 +210,31 @@ def test_a_failed_refresh_is_not_reported_as_fresh(setup: tuple[Writer, Engine])
     assert _events(collector.renderer.snapshot) == 840
     fresh = _sample(collector, "okrflow_exporter_snapshot_age_seconds")
     assert fresh is not None and fresh < stale
+
+
+def test_only_shops_with_a_plan_are_shown(setup: tuple[Writer, Engine]) -> None:
+    writer, reader_engine = setup
+    with writer.engine.begin() as conn:
+        conn.execute(insert(shop_event_totals), [
+            {"shop": "salone-bella", "event_type": "order.placed", "events": 3},
+            {"shop": "salone-bella", "event_type": "made.up", "events": 2},
+            {"shop": "no-plan", "event_type": "order.placed", "events": 5},
+        ])  # fmt: skip
+    snapshot = SnapshotReader(reader_engine)(0.0)
+    assert snapshot is not None
+    assert snapshot.shop_events == (
+        ("salone-bella", "made.up", 2),
+        ("salone-bella", "order.placed", 3),
+    )
+    lines = [
+        line
+        for line in OkrRenderer(snapshot).render(NOW).splitlines()
+        if line.startswith("okr_shop_events_total{")
+    ]
+    assert lines == [
+        'okr_shop_events_total{shop="salone-bella",type="order.placed"} 3.0',
+        'okr_shop_events_total{shop="salone-bella",type="other"} 2.0',
+    ]
 
 
 def _sample(collector: OkrCollector, name: str) -> float | None:

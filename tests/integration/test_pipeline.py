@@ -12,6 +12,18 @@ from tests.integration.streams import produce_raw
 from tests.services import free_port, wait_for
 
 N_EVENTS = 300
+# okr_shop_events_total shows only shops with a plan.
+PLAN = """\
+shop: {shop}
+timezone: Europe/Rome
+objectives:
+  - key: growth
+    title: Growth
+    owner: marketing
+    period: {{start: 2026-01-01, end: 2026-06-30}}
+    key_results:
+      - {{key: clients, metric: {{event: customer.created, aggregate: count}}, target: 100}}
+"""
 
 
 def test_events_flow_to_metrics_exactly(
@@ -33,6 +45,13 @@ def test_events_flow_to_metrics_exactly(
     lines.insert(7, "{this is not json")  # reported by emit, the rest still sent
     events_file = tmp_path / "events.jsonl"
     events_file.write_text("\n".join(lines) + "\n")
+
+    plans = []
+    for shop in ("salone-bella", "tiktok-studio"):
+        plans.append(tmp_path / f"{shop}.yaml")
+        plans[-1].write_text(PLAN.format(shop=shop))
+    applied = okrflow(env, "apply", *map(str, plans))
+    assert applied.returncode == 0, applied.stderr
 
     metrics_url = f"http://127.0.0.1:{port}/metrics"
     with (

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from okrflow.domain.model import STATUSES
+from okrflow.domain.model import STATUSES, Plan, metric_parts
 from okrflow.domain.periods import period_bounds
 from okrflow.domain.progress import PaceRule, key_result_pace, measure_plan, objective_pace
+from okrflow.events.types import BUILT_IN
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.store.plans import ActivePlan
 
@@ -67,8 +68,16 @@ FAMILIES: list[tuple[str, str, str]] = [
         "gauge",
         "Time of the last event counted in the key result",
     ),
-    ("okr_shop_events_total", "counter", "Valid events counted per shop and type"),
+    (
+        "okr_shop_events_total",
+        "counter",
+        "Valid events counted per shop with a plan, by built-in or planned type (the rest: other)",
+    ),
 ]
+
+# `okr_shop_events_total` of a planned shop sums every type that is neither built in nor
+# named by its plan under this one.
+OTHER_TYPE = "other"
 
 
 def escape(value: str) -> str:
@@ -166,6 +175,32 @@ def _labels_of(active: ActivePlan) -> dict[tuple[str, ...], Any]:
     return out
 
 
+def shown_event_types(plan: Plan) -> frozenset[str]:
+    """The types `okr_shop_events_total` shows for a shop: the built-in ones and those its
+    plan's metrics count."""
+    named = {m.event for o in plan.objectives for kr in o.key_results
+             for _, m in metric_parts(kr.metric)}  # fmt: skip
+    return frozenset(BUILT_IN).union(named)
+
+
+def bounded_shop_events(
+    plans: Iterable[ActivePlan], rows: Iterable[tuple[str, str, int]]
+) -> list[tuple[str, str, int]]:
+    """`(shop, type, events)` rows cut down to what `okr_shop_events_total` shows: shops with
+    a plan in force only, and per shop its `shown_event_types`, every other type summed
+    under `OTHER_TYPE`. The number of series is then bounded by the plans, never by what
+    producers send (event payloads choose shop and type names)."""
+    shown = {active.plan.shop: shown_event_types(active.plan) for active in plans}
+    totals: dict[tuple[str, str], int] = {}
+    for shop, event_type, n in rows:
+        types = shown.get(shop)
+        if types is None:
+            continue
+        key = (shop, event_type if event_type in types else OTHER_TYPE)
+        totals[key] = totals.get(key, 0) + n
+    return [(shop, event_type, n) for (shop, event_type), n in sorted(totals.items())]
+
+
 class OkrRenderer:
     """Renders one snapshot; `render(now)` may be called from any thread."""
 
@@ -221,7 +256,7 @@ class OkrRenderer:
                             f"okr_key_result_last_event_timestamp_seconds{kl} {number(p.last_event_at.timestamp())}\n"
                         )
                     key_results.add(k_labels.rule, p.progress, kl, k_labels.status)
-        for shop, event_type, n in snapshot.shop_events:
+        for shop, event_type, n in bounded_shop_events(snapshot.plans, snapshot.shop_events):
             static["okr_shop_events_total"].append(
                 f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"
             )

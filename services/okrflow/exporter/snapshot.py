@@ -11,13 +11,17 @@ from sqlalchemy import Connection, Engine, func, select
 from okrflow.domain.progress import KeyResultState
 from okrflow.store.counters import read_series_states
 from okrflow.store.plans import ActivePlan, load_active_plans, plans_revision
-from okrflow.store.tables import applied_offsets, shop_event_totals
+from okrflow.store.tables import applied_offsets, shop_event_totals, shops
 
 # Built once (statements built per refresh leave reference cycles for the collector).
 _APPLIED_OFFSETS_SUM = select(func.coalesce(func.sum(applied_offsets.c.next_offset), 0))
-_SHOP_EVENT_TOTALS = select(
-    shop_event_totals.c.shop, shop_event_totals.c.event_type, shop_event_totals.c.events
-).order_by(shop_event_totals.c.shop, shop_event_totals.c.event_type)
+# Only shops with a plan in force are shown (render.bounded_shop_events also folds their
+# unplanned types into "other"): the rows of other shops are not even read.
+_SHOP_EVENT_TOTALS = (
+    select(shop_event_totals.c.shop, shop_event_totals.c.event_type, shop_event_totals.c.events)
+    .where(shop_event_totals.c.shop.in_(select(shops.c.shop).where(shops.c.revision_id > 0)))
+    .order_by(shop_event_totals.c.shop, shop_event_totals.c.event_type)
+)
 
 
 @dataclass(frozen=True)
