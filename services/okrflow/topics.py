@@ -9,6 +9,10 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from okrflow.settings import Settings
 
+# Dead letters are the events topic's messages plus a few headers: a message the events topic
+# took (up to the broker's ~1 MiB default) must fit, so the DLQ takes up to this much.
+DLQ_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
 
 class TopicLayoutError(RuntimeError):
     """The existing topics cannot be used as they are."""
@@ -20,11 +24,18 @@ async def ensure_topics(settings: Settings) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        configs = {
+            settings.events_topic: {},
+            settings.dlq_topic: {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)},
+        }
         wanted = [
-            NewTopic(name, num_partitions=settings.events_partitions, replication_factor=1)
-            for name in (settings.events_topic, settings.dlq_topic)
+            NewTopic(
+                name, num_partitions=settings.events_partitions, replication_factor=1,
+                topic_configs=config,
+            )
+            for name, config in configs.items()
             if name not in existing
-        ]
+        ]  # fmt: skip
         if wanted:
             # Another process may create it between our list and create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):

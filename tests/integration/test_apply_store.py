@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.plans.parse import PlanError
 from okrflow.reports.progress import progress_report
-from okrflow.store.batches import PlanCache, apply_batch
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from okrflow.store.tables import objectives, plan_revisions

@@ -1,11 +1,14 @@
-"""apply_batch on real SQLite and PostgreSQL: replays and duplicate ids count once."""
+"""apply_batch on real SQLite and PostgreSQL: replays and duplicate ids count once; event
+totals are kept for planned shops only, made-up types under `other`."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 
-from okrflow.store.batches import PlanCache, apply_batch
+from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.plans.apply import apply_files
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import SchemaOutdated, current_revision, ensure_schema, head_revision
 from okrflow.store.tables import applied_offsets, shop_event_totals
@@ -14,10 +17,32 @@ from tests.factories import decode_batch_of, encoded
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
 
 
+PLAN = """
+shop: {shop}
+timezone: Europe/Rome
+objectives:
+  - key: grow
+    title: Grow
+    owner: marketing
+    level: company
+    period: {{start: 2026-01-01, end: 2026-12-31}}
+    key_results:
+      - key: posts
+        metric: {{event: shop.posted, aggregate: count}}
+        target: 10
+"""
+
+
 @pytest.fixture
-def engine(database_url: str) -> Engine:
+def engine(database_url: str, tmp_path: Path) -> Engine:
+    """A database with plans for the shops `salone-bella` and `another`."""
     engine = make_engine(database_url)
     ensure_schema(engine)
+    files = []
+    for shop in ("salone-bella", "another"):
+        files.append(tmp_path / f"{shop}.yaml")
+        files[-1].write_text(PLAN.format(shop=shop))
+    apply_files(engine, files, NOW)
     return engine
 
 
@@ -41,17 +66,21 @@ def test_batch_counts_per_shop_and_type_and_records_offsets(engine: Engine) -> N
         [
             (0, 0, encoded(event_id="1")),
             (0, 1, encoded(event_id="2", event_type="order.placed")),
-            (1, 0, encoded(event_id="3", shop="other")),
+            (0, 2, encoded(event_id="4", event_type="shop.posted", data={})),
+            (0, 3, encoded(event_id="5", event_type="made.up", data={})),
+            (0, 4, encoded(event_id="6", event_type="made.up.too", data={})),
+            (1, 0, encoded(event_id="3", shop="unplanned")),
             (1, 1, b"garbage"),
         ],
         10_000,
     )
     result = apply_batch(engine, batch, NOW, PlanCache())
-    assert (result.counted, result.duplicates, result.replayed) == (3, 0, 0)
+    assert (result.counted, result.duplicates, result.replayed) == (6, 0, 0)
     assert _totals(engine) == {
         ("salone-bella", "customer.created"): 1,
         ("salone-bella", "order.placed"): 1,
-        ("other", "customer.created"): 1,
+        ("salone-bella", "shop.posted"): 1,
+        ("salone-bella", "other"): 2,
     }
     with engine.connect() as conn:
         offsets = dict(
@@ -59,7 +88,7 @@ def test_batch_counts_per_shop_and_type_and_records_offsets(engine: Engine) -> N
                 select(applied_offsets.c.kafka_partition, applied_offsets.c.next_offset)
             ).all()
         )
-    assert offsets == {0: 2, 1: 2}
+    assert offsets == {0: 5, 1: 2}
 
 
 def test_replaying_an_applied_batch_counts_nothing(engine: Engine) -> None:

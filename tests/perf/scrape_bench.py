@@ -31,9 +31,9 @@ from sqlalchemy import make_url
 
 from okrflow.devkafka import LocalKafka
 from okrflow.ingest.batch import Message, decode_batch
+from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.settings import Settings
-from okrflow.store.batches import PlanCache, apply_batch
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from okrflow.topics import ensure_topics

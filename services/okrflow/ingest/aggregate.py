@@ -6,7 +6,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from okrflow.events.types import BUILT_IN
 from okrflow.ingest.batch import Delivered
+
+# Events of a planned shop whose type is neither built in nor named in its plan are totalled
+# under this one type: a producer cannot grow the totals (or the metrics) with made-up types.
+OTHER_TYPE = "other"
 
 
 def not_yet_applied(events: Iterable[Delivered], applied: Mapping[int, int]) -> list[Delivered]:
@@ -32,12 +37,22 @@ class TypeTotal:
     last_event_at: datetime
 
 
-def totals_by_shop_type(events: Iterable[Delivered]) -> dict[tuple[str, str], TypeTotal]:
+def totals_by_shop_type(
+    events: Iterable[Delivered], planned_types: Mapping[str, set[str]]
+) -> dict[tuple[str, str], TypeTotal]:
     """Events per (shop, type) with the latest event time: one row per key, so the upsert
-    never touches a key twice in one statement."""
+    never touches a key twice in one statement. Only shops with a plan are totalled
+    (`planned_types`: shop -> types its plan names); types neither built in nor named go
+    under OTHER_TYPE."""
     totals: dict[tuple[str, str], TypeTotal] = {}
     for d in events:
-        key = (d.event.shop, d.event.type)
+        named = planned_types.get(d.event.shop)
+        if named is None:
+            continue
+        event_type = d.event.type
+        if event_type not in BUILT_IN and event_type not in named:
+            event_type = OTHER_TYPE
+        key = (d.event.shop, event_type)
         total = totals.get(key)
         if total is None:
             totals[key] = TypeTotal(1, d.event.time)

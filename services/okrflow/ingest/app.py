@@ -1,39 +1,107 @@
-"""The faust app: group membership and lifecycle from faust, batches to `OkrflowSink`.
+"""The faust app: group membership and lifecycle from faust, batches to okrflow's core.
 
-Offsets: Kafka offsets of a batch are committed only after its database transaction
-(write, then commit); the transaction itself records them as applied, which is what makes
-redelivery after a crash or a rebalance harmless.
+Offsets: Kafka offsets of a batch are committed only after its database transaction and its
+dead letters (okrflow.ingest.batching has the order); the transaction records them as
+applied, and every assignment resumes from there (okrflow.ingest.resume).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from signal import SIGTERM
+from typing import Any
+
 import faust
 from faust.types import TransportT
+from mode.types.signals import BaseSignalT
 from sqlalchemy import Engine
 
-from okrflow.ingest.consumer import BatchTransport
+from okrflow.ingest.batching import BatchStep
+from okrflow.ingest.consumer import BatchConsumer, BatchTransport
 from okrflow.ingest.deadletters import DeadLetterWriter
+from okrflow.ingest.errors import WorkerFatal
 from okrflow.ingest.metrics import PipelineMetrics
-from okrflow.ingest.sink import OkrflowSink
+from okrflow.ingest.resume import resume_positions
+from okrflow.ingest.sink import OkrflowSink, PreparedBatch
 from okrflow.settings import Settings
+from okrflow.store.batches import read_applied_offsets
+
+logger = logging.getLogger(__name__)
+
+
+class IngestWorker:
+    """The parts of one worker that faust's consumer calls into."""
+
+    def __init__(self, app: OkrflowApp, settings: Settings, sink: OkrflowSink) -> None:
+        self.app = app
+        self.settings = settings
+        self.sink = sink
+        self.step: BatchStep[PreparedBatch] = BatchStep(
+            sink, self.commit, max_size=settings.batch_size, max_seconds=settings.batch_seconds
+        )
+        self.fatal: WorkerFatal | None = None
+
+    async def commit(self, offsets: Mapping[int, int]) -> None:
+        consumer = self.app.consumer
+        assert isinstance(consumer, BatchConsumer)
+        await consumer.commit_events_offsets(offsets)
+        self.sink.observe_lag(consumer.events_highwater, offsets)
+
+    async def resume_positions(self, bounds: Mapping[int, tuple[int, int]]) -> dict[int, int]:
+        """Where to consume each assigned partition from (see okrflow.ingest.resume)."""
+        self.sink.dead_letters.forget_watermarks()  # another worker may have written since
+
+        def read() -> dict[int, int]:
+            with self.sink.reader.connect() as conn:
+                return read_applied_offsets(conn, self.settings.events_topic, bounds)
+
+        positions = resume_positions(
+            self.settings.events_topic, await asyncio.to_thread(read), bounds
+        )
+        logger.info(
+            "resuming %s from the database's offsets: %s", self.settings.events_topic,
+            ", ".join(f"{p}@{o}" for p, o in sorted(positions.items())),
+        )  # fmt: skip
+        return positions
+
+    async def on_revoked(
+        self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
+        """Before partitions go: apply, dead-letter and commit everything held."""
+        if self.fatal is None:
+            await self.step.flush()
+
+    def fail(self, exc: WorkerFatal) -> None:
+        """Stop the worker (gracefully, as on SIGTERM) and remember why."""
+        if self.fatal is None:
+            self.fatal = exc
+            logger.error("stopping: %s", exc)
+            os.kill(os.getpid(), SIGTERM)
 
 
 class OkrflowApp(faust.App):
-    """A faust app whose consumer hands okrflow's topic to `okrflow_sink` in batches."""
+    """A faust app whose consumer hands okrflow's topic to `okrflow_worker` in batches."""
 
-    okrflow_sink: OkrflowSink
+    okrflow_worker: IngestWorker
 
     def _new_transport(self) -> TransportT:
         return BatchTransport(self.conf.broker_consumer, self)
 
     async def on_stop(self) -> None:
         # A batch waiting for an unreachable database gives up instead of blocking shutdown.
-        self.okrflow_sink.stopping.set()
+        self.okrflow_worker.sink.stopping.set()
         await super().on_stop()
-        await self.okrflow_sink.dead_letters.close()
+        await self.okrflow_worker.sink.dead_letters.close()
 
 
-def build_app(settings: Settings, engine: Engine, metrics: PipelineMetrics) -> OkrflowApp:
+def build_app(
+    settings: Settings, engine: Engine, metrics: PipelineMetrics, reader: Engine | None = None
+) -> OkrflowApp:
+    """The worker's faust app. `engine` writes batches; `reader` (default: `engine`) reads
+    plans and offsets without taking SQLite's write lock."""
     app = OkrflowApp(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -53,9 +121,9 @@ def build_app(settings: Settings, engine: Engine, metrics: PipelineMetrics) -> O
     dead_letters = DeadLetterWriter(
         settings.kafka_bootstrap, settings.events_topic, settings.dlq_topic
     )
-    app.okrflow_sink = OkrflowSink(
-        settings, engine, metrics, dead_letters, generation=lambda: int(app.consumer_generation_id)
-    )
+    sink = OkrflowSink(settings, engine, metrics, dead_letters, reader=reader)
+    app.okrflow_worker = IngestWorker(app, settings, sink)
+    app.on_partitions_revoked.connect(app.okrflow_worker.on_revoked)
     topic = app.topic(
         settings.events_topic,
         key_type=bytes,
@@ -63,5 +131,4 @@ def build_app(settings: Settings, engine: Engine, metrics: PipelineMetrics) -> O
         partitions=settings.events_partitions,
     )
     app.topics.add(topic)  # subscribe; no agent: the consumer hands batches to the sink
-
     return app

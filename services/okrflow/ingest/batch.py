@@ -21,12 +21,15 @@ class Delivered:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A message that is not a valid event, with its reason."""
+    """A message that is not counted, with its reason: it goes to the dead letters unchanged
+    (key, value and headers as the producer sent them)."""
 
     partition: int
     offset: int
     value: bytes | None
     invalid: InvalidEvent
+    key: bytes | None = None
+    headers: Headers | None = None
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Message(NamedTuple):
     offset: int
     value: bytes | None
     headers: Headers | None = None
+    key: bytes | None = None
 
 
 class MessageLike(Protocol):
@@ -58,9 +62,18 @@ class MessageLike(Protocol):
     @property
     def offset(self) -> int: ...
     @property
+    def key(self) -> bytes | None: ...
+    @property
     def value(self) -> bytes | None: ...
     @property
     def headers(self) -> Headers | None: ...
+
+
+def rejected_message(message: MessageLike, invalid: InvalidEvent) -> Rejected:
+    """`message` as a dead letter with its reason."""
+    return Rejected(
+        message.partition, message.offset, message.value, invalid, message.key, message.headers
+    )
 
 
 def decode_batch(topic: str, messages: Iterable[MessageLike], max_bytes: int) -> DecodedBatch:
@@ -76,7 +89,7 @@ def decode_batch(topic: str, messages: Iterable[MessageLike], max_bytes: int) ->
             add_event(Delivered(partition, offset, decoded))
         else:
             assert isinstance(decoded, InvalidEvent)
-            add_rejected(Rejected(partition, offset, value, decoded))
+            add_rejected(rejected_message(m, decoded))
         if offset >= next_offsets.get(partition, -1):
             next_offsets[partition] = offset + 1
     return batch

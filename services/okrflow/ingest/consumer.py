@@ -1,20 +1,23 @@
-"""faust's consumer with a batch hand-off for okrflow's topic: the hot-path fix.
+"""faust's consumer, feeding okrflow's topic to a `BatchStep` and positioning it from the
+database: the thin glue between faust and okrflow's consumer core (okrflow.ingest.batching).
 
 faust delivers every message on its own: `Consumer._drain_messages` awaits
 `wait_first(callback(message), suspend_flow.wait())` per message, then the conductor, the
 channel queue and the stream each touch it again (about 65 µs a message measured here).
 okrflow applies events in batches anyway, so this consumer hands whole fetches of the events
-topic to a `BatchSink` and commits the sink's offsets itself after the database transaction.
-faust still owns the group membership, rebalances, flow control and the worker's lifecycle;
+topic to the batch step, which commits offsets itself after the database transaction. faust
+still owns the group membership, rebalances, flow control and the worker's lifecycle;
 messages of any other topic take faust's usual per-message path.
+
+Rebalances are explicit: on revocation the app flushes the batch step (see
+okrflow.ingest.app); on assignment, `seek_to_committed` (what faust calls to position the
+consumer) seeks the events topic to the database's applied offsets, not Kafka's.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import aiokafka
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -22,22 +25,7 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
 from faust.types import TP
 
-Record = Any  # aiokafka.ConsumerRecord: topic, partition, offset, key, value, headers
-
-
-class BatchSink(Protocol):
-    topic: str
-    batch_size: int
-    batch_seconds: float
-    fetch_max_wait_ms: int
-
-    async def prepare(self, records: Sequence[Record]) -> Any:
-        """CPU work on a batch (all of `topic`), done while the previous batch is written."""
-        ...
-
-    async def write(self, prepared: Any, highwater: Callable[[TP], int]) -> dict[TP, int]:
-        """Apply a prepared batch; returns the offsets to commit to Kafka."""
-        ...
+from okrflow.ingest.errors import WorkerFatal
 
 
 class FetchTunedConsumerThread(AIOKafkaConsumerThread):
@@ -53,67 +41,79 @@ class FetchTunedConsumerThread(AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         if not hasattr(consumer, "_fetch_max_wait_ms"):  # aiokafka renamed its field
             raise RuntimeError("cannot set aiokafka's fetch_max_wait_ms on this version")
-        consumer._fetch_max_wait_ms = self.app.okrflow_sink.fetch_max_wait_ms  # type: ignore[attr-defined]
+        consumer._fetch_max_wait_ms = self.app.okrflow_worker.settings.fetch_max_wait_ms  # type: ignore[attr-defined]
         return consumer
 
 
 class BatchConsumer(AIOKafkaConsumer):
-    """See the module docstring. The sink is `app.okrflow_sink`."""
+    """See the module docstring. The worker's parts are `app.okrflow_worker`."""
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return FetchTunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: Any) -> None:  # the Fetcher's background task
-        sink: BatchSink = self.app.okrflow_sink  # type: ignore[attr-defined]
+        worker = self.app.okrflow_worker  # type: ignore[attr-defined]
+        step, topic = worker.step, worker.settings.events_topic
         callback: Callable[[Any], Awaitable[None]] = self.callback
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
-        pending: list[Record] = []
-        first_at = 0.0
-        # Two-stage pipeline: batch N+1 is decoded and counted while batch N's transaction
-        # runs in a thread. Transactions and Kafka commits stay in batch order.
-        writing: asyncio.Future[dict[TP, int]] | None = None
-
-        async def finish_writing() -> None:
-            nonlocal writing
-            if writing is not None:
-                offsets, writing = await writing, None
-                await self._commit(offsets)
-
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
-                wait = (
-                    max(0.01, sink.batch_seconds - (time.monotonic() - first_at))
-                    if pending
-                    else 1.0
-                )
-                records, _ = await self._wait_next_records(min(wait, 1.0))
-                if records and not self.should_stop:
+                records, _ = await self._wait_next_records(max(0.01, step.wait_seconds(1.0)))
+                # Records fetched while a rebalance stopped the flow are dropped: the
+                # assignment that follows seeks to the database's offsets again.
+                if records and self.flow_active and not self.should_stop:
                     for tp, batch in records.items():
-                        if tp.topic == sink.topic:
-                            if not pending:
-                                first_at = time.monotonic()
-                            pending.extend(batch)
+                        if tp.topic == topic:
+                            step.add(batch)
                         else:
                             for record in batch:
                                 await callback(self._to_message(tp, record))
-                due = len(pending) >= sink.batch_size or (
-                    pending and time.monotonic() - first_at >= sink.batch_seconds
-                )
-                if pending and (due or not self.flow_active):
-                    prepared = await sink.prepare(pending)
-                    pending = []
-                    await finish_writing()
-                    writing = asyncio.ensure_future(sink.write(prepared, self.highwater))
-                if writing is not None and (writing.done() or not self.flow_active):
-                    # A rebalance suspends the flow: finish what we hold before giving it up.
-                    await finish_writing()
-            await finish_writing()
+                if self.flow_active:
+                    await step.poll()
+            await step.flush()
+        except WorkerFatal as exc:
+            await step.finish_writing()
+            worker.fail(exc)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
                 return
             raise
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Position every assigned partition; the events topic at the database's offsets."""
+        positions = dict(await super().seek_to_committed())
+        worker = self.app.okrflow_worker  # type: ignore[attr-defined]
+        ours = sorted(tp for tp in self.assignment() if tp.topic == worker.settings.events_topic)
+        if not ours:
+            return positions
+        starts = await self.earliest_offsets(*ours)
+        ends = await self.highwaters(*ours)
+        try:
+            resume = await worker.resume_positions(
+                {tp.partition: (starts[tp], ends[tp]) for tp in ours}
+            )
+        except WorkerFatal as exc:
+            self.pause_partitions(ours)  # consume nothing from a wrong position
+            worker.fail(exc)
+            return positions
+        for tp in ours:
+            await self.seek(tp, resume[tp.partition])
+            positions[tp] = resume[tp.partition]
+        return positions
+
+    async def commit_events_offsets(self, offsets: Mapping[int, int]) -> None:
+        """Commit the events topic's next offsets (partitions still assigned)."""
+        topic = self.app.okrflow_worker.settings.events_topic  # type: ignore[attr-defined]
+        await self._commit({TP(topic, p): o for p, o in offsets.items()})
+
+    def events_highwater(self, partition: int) -> int | None:
+        topic = self.app.okrflow_worker.settings.events_topic  # type: ignore[attr-defined]
+        try:
+            return int(self.highwater(TP(topic, partition)))
+        except (KeyError, AssertionError, TypeError):  # no metadata fetched yet
+            return None
 
 
 class BatchTransport(AIOKafkaTransport):

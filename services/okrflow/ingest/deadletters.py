@@ -1,5 +1,8 @@
 """Dead letters: invalid messages go unchanged to the DLQ topic with reason headers.
 
+A dead letter keeps the message's key, value and headers, and adds `okrflow.reason`,
+`okrflow.error`, `okrflow.topic`, `okrflow.partition` and `okrflow.offset` headers.
+
 Exactly once, like the counters: source partition p goes to DLQ partition p, in offset order,
 and each dead letter carries its source offset. Before writing to a partition the first time
 (after start or a rebalance), the worker reads that partition's last dead letter: anything at
@@ -14,6 +17,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from okrflow.ingest.batch import Rejected
+from okrflow.topics import DLQ_MAX_MESSAGE_BYTES
 
 HEADER_REASON = "okrflow.reason"
 HEADER_ERROR = "okrflow.error"
@@ -23,7 +27,10 @@ HEADER_OFFSET = "okrflow.offset"
 
 
 def dead_letter_headers(topic: str, rejected: Rejected) -> list[tuple[str, bytes]]:
+    """The producer's own headers (a header without a value keeps an empty one), then
+    okrflow's: reason, error, and where the message came from."""
     return [
+        *((k, v or b"") for k, v in rejected.headers or () if not k.startswith("okrflow.")),
         (HEADER_REASON, rejected.invalid.reason.encode()),
         (HEADER_ERROR, rejected.invalid.error[:1000].encode()),
         (HEADER_TOPIC, topic.encode()),
@@ -53,8 +60,9 @@ class DeadLetterWriter:
             return 0
         if self._producer is None:
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
-            )
+                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                max_request_size=DLQ_MAX_MESSAGE_BYTES,
+            )  # fmt: skip
             await self._producer.start()
         written = []
         for r in sorted(rejected, key=lambda r: (r.partition, r.offset)):
@@ -62,9 +70,12 @@ class DeadLetterWriter:
                 self._watermarks[r.partition] = await self._last_written(r.partition)
             if r.offset <= self._watermarks[r.partition]:
                 continue
+            # A tombstone (no value) keeps its key; Kafka needs one of the two, so a message
+            # with neither gets an empty key.
+            key = r.key if r.key is not None or r.value is not None else b""
             written.append(
                 await self._producer.send(
-                    self.dlq_topic, r.value, partition=r.partition,
+                    self.dlq_topic, r.value, key=key, partition=r.partition,
                     headers=dead_letter_headers(self.source_topic, r),
                 )
             )  # fmt: skip

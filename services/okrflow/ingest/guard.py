@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import deque
 
+from okrflow.ingest.errors import WorkerFatal
 
-class InvalidShareExceeded(RuntimeError):
+
+class InvalidShareExceeded(WorkerFatal):
     """Too many invalid messages recently: the worker stops and says why."""
 
 

@@ -1,100 +1,100 @@
-"""Per-batch changes to key-result series, aggregated in memory before one write. Pure."""
+"""Counting a batch's events into key-result series deltas, in memory, before one write. Pure.
+
+Per-message isolation lives here for values: an event whose value in an aggregated field is a
+number okrflow cannot add exactly (beyond +/-2^53, where float64 stops holding integers; this
+also keeps every sum finite) is rejected as `bad_number`, and counts nowhere. A value that is
+missing or not a number is skipped by that key result only: the event is valid, and counts in
+every other key result it matches (docs/events.md).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+from datetime import date
 
 from okrflow.domain.periods import local_day
-from okrflow.events import CloudEvent
+from okrflow.domain.series import SeriesDelta, SeriesKey
+from okrflow.events import InvalidEvent
+from okrflow.ingest.batch import Delivered
 from okrflow.plans.matching import MatchIndex, Target, is_number, path_value
 
-SeriesKey = tuple[int, str]  # (key_result_id, part)
+# The largest magnitude a value may have to be aggregated: integers up to 2^53 are exact in
+# float64, and a sum of such values over any realistic number of events stays finite.
+MAX_ABS_VALUE = 2.0**53
+
+
+class ValueOutOfRange(ValueError):
+    """An event's value that no key result can aggregate exactly (see MAX_ABS_VALUE)."""
 
 
 @dataclass
-class SeriesDelta:
-    """What one batch adds to one series."""
+class SeriesCount:
+    """A batch counted against the plans: deltas per series, how many accepted events moved
+    no series, and the events rejected for their values (to be dead-lettered)."""
 
-    aggregate: str
-    events: int = 0
-    days: dict[date, list[float]] = field(default_factory=dict)  # day -> [events, total]
-    distinct: dict[str, date] = field(default_factory=dict)  # value -> first local day seen
-    level: float | None = None
-    level_at: datetime | None = None
-    last_event_at: datetime | None = None
-
-    def add(self, event: CloudEvent, day: date, value: Any) -> None:
-        self.events += 1
-        if self.last_event_at is None or event.time > self.last_event_at:
-            self.last_event_at = event.time
-        if self.aggregate in ("count", "sum"):
-            bucket = self.days.setdefault(day, [0, 0.0])
-            bucket[0] += 1
-            bucket[1] += 1 if self.aggregate == "count" else value
-        elif self.aggregate == "count_distinct":
-            self.distinct.setdefault(value, day)
-        else:
-            self.level, self.level_at = merge_level(
-                self.aggregate, self.level, self.level_at, value, event.time
-            )
+    deltas: dict[SeriesKey, SeriesDelta] = field(default_factory=dict)
+    accepted: list[Delivered] = field(default_factory=list)
+    unmatched: int = 0
+    rejected: list[tuple[Delivered, InvalidEvent]] = field(default_factory=list)
 
 
-def merge_level(
-    aggregate: str, level: float | None, level_at: datetime | None, value: float, at: datetime
-) -> tuple[float, datetime]:
-    """latest: the value with the newest event time (a tie keeps the later arrival);
-    max / min: the extreme value (its time is when it was reached)."""
-    if level is None or level_at is None:
-        return value, at
-    if aggregate == "latest":
-        return (value, at) if at >= level_at else (level, level_at)
-    if aggregate == "max":
-        return (value, at) if value > level else (level, level_at)
-    return (value, at) if value < level else (level, level_at)
-
-
-def field_value(target: Target, event: CloudEvent) -> Any:
-    """The value the target aggregates, or None when the event cannot count in it
-    (field missing, or not a number where a number is needed)."""
+def field_value(target: Target, delivered: Delivered) -> float | str | None:
+    """The value the target aggregates, or None when the event cannot count in it (field
+    missing, or not a number where a number is needed). Raises ValueOutOfRange for a number
+    beyond MAX_ABS_VALUE."""
     metric = target.metric
     if metric.aggregate == "count":
-        return 1
+        return 1.0
     assert metric.field is not None
-    value = path_value(event, metric.field)
+    value = path_value(delivered.event, metric.field)
     if metric.aggregate == "count_distinct":
-        if (
-            isinstance(value, dict | list)
-            or value is None
-            or not isinstance(value, str | int | float | bool)
-        ):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
             return None
         return json.dumps(value)[:255]
-    return float(value) if is_number(value) else None
+    if not is_number(value):
+        return None
+    if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # also False for NaN
+        path = ".".join(metric.field)
+        shown = str(value) if len(str(value)) <= 40 else f"a {len(str(value))}-digit number"
+        raise ValueOutOfRange(
+            f"{shown} at `$.{path}` is beyond +/-2^53, the range okrflow aggregates exactly"
+        )
+    return float(value)
 
 
-def series_deltas(
-    events: Iterable[CloudEvent], index: MatchIndex
-) -> tuple[dict[SeriesKey, SeriesDelta], int]:
-    """Deltas per series for `events`; also how many events matched no series at all.
+def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount:
+    """Deltas per series for `events` (already deduplicated), with the rejected events.
 
     Hot path: runs for every counted event, so the shop-local day is computed once per
     event (not per key result), the common `count` needs no field lookup, and each way of
     counting (`Target`) is aggregated once, then shared by every series that counts that way
-    (the deltas are not modified afterwards).
+    (the deltas are not modified afterwards). An event's values are all read before any is
+    added, so a rejected event leaves no trace in any series.
     """
     by_target: dict[int, tuple[Target, SeriesDelta]] = {}
-    unmatched = 0
-    for event in events:
+    count = SeriesCount()
+    accept = count.accepted.append
+    for delivered in events:
+        event = delivered.event
         targets = index.targets(event, event.time.timestamp())
+        if not targets:
+            count.unmatched += 1
+            accept(delivered)
+            continue
+        try:
+            values = [
+                1.0 if t.metric.aggregate == "count" else field_value(t, delivered) for t in targets
+            ]
+        except ValueOutOfRange as exc:
+            count.rejected.append((delivered, InvalidEvent("bad_number", str(exc))))
+            continue
+        accept(delivered)
         day: date | None = None
         day_tz = ""
         matched = False
-        for target in targets:
-            value = 1 if target.metric.aggregate == "count" else field_value(target, event)
+        for target, value in zip(targets, values, strict=True):
             if value is None:
                 continue
             if day is None or day_tz != target.timezone:
@@ -102,9 +102,9 @@ def series_deltas(
             entry = by_target.get(id(target))
             if entry is None:
                 entry = by_target[id(target)] = (target, SeriesDelta(target.metric.aggregate))
-            entry[1].add(event, day, value)
+            entry[1].add(event.time, day, value)
             matched = True
         if not matched:
-            unmatched += 1
-    deltas = {key: delta for target, delta in by_target.values() for key in target.series}
-    return deltas, unmatched
+            count.unmatched += 1
+    count.deltas = {key: delta for target, delta in by_target.values() for key in target.series}
+    return count

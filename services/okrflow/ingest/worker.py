@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import faust
 from prometheus_client import CollectorRegistry, start_http_server
@@ -26,8 +27,16 @@ def run_worker(settings: Settings) -> int:
         start_http_server(settings.worker_metrics_port, settings.exporter_host, registry)
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(ensure_topics(settings))
-    app = build_app(settings, engine, metrics)
+    app = build_app(settings, engine, metrics, reader=make_engine(settings.database_url))
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     collect_less_often()
-    worker.execute_from_commandline()
-    return 0
+    code: int | str | None = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as stopped:
+        code = stopped.code
+    fatal = app.okrflow_worker.fatal
+    if fatal is not None:
+        print(f"okrflow worker: {fatal}", file=sys.stderr)
+        return fatal.exit_code
+    return code if isinstance(code, int) else 1

@@ -113,15 +113,20 @@ class MatchIndex:
 
     def __init__(self, plans: Iterable[ActivePlan]) -> None:
         self._by_type: dict[tuple[str, str], list[Target]] = {}
+        # Shop -> the event types its plan names: the shops and types whose event totals are
+        # kept (labels come from definitions, never from payloads).
+        self.planned_types: dict[str, set[str]] = {}
         by_signature: dict[tuple[str, SimpleMetric, str, float, float], Target] = {}
         self.target_count = 0  # key-result series
         for active in plans:
             plan = active.plan
+            named = self.planned_types.setdefault(plan.shop, set())
             for objective in plan.objectives:
                 start, end = (t.timestamp() for t in period_bounds(objective.period, plan.timezone))
                 for kr in objective.key_results:
                     kr_id = active.key_result_ids[objective.key, kr.key]
                     for part, metric in metric_parts(kr.metric):
+                        named.add(metric.event)
                         signature = (plan.shop, metric, plan.timezone, start, end)
                         target = by_signature.get(signature)
                         if target is None:

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Connection, bindparam, select, tuple_, update
 
 from okrflow.domain.progress import SeriesState
-from okrflow.ingest.series import SeriesDelta, SeriesKey, merge_level
+from okrflow.domain.series import SeriesDelta, SeriesKey, merge_level
 from okrflow.store.dialect import insert_new_rows, upsert
 from okrflow.store.tables import key_results, kr_day_totals, kr_distinct_values, kr_series
 

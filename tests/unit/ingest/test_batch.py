@@ -49,8 +49,15 @@ def test_totals_by_shop_type_counts_and_keeps_latest_time() -> None:
         _delivered(0, 1, event_id="2", time="2026-01-03T10:00:00Z"),
         _delivered(0, 2, event_id="3", time="2026-01-02T10:00:00Z"),
         _delivered(0, 3, event_id="4", event_type="order.placed", data=None),
+        _delivered(0, 4, event_id="5", event_type="shop.posted", data={}),
+        _delivered(0, 5, event_id="6", event_type="made.up", data={}),
+        _delivered(0, 6, event_id="7", event_type="made.up.too", data={}),
+        _delivered(0, 7, event_id="8", shop="unplanned"),
     ]
-    totals = totals_by_shop_type(events)
+    totals = totals_by_shop_type(events, {"salone-bella": {"shop.posted"}})
     assert totals[("salone-bella", "customer.created")].events == 3
     assert totals[("salone-bella", "customer.created")].last_event_at.day == 3
     assert totals[("salone-bella", "order.placed")].events == 1
+    assert totals[("salone-bella", "shop.posted")].events == 1
+    assert totals[("salone-bella", "other")].events == 2
+    assert {shop for shop, _ in totals} == {"salone-bella"}

@@ -15,8 +15,10 @@ from okrflow.domain.model import (
     RatioMetric,
     SimpleMetric,
 )
+from okrflow.domain.series import merge_level
 from okrflow.events import CloudEvent, decode_event
-from okrflow.ingest.series import merge_level, series_deltas
+from okrflow.ingest.batch import Delivered
+from okrflow.ingest.series import series_deltas
 from okrflow.plans.matching import MatchIndex, accepts
 from okrflow.store.plans import ActivePlan
 from tests.factories import encoded
@@ -54,6 +56,10 @@ def test_filters(f: Filter, data: dict[str, Any], accepted: bool) -> None:
 
 def order(total: float) -> dict[str, Any]:
     return {"order_id": "o", "customer_id": "c", "total": total, "currency": "EUR"}
+
+
+def _delivered(event: CloudEvent, offset: int = 0) -> Delivered:
+    return Delivered(0, offset, event)
 
 
 def _index(*krs: KeyResult) -> MatchIndex:
@@ -109,8 +115,9 @@ def test_key_results_counting_the_same_way_share_one_target_and_one_delta() -> N
         [(1, "value"), (2, "value"), (4, "denominator"), (4, "numerator")],
         [(3, "value")],
     ]
-    deltas, unmatched = series_deltas([tiktok, shop, shop], index)
-    assert unmatched == 0
+    counted = series_deltas([_delivered(e) for e in (tiktok, shop, shop)], index)
+    deltas = counted.deltas
+    assert counted.unmatched == 0
     assert set(deltas) == {
         (1, "value"),
         (2, "value"),
@@ -146,9 +153,10 @@ def test_series_deltas_sum_by_local_day_and_skip_non_numbers() -> None:
         ),
         event(event_id="4", event_type="customer.created", time="2026-01-06T10:00:00Z"),
     ]
-    deltas, unmatched = series_deltas(events, index)
-    assert unmatched == 2
-    assert deltas[1, "value"].days == {date(2026, 1, 6): [2, 12.5]}
+    counted = series_deltas([_delivered(e) for e in events], index)
+    assert counted.unmatched == 2
+    assert counted.deltas[1, "value"].days == {date(2026, 1, 6): [2, 12.5]}
+    assert counted.rejected == []
 
 
 def test_merge_level() -> None:
@@ -158,3 +166,29 @@ def test_merge_level() -> None:
     assert merge_level("max", 5, t1, 3, t2) == (5, t1)
     assert merge_level("min", 5, t1, 3, t2) == (3, t2)
     assert merge_level("max", None, None, 3, t2) == (3, t2)
+
+
+def test_a_number_beyond_2_to_the_53_is_rejected_and_counts_nowhere() -> None:
+    index = _index(
+        KeyResult("rev", "t", SimpleMetric("shop.sale", "sum", ("data", "total")), target=1),
+        KeyResult("n", "t", SimpleMetric("shop.sale", "count"), target=1),
+        KeyResult("top", "t", SimpleMetric("shop.sale", "max", ("data", "total")), target=1),
+    )
+
+    def sale(event_id: str, total: Any) -> Delivered:
+        return _delivered(event(event_id=event_id, event_type="shop.sale",
+                                time="2026-01-06T10:00:00Z", data={"total": total}))  # fmt: skip
+
+    huge = int("9" * 400)
+    counted = series_deltas(
+        [sale("1", 5), sale("2", huge), sale("3", 1.7e308), sale("4", -(2**60)), sale("5", 2**53)],
+        index,
+    )
+    assert [(d.event.id, why.reason) for d, why in counted.rejected] == [
+        ("2", "bad_number"), ("3", "bad_number"), ("4", "bad_number"),
+    ]  # fmt: skip
+    assert "400-digit" in counted.rejected[0][1].error
+    assert [d.event.id for d in counted.accepted] == ["1", "5"]
+    assert counted.deltas[1, "value"].days == {date(2026, 1, 6): [2, 5 + 2.0**53]}
+    assert counted.deltas[2, "value"].events == 2  # the count skips rejected events too
+    assert counted.deltas[3, "value"].level == 2.0**53

@@ -1,0 +1,55 @@
+"""What one batch adds to one key-result series: the value type between counting and storing.
+
+Pure: built by okrflow.ingest (from events), written by okrflow.store (as SQL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+SeriesKey = tuple[int, str]  # (key_result_id, part): value | numerator | denominator
+
+
+@dataclass
+class SeriesDelta:
+    """What one batch adds to one series."""
+
+    aggregate: str
+    events: int = 0
+    days: dict[date, list[float]] = field(default_factory=dict)  # day -> [events, total]
+    distinct: dict[str, date] = field(default_factory=dict)  # value -> first local day seen
+    level: float | None = None
+    level_at: datetime | None = None
+    last_event_at: datetime | None = None
+
+    def add(self, at: datetime, day: date, value: float | str) -> None:
+        """Count one event of time `at` (local day `day`) with its aggregated `value`: a
+        number for count/sum/latest/max/min, a canonical text for count_distinct."""
+        self.events += 1
+        if self.last_event_at is None or at > self.last_event_at:
+            self.last_event_at = at
+        if self.aggregate in ("count", "sum"):
+            bucket = self.days.setdefault(day, [0, 0.0])
+            bucket[0] += 1
+            bucket[1] += 1 if self.aggregate == "count" else float(value)
+        elif self.aggregate == "count_distinct":
+            self.distinct.setdefault(str(value), day)
+        else:
+            self.level, self.level_at = merge_level(
+                self.aggregate, self.level, self.level_at, float(value), at
+            )
+
+
+def merge_level(
+    aggregate: str, level: float | None, level_at: datetime | None, value: float, at: datetime
+) -> tuple[float, datetime]:
+    """latest: the value with the newest event time (a tie keeps the later arrival);
+    max / min: the extreme value (its time is when it was reached)."""
+    if level is None or level_at is None:
+        return value, at
+    if aggregate == "latest":
+        return (value, at) if at >= level_at else (level, level_at)
+    if aggregate == "max":
+        return (value, at) if value > level else (level, level_at)
+    return (value, at) if value < level else (level, level_at)

@@ -1,0 +1,147 @@
+"""The worker's consumer core: batching rules, one write in flight, and the commit order.
+
+No Kafka client and no faust here: records come in through `add`, and everything leaves
+through an injected `BatchSink` and an offset committer, on an injected clock (the unit tests
+drive it like getsentry/arroyo's strategy tests). okrflow.ingest.consumer feeds it from faust.
+
+A batch closes when it holds `max_size` records or `max_seconds` after its first record.
+While batch N is applied (in a thread), batch N+1 is prepared (decoded and counted) on the
+event loop; there is never more than one write in flight, and batches finish in order.
+
+Commit order, for every batch (the one place it is written down):
+  1. apply: one database transaction counts the batch and records its next offsets as
+     applied. (A batch the database refuses because of one event's values is bisected by the
+     sink: those events are dead-lettered first, then the rest is applied.)
+  2. dead letters: the batch's rejected messages are produced to the dead-letter topic and
+     acknowledged by the broker.
+  3. offsets: the batch's next offsets are committed to Kafka.
+A crash between two steps loses nothing and counts nothing twice: the worker resumes from the
+database's applied offsets (the replayed batch is skipped there), and the dead-letter writer
+skips messages already in the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from okrflow.ingest.batch import MessageLike, Rejected
+
+PreparedT = TypeVar("PreparedT")
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class AppliedBatch:
+    """What the database took: the next offset per partition, and the messages to
+    dead-letter (decode failures and events refused for their values)."""
+
+    offsets: Mapping[int, int]
+    dead_letters: Sequence[Rejected]
+
+
+class BatchSink(Protocol[PreparedT]):
+    async def prepare(self, records: Sequence[MessageLike]) -> PreparedT:
+        """CPU work on a closed batch, done while the previous batch is applied."""
+        ...
+
+    async def apply(self, prepared: PreparedT) -> AppliedBatch:
+        """Step 1: the batch's database transaction. Raises only when the worker must stop."""
+        ...
+
+    async def dead_letter(self, applied: AppliedBatch) -> None:
+        """Step 2: produce the batch's dead letters and wait for the broker's acks."""
+        ...
+
+
+class OffsetCommitter(Protocol):
+    async def __call__(self, offsets: Mapping[int, int]) -> None:
+        """Step 3: commit partition -> next offset to Kafka."""
+        ...
+
+
+class BatchStep(Generic[PreparedT]):
+    """Collects records into batches and drives each through the commit order."""
+
+    def __init__(
+        self, sink: BatchSink[PreparedT], commit: OffsetCommitter, *,
+        max_size: int, max_seconds: float, clock: Clock = time.monotonic,
+    ) -> None:  # fmt: skip
+        self.sink = sink
+        self.commit = commit
+        self.max_size = max_size
+        self.max_seconds = max_seconds
+        self.clock = clock
+        self._pending: list[MessageLike] = []
+        self._opened_at = 0.0
+        self._writing: asyncio.Task[AppliedBatch] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def pending(self) -> int:
+        """Records waiting for their batch to close."""
+        return len(self._pending)
+
+    @property
+    def writing(self) -> bool:
+        """Whether a batch is being applied."""
+        return self._writing is not None
+
+    def add(self, records: Sequence[MessageLike]) -> None:
+        """Add fetched records (in offset order per partition) to the open batch."""
+        if records:
+            if not self._pending:
+                self._opened_at = self.clock()
+            self._pending.extend(records)
+
+    def wait_seconds(self, longest: float) -> float:
+        """How long the caller may wait for more records before polling again."""
+        if not self._pending:
+            return longest
+        return min(longest, max(0.0, self.max_seconds - (self.clock() - self._opened_at)))
+
+    def due(self) -> bool:
+        """Whether the open batch must close now (by size or by time)."""
+        return bool(self._pending) and (
+            len(self._pending) >= self.max_size
+            or self.clock() - self._opened_at >= self.max_seconds
+        )
+
+    async def poll(self) -> None:
+        """Close the open batch if it is due, and finish a write that is done."""
+        async with self._lock:
+            if self.due():
+                await self._close()
+            if self._writing is not None and self._writing.done():
+                await self._finish()
+
+    async def flush(self) -> None:
+        """Close the open batch whatever its size or age, and wait until every batch is
+        applied, dead-lettered and committed (on revocation and at shutdown)."""
+        async with self._lock:
+            if self._pending:
+                await self._close()
+            await self._finish()
+
+    async def finish_writing(self) -> None:
+        """Finish the write in flight (if any) without closing the open batch (when the
+        worker must stop without applying what it holds)."""
+        async with self._lock:
+            await self._finish()
+
+    async def _close(self) -> None:
+        records, self._pending = self._pending, []
+        prepared = await self.sink.prepare(records)
+        await self._finish()  # one write in flight: the previous batch finishes first
+        self._writing = asyncio.ensure_future(self.sink.apply(prepared))
+
+    async def _finish(self) -> None:
+        if self._writing is None:
+            return
+        writing, self._writing = self._writing, None
+        applied = await writing
+        await self.sink.dead_letter(applied)
+        await self.commit(applied.offsets)

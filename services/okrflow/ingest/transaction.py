@@ -1,0 +1,239 @@
+"""The batch's transaction script: replay skip, dedupe, counting, totals, applied offsets.
+
+This is where exactly-once lives. Offsets recorded here are the truth for "already counted";
+the worker resumes from them on every assignment (Kafka's committed offsets only follow).
+The SQL is okrflow.store's; the decisions are made here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from okrflow.domain.series import SeriesDelta, SeriesKey
+from okrflow.events import InvalidEvent
+from okrflow.ingest.aggregate import TypeTotal, first_occurrences, not_yet_applied
+from okrflow.ingest.aggregate import totals_by_shop_type as _totals
+from okrflow.ingest.batch import DecodedBatch, Delivered
+from okrflow.ingest.series import series_deltas
+from okrflow.plans.matching import MatchIndex
+from okrflow.store.batches import (
+    add_shop_event_totals,
+    claim_event_ids,
+    read_applied_offsets,
+    write_applied_offsets,
+)
+from okrflow.store.counters import write_series_deltas
+from okrflow.store.plans import load_active_plans, plans_revision
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedPlans:
+    """A match index and the plan revision it was built from: read and replaced together."""
+
+    revision: int
+    index: MatchIndex
+
+
+class PlanCache:
+    """The worker's match index, reloaded whenever a plan changed (so `okrflow apply`
+    reaches running workers with their next batch). `loaded` is replaced in one assignment,
+    so a reader on another thread never pairs an index with another revision."""
+
+    def __init__(self) -> None:
+        self.loaded = LoadedPlans(-1, MatchIndex([]))
+
+    def refresh(self, conn: Connection) -> LoadedPlans:
+        """The plans in force as `conn` sees them (reloaded only when the revision moved)."""
+        revision = plans_revision(conn)
+        loaded = self.loaded
+        if revision != loaded.revision:
+            loaded = LoadedPlans(revision, MatchIndex(load_active_plans(conn)))
+            self.loaded = loaded
+            logger.info(
+                "plans at revision %d: %d key-result series", revision, loaded.index.target_count
+            )
+        return loaded
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    counted: int  # valid events counted for the first time
+    duplicates: int  # valid events whose (shop, id) was already counted
+    replayed: int  # messages at offsets an earlier transaction already applied
+    unmatched: int = 0  # counted events that moved no key result
+    # Events the transaction refused for their values (plans changed since precount): they
+    # are dead-lettered like the precounted ones.
+    rejected: list[tuple[Delivered, InvalidEvent]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Precounted:
+    """What a batch would add if none of its events had been seen: computed outside the
+    transaction (overlapping the previous batch's database time), used when that holds."""
+
+    revision: int
+    unique: list[Delivered]  # first occurrence of each (shop, id), values accepted
+    totals: dict[tuple[str, str], TypeTotal]
+    deltas: dict[SeriesKey, SeriesDelta]
+    unmatched: int
+    rejected: list[tuple[Delivered, InvalidEvent]]  # refused for their values
+
+
+def precount(batch: DecodedBatch, loaded: LoadedPlans) -> Precounted:
+    """Count a batch against the given plans. Pure CPU work, no database."""
+    counted = series_deltas(first_occurrences(batch.events), loaded.index)
+    return Precounted(
+        loaded.revision,
+        counted.accepted,
+        _totals(counted.accepted, loaded.index.planned_types),
+        counted.deltas,
+        counted.unmatched,
+        counted.rejected,
+    )
+
+
+def apply_batch(
+    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache,
+    precounted: Precounted | None = None, *, commit: bool = True,
+) -> BatchResult:  # fmt: skip
+    """Count the batch's new events and record its offsets as applied, atomically.
+
+    `precounted` is used when it still holds (no replayed offsets, no event id seen before,
+    plans unchanged); otherwise the batch is counted again here, inside the transaction.
+    `commit=False` runs the transaction and rolls it back (a trial, see find_rejected_by_database).
+    Blocks on the database; raises SQLAlchemy errors, in which case nothing was written and
+    the caller must not commit the batch's Kafka offsets.
+    """
+    if not batch.next_offsets:
+        return BatchResult(0, 0, 0)
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            result = _apply(conn, batch, now, plans, precounted)
+        except BaseException:
+            transaction.rollback()
+            raise
+        if commit:
+            transaction.commit()
+        else:
+            transaction.rollback()
+    return result
+
+
+def _apply(
+    conn: Connection, batch: DecodedBatch, now: datetime, plans: PlanCache,
+    precounted: Precounted | None,
+) -> BatchResult:  # fmt: skip
+    applied = read_applied_offsets(conn, batch.topic, batch.next_offsets, lock=True)
+    fresh = not_yet_applied(batch.events, applied)
+    replayed = len(batch) - len(fresh) - _fresh_rejected(batch, applied)
+    loaded = plans.refresh(conn)
+    index = loaded.index
+    if precounted is not None and (
+        len(fresh) != len(batch.events) or precounted.revision != loaded.revision
+    ):
+        precounted = None
+    rejected: list[tuple[Delivered, InvalidEvent]] = []
+    if precounted is not None:
+        unique = precounted.unique
+        refused = len(precounted.rejected)  # dead-lettered by the caller
+    else:
+        counted = series_deltas(first_occurrences(fresh), index)
+        unique, rejected = counted.accepted, counted.rejected
+        refused = len(rejected)
+    seen = claim_event_ids(conn, [(d.event.shop, d.event.id) for d in unique], now)
+    new = [d for i, d in enumerate(unique) if i not in seen] if seen else unique
+    if precounted is not None and not seen:
+        totals, deltas, unmatched = precounted.totals, precounted.deltas, precounted.unmatched
+    else:
+        counted = series_deltas(new, index)
+        totals, deltas, unmatched = (
+            _totals(new, index.planned_types),
+            counted.deltas,
+            counted.unmatched,
+        )
+    write_series_deltas(conn, deltas)
+    add_shop_event_totals(
+        conn, [(s, t, total.events, total.last_event_at) for (s, t), total in totals.items()]
+    )
+    write_applied_offsets(
+        conn, batch.topic, {p: max(o, applied.get(p, 0)) for p, o in batch.next_offsets.items()}
+    )
+    return BatchResult(
+        counted=len(new), duplicates=len(fresh) - refused - len(new), replayed=replayed,
+        unmatched=unmatched, rejected=rejected,
+    )  # fmt: skip
+
+
+def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:
+    return sum(1 for r in batch.rejected if r.offset >= applied.get(r.partition, 0))
+
+
+def is_connection_error(exc: DBAPIError) -> bool:
+    """A fault of the database or the way to it (retry), not of the data written (isolate).
+
+    PostgreSQL says which by SQLSTATE: class 08 (connection), 57P (shutdown, cannot connect
+    now), 53 (insufficient resources); psycopg's OperationalError also covers data limits
+    such as an index row too large (54000), which are content. SQLite's operational errors
+    (locked, I/O) are all transient here.
+    """
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(("08", "57P", "53"))
+    return isinstance(exc, OperationalError)
+
+
+def find_rejected_by_database(
+    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache, error: DBAPIError
+) -> list[tuple[Delivered, InvalidEvent]]:
+    """The events that make the database refuse `batch` (bisected with rolled-back trial
+    transactions: about 2 log2(n) trials per such event).
+
+    Raises `error` again when the batch's own bookkeeping fails without any event (a bug or a
+    schema problem, not content), or when no single event can be blamed.
+    """
+    empty = replace(batch, events=[], rejected=[])
+    try:
+        apply_batch(engine, empty, now, plans, commit=False)
+    except DBAPIError as exc:
+        if is_connection_error(exc):
+            raise
+        raise error from exc
+
+    def refused(events: list[Delivered]) -> DBAPIError | None:
+        try:
+            apply_batch(
+                engine, replace(batch, events=events, rejected=[]), now, plans, commit=False
+            )
+        except DBAPIError as exc:
+            if is_connection_error(exc):
+                raise
+            return exc
+        return None
+
+    found: list[tuple[Delivered, InvalidEvent]] = []
+
+    def bisect(events: list[Delivered], exc: DBAPIError) -> None:
+        if len(events) == 1:
+            detail = str(exc.orig or exc).strip().splitlines()[0][:500]
+            found.append((events[0], InvalidEvent("database_rejected", detail)))
+            return
+        middle = len(events) // 2
+        for half in (events[:middle], events[middle:]):
+            half_error = refused(half)
+            if half_error is not None:
+                bisect(half, half_error)
+
+    bisect(batch.events, error)
+    if not found:
+        raise error
+    return found

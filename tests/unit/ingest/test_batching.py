@@ -1,0 +1,191 @@
+"""The consumer core on its own: batches close by size and by time, one write is in flight,
+each batch goes apply -> dead letters -> offsets, and a flush (revocation) finishes all."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from okrflow.events import InvalidEvent
+from okrflow.ingest.batch import Message, MessageLike, Rejected
+from okrflow.ingest.batching import AppliedBatch, BatchStep
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingSink:
+    """Logs every call; `apply` blocks until the test releases it."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.release: dict[int, asyncio.Event] = {}
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def prepare(self, records: Sequence[MessageLike]) -> list[MessageLike]:
+        self.log.append(f"prepare {[r.offset for r in records]}")
+        return list(records)
+
+    async def apply(self, prepared: list[MessageLike]) -> AppliedBatch:
+        first = prepared[0].offset
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.log.append(f"apply {first}")
+        await self.release.setdefault(first, asyncio.Event()).wait()
+        self.in_flight -= 1
+        self.log.append(f"applied {first}")
+        bad = [
+            Rejected(r.partition, r.offset, r.value, InvalidEvent("not_json", "x"))
+            for r in prepared
+            if r.value == b"bad"
+        ]
+        return AppliedBatch({0: prepared[-1].offset + 1}, bad)
+
+    async def dead_letter(self, applied: AppliedBatch) -> None:
+        self.log.append(f"dead letters {[r.offset for r in applied.dead_letters]}")
+
+
+def _records(first: int, n: int, bad: int | None = None) -> list[Message]:
+    return [Message(0, o, b"bad" if o == bad else b"{}") for o in range(first, first + n)]
+
+
+def _step(
+    log: list[str], clock: Clock, max_size: int = 3, max_seconds: float = 1.0
+) -> tuple[BatchStep[list[MessageLike]], RecordingSink]:
+    sink = RecordingSink(log)
+
+    async def commit(offsets: Mapping[int, int]) -> None:
+        log.append(f"commit {dict(offsets)}")
+
+    step = BatchStep(sink, commit, max_size=max_size, max_seconds=max_seconds, clock=clock)
+    return step, sink
+
+
+async def _settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def test_a_batch_closes_by_size() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=3)
+        step.add(_records(0, 2))
+        await step.poll()
+        assert log == [] and step.pending == 2  # 2 of 3, no time passed
+        step.add(_records(2, 2))
+        await step.poll()
+        await _settle()
+        sink.release.setdefault(0, asyncio.Event()).set()
+        await _settle()
+        await step.poll()
+        return log
+
+    assert asyncio.run(run()) == [
+        "prepare [0, 1, 2, 3]", "apply 0", "applied 0", "dead letters []", "commit {0: 4}",
+    ]  # fmt: skip
+
+
+def test_a_batch_closes_by_time_on_the_injected_clock() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        clock = Clock()
+        step, _ = _step(log, clock, max_size=100, max_seconds=1.0)
+        step.add(_records(0, 1))
+        clock.now += 0.4
+        assert abs(step.wait_seconds(5.0) - 0.6) < 1e-9
+        await step.poll()
+        assert log == []
+        clock.now += 0.6
+        assert step.due()
+        await step.poll()
+        await _settle()
+        return log
+
+    assert asyncio.run(run()) == ["prepare [0]", "apply 0"]
+
+
+def test_one_write_in_flight_and_batches_finish_in_order() -> None:
+    async def run() -> tuple[list[str], int]:
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=2)
+        step.add(_records(0, 2))
+        await step.poll()  # batch 0 writing
+        await _settle()
+        step.add(_records(2, 2))
+        closing = asyncio.ensure_future(step.poll())  # batch 2 prepared, waits for batch 0
+        await _settle()
+        assert log == ["prepare [0, 1]", "apply 0", "prepare [2, 3]"]
+        assert not closing.done()
+        sink.release.setdefault(0, asyncio.Event()).set()
+        await closing
+        await _settle()
+        sink.release.setdefault(2, asyncio.Event()).set()
+        await _settle()
+        await step.poll()
+        return log, sink.most_in_flight
+
+    log, most = asyncio.run(run())
+    assert most == 1
+    assert log == [
+        "prepare [0, 1]", "apply 0", "prepare [2, 3]",  # prepared while batch 0 is applied
+        "applied 0", "dead letters []", "commit {0: 2}",
+        "apply 2", "applied 2", "dead letters []", "commit {0: 4}",
+    ]  # fmt: skip
+
+
+def test_commit_order_is_apply_then_dead_letters_then_offsets() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=3)
+        step.add(_records(0, 3, bad=1))
+        sink.release.setdefault(0, asyncio.Event()).set()
+        await step.flush()
+        return log
+
+    assert asyncio.run(run()) == [
+        "prepare [0, 1, 2]", "apply 0", "applied 0", "dead letters [1]", "commit {0: 3}",
+    ]  # fmt: skip
+
+
+def test_flush_on_revoke_finishes_the_write_in_flight_and_the_open_batch() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=2, max_seconds=60)
+        step.add(_records(0, 2))
+        await step.poll()  # batch 0 writing
+        step.add(_records(2, 1))  # open batch: neither full nor old
+        for first in (0, 2):
+            sink.release.setdefault(first, asyncio.Event()).set()
+        await step.flush()
+        assert step.pending == 0 and not step.writing
+        return log
+
+    assert asyncio.run(run()) == [
+        "prepare [0, 1]", "prepare [2]",
+        "apply 0", "applied 0", "dead letters []", "commit {0: 2}",
+        "apply 2", "applied 2", "dead letters []", "commit {0: 3}",
+    ]  # fmt: skip
+
+
+def test_finish_writing_leaves_the_open_batch_unapplied() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=2, max_seconds=60)
+        step.add(_records(0, 2))
+        await step.poll()
+        step.add(_records(2, 1))
+        sink.release.setdefault(0, asyncio.Event()).set()
+        await step.finish_writing()
+        assert step.pending == 1
+        return log
+
+    assert asyncio.run(run()) == [
+        "prepare [0, 1]", "apply 0", "applied 0", "dead letters []", "commit {0: 2}",
+    ]  # fmt: skip
