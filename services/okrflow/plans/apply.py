@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from okrflow.plans.diff import Change, diff_plan
-from okrflow.plans.parse import ParsedPlan, PlanError, Problem, parse_plan
+from okrflow.plans.parse import ParsedPlan, PlanError, Problem, parse_plan, read_plan_file
 from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
 
 
@@ -28,11 +28,7 @@ def parse_files(paths: list[Path]) -> list[tuple[Path, str, ParsedPlan]]:
     shop_file: dict[str, Path] = {}
     for path in paths:
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            problems.append(Problem(str(path), 1, "", f"cannot read: {exc.strerror}"))
-            continue
-        try:
+            text = read_plan_file(path)
             plan = parse_plan(text, str(path))
         except PlanError as exc:
             problems.extend(exc.problems)

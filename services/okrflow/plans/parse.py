@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from importlib import resources
+from os import PathLike
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,7 +17,22 @@ from jsonschema.exceptions import ValidationError, best_match
 from okrflow.domain.model import NEEDS_FIELD, Plan
 from okrflow.domain.periods import cadence_slots
 from okrflow.plans.build import build_key_result, build_objective
-from okrflow.plans.yamlsource import Path, YamlSyntaxError, format_path, line_of, load_with_lines
+from okrflow.plans.yamlsource import (
+    Check,
+    Path,
+    YamlSyntaxError,
+    format_path,
+    line_of,
+    load_with_lines,
+)
+
+# Limits of one plan file (README, docs/plan-files.md; yamlsource adds nesting and value
+# counts). Each is checked as the file is read, so a file over one is refused as soon as the
+# limit is crossed. Titles become metric labels.
+MAX_FILE_BYTES = 1024 * 1024  # 1 MiB
+MAX_OBJECTIVES = 200  # per file
+MAX_KEY_RESULTS = 25  # per objective
+MAX_TITLE_CHARS = 200  # objective and key result titles
 
 
 @dataclass(frozen=True, order=True)
@@ -51,12 +67,49 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(json.loads(text))
 
 
+def read_plan_file(path: str | PathLike[str]) -> str:
+    """The text of a plan file: at most MAX_FILE_BYTES of UTF-8. Raises PlanError if not."""
+    name = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # never more, whatever the file holds
+    except OSError as exc:
+        raise PlanError([Problem(name, 1, "", f"cannot read: {exc.strerror}")]) from exc
+    return decode_plan(data, name)
+
+
+def decode_plan(data: bytes, filename: str) -> str:
+    """UTF-8 bytes of a plan file as text; raises PlanError, located, if too big or not UTF-8."""
+    if len(data) > MAX_FILE_BYTES:
+        raise PlanError([_too_big(filename)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - line_start + 1
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} at column {column}"
+        raise PlanError([Problem(filename, line, "", message)]) from exc
+
+
+def _too_big(filename: str) -> Problem:
+    return Problem(
+        filename, 1, "", f"larger than {MAX_FILE_BYTES / 2**20:g} MiB, the limit of a plan file"
+    )
+
+
 def parse_plan(text: str, filename: str) -> ParsedPlan:
     """Parse and check one plan file. Raises PlanError with located problems."""
+    if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise PlanError([_too_big(filename)])
     try:
-        data, lines = load_with_lines(text)
+        data, lines = load_with_lines(text, _limits())
     except YamlSyntaxError as exc:
-        raise PlanError([Problem(filename, exc.line, "", f"not valid YAML: {exc}")]) from exc
+        if exc.path:
+            problem_at = Problem(filename, exc.line, format_path(exc.path), str(exc))
+        else:
+            problem_at = Problem(filename, exc.line, "", f"not valid YAML: {exc}")
+        raise PlanError([problem_at]) from exc
 
     def problem(path: Path, message: str) -> Problem:
         return Problem(filename, line_of(lines, path), format_path(path), message)
@@ -73,6 +126,26 @@ def parse_plan(text: str, filename: str) -> ParsedPlan:
         raise PlanError(problems)
     objectives = tuple(build_objective(o) for o in data["objectives"])
     return ParsedPlan(Plan(data["shop"], data["timezone"], objectives), data)
+
+
+def _limits() -> Check:
+    """A `load_with_lines` check refusing the first objective, key result or title over the
+    limits as soon as it is read: a file far over them costs no more than one just over."""
+
+    def check(path: Path, value: Any) -> str | None:
+        match path:
+            case ("objectives", int(i)) if i >= MAX_OBJECTIVES:
+                return f"over the limit: a plan file holds at most {MAX_OBJECTIVES} objectives"
+            case ("objectives", int(), "key_results", int(j)) if j >= MAX_KEY_RESULTS:
+                return f"over the limit: an objective has at most {MAX_KEY_RESULTS} key results"
+            case ("objectives", int(), "title") | (
+                "objectives", int(), "key_results", int(), "title"
+            ):  # fmt: skip
+                if isinstance(value, str) and len(value) > MAX_TITLE_CHARS:
+                    return f"{len(value)} characters: a title holds at most {MAX_TITLE_CHARS}"
+        return None
+
+    return check
 
 
 def _schema_message(error: ValidationError) -> str:
