@@ -95,17 +95,12 @@ def cmd_emit(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from okrflow.plans.apply import apply_files
+    from okrflow.plans.apply import apply_parsed, parse_files
     from okrflow.plans.parse import PlanError
-    from okrflow.store.engine import make_engine
-    from okrflow.store.schema import ensure_schema
 
-    engine = make_engine(settings.database_url, writer=True)
+    # Every file is checked before the database is touched: a bad file creates no database.
     try:
-        ensure_schema(engine)
-        results = apply_files(
-            engine, [Path(f) for f in args.files], datetime.now(UTC), args.dry_run
-        )
+        parsed = parse_files([Path(f) for f in args.files])
     except PlanError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -113,6 +108,12 @@ def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
             f"okrflow apply: {len(exc.problems)} problem(s); nothing was applied", file=sys.stderr
         )
         return 2
+    from okrflow.store.engine import make_engine
+    from okrflow.store.schema import ensure_schema
+
+    engine = make_engine(settings.database_url, writer=True)
+    ensure_schema(engine)
+    results = apply_parsed(engine, parsed, datetime.now(UTC), args.dry_run)
     for result in results:
         if not result.changes:
             print(f"{result.file}: shop {result.shop}: no changes")

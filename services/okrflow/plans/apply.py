@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from okrflow.plans.diff import Change, diff_plan
 from okrflow.plans.parse import ParsedPlan, PlanError, Problem, parse_plan, read_plan_file
-from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
+
+if TYPE_CHECKING:  # the database stack loads only once the files are good (fast refusals)
+    from sqlalchemy import Engine
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,20 @@ def apply_files(
 ) -> list[ApplyResult]:
     """Validate all files first (raises PlanError, writing nothing), then apply each shop's
     plan in its own transaction. Applying the same files again changes nothing."""
+    return apply_parsed(engine, parse_files(paths), now, dry_run)
+
+
+def apply_parsed(
+    engine: Engine,
+    parsed_files: list[tuple[Path, str, ParsedPlan]],
+    now: datetime,
+    dry_run: bool = False,
+) -> list[ApplyResult]:
+    """Apply files already checked by `parse_files`, each shop in its own transaction."""
+    from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
+
     results = []
-    for path, text, parsed in parse_files(paths):
+    for path, text, parsed in parsed_files:
         shop = parsed.plan.shop
         with engine.begin() as conn:
             lock_shop(conn, shop)
