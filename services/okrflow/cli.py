@@ -75,12 +75,13 @@ def cmd_emit(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.events.emit import emit_lines
 
     path: str = args.file
+    # Read as bytes: a line that is not UTF-8 is reported and skipped like any other bad line.
     if path == "-":
-        report = asyncio.run(emit_lines(settings, sys.stdin))
+        report = asyncio.run(emit_lines(settings, sys.stdin.buffer))
         name = "<stdin>"
     else:
         try:
-            with Path(path).open(encoding="utf-8") as f:
+            with Path(path).open("rb") as f:
                 report = asyncio.run(emit_lines(settings, f))
         except OSError as exc:
             print(f"okrflow emit: {exc}", file=sys.stderr)
