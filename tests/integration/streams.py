@@ -87,3 +87,49 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes], key: bytes) 
 def produce_raw(bootstrap: str, topic: str, values: list[bytes], key: bytes) -> None:
     """Send messages as they are (for payloads `okrflow emit` would refuse), one by one."""
     asyncio.run(_produce(bootstrap, topic, values, key))
+
+
+Message = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]  # key, value, headers
+
+
+async def _produce_many(
+    bootstrap: str, topic: str, messages: list[Message]
+) -> list[tuple[int, int]]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+        max_request_size=4 * 1024 * 1024,
+    )  # fmt: skip
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, headers=headers or None)
+            for key, value, headers in messages
+        ]
+        results = [await f for f in futures]
+    finally:
+        await producer.stop()
+    return [(r.partition, r.offset) for r in results]
+
+
+def produce_many(bootstrap: str, topic: str, messages: list[Message]) -> list[tuple[int, int]]:
+    """Send (key, value, headers) messages as they are, in order; returns each one's
+    (partition, offset)."""
+    return asyncio.run(_produce_many(bootstrap, topic, messages))
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+def committed_messages(bootstrap: str, group: str, topic: str) -> int:
+    """The sum of the consumer group's committed offsets on `topic`: the worker commits them
+    last, after the database and the dead letters (so everything before them is done)."""
+    return asyncio.run(_committed(bootstrap, group, topic))

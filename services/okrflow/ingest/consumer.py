@@ -60,9 +60,11 @@ class BatchConsumer(AIOKafkaConsumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 records, _ = await self._wait_next_records(max(0.01, step.wait_seconds(1.0)))
-                # Records fetched while a rebalance stopped the flow are dropped: the
-                # assignment that follows seeks to the database's offsets again.
-                if records and self.flow_active and not self.should_stop:
+                # Records are never dropped, even while a rebalance stops the flow: the
+                # fetch position has moved past them. What is held when partitions are
+                # revoked is flushed then; a record fetched twice around a seek is one
+                # offset, which the batch transaction applies once.
+                if records and not self.should_stop:
                     for tp, batch in records.items():
                         if tp.topic == topic:
                             step.add(batch)
