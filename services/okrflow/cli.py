@@ -162,6 +162,37 @@ def cmd_progress(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.ingest import offsets
+    from okrflow.store.engine import make_engine
+    from okrflow.store.schema import ensure_schema
+
+    engine = make_engine(settings.database_url, writer=args.action == "reset")
+    ensure_schema(engine)
+    topic = settings.events_topic
+    bounds = asyncio.run(offsets.log_bounds(settings.kafka_bootstrap, topic))
+    if not bounds:
+        print(f"okrflow offsets: topic {topic} does not exist on {settings.kafka_bootstrap}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    compared = offsets.compare(engine, topic, bounds)
+    if args.action == "show":
+        for o in compared:
+            applied = "-" if o.applied is None else str(o.applied)
+            note = "  PAST THE LOG'S END" if o.ahead_of_log else ""
+            print(
+                f"{topic}[{o.partition}]: database {applied}, log {o.log_start}..{o.log_end}{note}"
+            )
+        return 0
+    wanted = set(args.partition) if args.partition else None
+    changes = offsets.reset(engine, topic, compared, args.to, wanted)
+    if not changes:
+        print(f"{topic}: no partition's database offset is past the log's end; nothing reset")
+    for before, new in changes:
+        print(f"{topic}[{before.partition}]: database offset {before.applied} -> {new}")
+    return 0
+
+
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.ingest.worker import run_worker
     from okrflow.store.schema import SchemaOutdated
@@ -229,6 +260,20 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--host", dest="exporter_host")
     exporter.add_argument("--refresh", type=float, dest="exporter_refresh_seconds")
     exporter.set_defaults(run=cmd_exporter)
+
+    offsets = sub.add_parser(
+        "offsets", help="the database's applied offsets against the events topic's log"
+    )
+    offsets.add_argument("action", choices=["show", "reset"])
+    offsets.add_argument(
+        "--to", choices=["log-start", "log-end"], default="log-start",
+        help="reset to the log's start (count what the topic holds) or end (count what comes next)",
+    )  # fmt: skip
+    offsets.add_argument(
+        "--partition", type=int, action="append",
+        help="reset this partition (repeatable; default: those past the log's end)",
+    )  # fmt: skip
+    offsets.set_defaults(run=cmd_offsets)
 
     demo = sub.add_parser("demo", help="Kafka, SQLite, worker, exporter and a simulated shop")
     demo.set_defaults(run=cmd_demo)

@@ -120,10 +120,14 @@ def produce_many(bootstrap: str, topic: str, messages: list[Message]) -> list[tu
 async def _committed(bootstrap: str, group: str, topic: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from aiokafka.errors import KafkaError
+
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
+    except KafkaError:  # no such group yet
+        return -1
     finally:
         await admin.close()
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
