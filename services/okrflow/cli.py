@@ -156,7 +156,7 @@ def cmd_progress(settings: Settings, args: argparse.Namespace) -> int:
     with engine.connect() as conn:
         report = progress_report(conn, at.astimezone(UTC), args.shop)
     if args.format == "json":
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2, allow_nan=False))  # strict JSON, never Infinity
     else:
         render_progress(report, Console())
     return 0

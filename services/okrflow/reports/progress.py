@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -12,8 +13,15 @@ from okrflow.store.counters import read_series_states
 from okrflow.store.plans import load_active_plans
 
 
-def _number(x: float) -> float | int:
+def _number(x: float) -> float | int | None:
+    """A JSON number; None (null) for a value JSON cannot hold (infinite or NaN)."""
+    if not math.isfinite(x):
+        return None
     return int(x) if float(x).is_integer() and abs(x) < 2**53 else round(x, 9)
+
+
+def _ratio(x: float) -> float | None:
+    return round(x, 6) if math.isfinite(x) else None
 
 
 def _key_result(kr: Any, p: KeyResultProgress) -> dict[str, Any]:
@@ -23,8 +31,8 @@ def _key_result(kr: Any, p: KeyResultProgress) -> dict[str, Any]:
         "value": _number(p.value),
         "baseline": _number(p.baseline),
         "target": _number(p.target),
-        "progress": round(p.progress, 6),
-        "expected": round(p.expected, 6),
+        "progress": _ratio(p.progress),
+        "expected": _ratio(p.expected),
         "status": p.status,
         "has_value": p.has_value,
         "last_event_at": p.last_event_at.isoformat() if p.last_event_at else None,
@@ -51,8 +59,8 @@ def progress_report(conn: Connection, at: datetime, shop: str | None = None) -> 
                 "level": objective.level,
                 "parent": objective.parent,
                 "period": {"start": objective.period.start.isoformat(), "end": objective.period.end.isoformat()},
-                "progress": round(r.progress, 6),
-                "expected": round(r.expected, 6),
+                "progress": _ratio(r.progress),
+                "expected": _ratio(r.expected),
                 "status": r.status,
                 "key_results": [
                     _key_result(kr, p) for kr, p in zip(objective.key_results, r.key_results, strict=True)

@@ -15,15 +15,18 @@ STATUS_STYLE = {
 }  # fmt: skip
 
 
-def _bar(progress: float) -> ProgressBar:
-    return ProgressBar(total=1.0, completed=min(1.0, max(0.0, progress)), width=12)
+def _bar(progress: float | None) -> ProgressBar:
+    done = 0.0 if progress is None else min(1.0, max(0.0, progress))
+    return ProgressBar(total=1.0, completed=done, width=12)
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.0f}%"
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.0f}%"
 
 
-def _num(x: float | int) -> str:
+def _num(x: float | int | None) -> str:
+    if x is None:
+        return "-"
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
