@@ -119,7 +119,6 @@ def produce_many(bootstrap: str, topic: str, messages: list[Message]) -> list[tu
 
 async def _committed(bootstrap: str, group: str, topic: str) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
-
     from aiokafka.errors import KafkaError
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
