@@ -314,7 +314,9 @@ def _counted(database_url: str) -> int:
         with engine.connect() as conn:
             return int(
                 conn.execute(
-                    sa.text("SELECT coalesce(sum(events), 0) FROM shop_event_totals")
+                    # Every valid event's (shop, id), planned shop or not (totals keep
+                    # planned shops only).
+                    sa.text("SELECT count(*) FROM seen_events")
                 ).scalar_one()
             )
     except sa.exc.OperationalError:

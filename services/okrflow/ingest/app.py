@@ -25,7 +25,7 @@ from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.errors import WorkerFatal
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.resume import resume_positions
-from okrflow.ingest.sink import OkrflowSink, PreparedBatch
+from okrflow.ingest.sink import OkrflowSink, PendingBatch, PreparedBatch
 from okrflow.settings import Settings
 from okrflow.store.batches import read_applied_offsets
 
@@ -39,7 +39,7 @@ class IngestWorker:
         self.app = app
         self.settings = settings
         self.sink = sink
-        self.step: BatchStep[PreparedBatch] = BatchStep(
+        self.step: BatchStep[PreparedBatch, PendingBatch] = BatchStep(
             sink, self.commit, max_size=settings.batch_size, max_seconds=settings.batch_seconds
         )
         self.fatal: WorkerFatal | None = None

@@ -9,15 +9,18 @@ While batch N is applied (in a thread), batch N+1 is prepared (decoded and count
 event loop; there is never more than one write in flight, and batches finish in order.
 
 Commit order, for every batch (the one place it is written down):
-  1. apply: one database transaction counts the batch and records its next offsets as
-     applied. (A batch the database refuses because of one event's values is bisected by the
-     sink: those events are dead-lettered first, then the rest is applied.)
+  1. write: one database transaction counts the batch and records its next offsets as
+     applied, and is left open. (Events the database refuses for their values are found by
+     the sink, bisecting with rolled-back trials, and become dead letters.)
   2. dead letters: the batch's rejected messages are produced to the dead-letter topic and
-     acknowledged by the broker.
-  3. offsets: the batch's next offsets are committed to Kafka.
-A crash between two steps loses nothing and counts nothing twice: the worker resumes from the
-database's applied offsets (the replayed batch is skipped there), and the dead-letter writer
-skips messages already in the dead-letter topic.
+     acknowledged by the broker (if that fails, the transaction is rolled back).
+  3. database commit: the transaction commits.
+  4. offsets: the batch's next offsets are committed to Kafka.
+A crash between two steps loses nothing and counts nothing twice. Before step 3 nothing is
+applied: the worker resumes from the database's applied offsets, decodes the batch again and
+finds the same dead letters, which the dead-letter writer skips if they are already in the
+topic. After step 3 the batch is applied and its dead letters are in the topic; the worker
+resumes after it, whatever Kafka's committed offsets say.
 """
 
 from __future__ import annotations
@@ -25,35 +28,35 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from okrflow.ingest.batch import MessageLike, Rejected
+from okrflow.ingest.batch import MessageLike
 
 PreparedT = TypeVar("PreparedT")
+PendingT = TypeVar("PendingT")
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True)
-class AppliedBatch:
-    """What the database took: the next offset per partition, and the messages to
-    dead-letter (decode failures and events refused for their values)."""
-
-    offsets: Mapping[int, int]
-    dead_letters: Sequence[Rejected]
-
-
-class BatchSink(Protocol[PreparedT]):
+class BatchSink(Protocol[PreparedT, PendingT]):
     async def prepare(self, records: Sequence[MessageLike]) -> PreparedT:
         """CPU work on a closed batch, done while the previous batch is applied."""
         ...
 
-    async def apply(self, prepared: PreparedT) -> AppliedBatch:
-        """Step 1: the batch's database transaction. Raises only when the worker must stop."""
+    async def write(self, prepared: PreparedT) -> PendingT:
+        """Step 1: the batch's database writes, not committed. Raises only when the worker
+        must stop."""
         ...
 
-    async def dead_letter(self, applied: AppliedBatch) -> None:
+    async def dead_letter(self, pending: PendingT) -> None:
         """Step 2: produce the batch's dead letters and wait for the broker's acks."""
+        ...
+
+    async def commit(self, pending: PendingT) -> Mapping[int, int]:
+        """Step 3: commit the transaction; returns partition -> next offset."""
+        ...
+
+    async def abort(self, pending: PendingT) -> None:
+        """Roll the transaction back (step 2 failed)."""
         ...
 
 
@@ -63,11 +66,11 @@ class OffsetCommitter(Protocol):
         ...
 
 
-class BatchStep(Generic[PreparedT]):
+class BatchStep(Generic[PreparedT, PendingT]):
     """Collects records into batches and drives each through the commit order."""
 
     def __init__(
-        self, sink: BatchSink[PreparedT], commit: OffsetCommitter, *,
+        self, sink: BatchSink[PreparedT, PendingT], commit: OffsetCommitter, *,
         max_size: int, max_seconds: float, clock: Clock = time.monotonic,
     ) -> None:  # fmt: skip
         self.sink = sink
@@ -77,7 +80,7 @@ class BatchStep(Generic[PreparedT]):
         self.clock = clock
         self._pending: list[MessageLike] = []
         self._opened_at = 0.0
-        self._writing: asyncio.Task[AppliedBatch] | None = None
+        self._writing: asyncio.Future[PendingT] | None = None
         self._lock = asyncio.Lock()
 
     @property
@@ -136,12 +139,17 @@ class BatchStep(Generic[PreparedT]):
         records, self._pending = self._pending, []
         prepared = await self.sink.prepare(records)
         await self._finish()  # one write in flight: the previous batch finishes first
-        self._writing = asyncio.ensure_future(self.sink.apply(prepared))
+        self._writing = asyncio.ensure_future(self.sink.write(prepared))
 
     async def _finish(self) -> None:
         if self._writing is None:
             return
         writing, self._writing = self._writing, None
-        applied = await writing
-        await self.sink.dead_letter(applied)
-        await self.commit(applied.offsets)
+        pending = await writing
+        try:
+            await self.sink.dead_letter(pending)
+        except BaseException:
+            await self.sink.abort(pending)
+            raise
+        offsets = await self.sink.commit(pending)
+        await self.commit(offsets)

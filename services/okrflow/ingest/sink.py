@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -19,19 +20,18 @@ from sqlalchemy.exc import DBAPIError
 from okrflow.events import InvalidEvent
 from okrflow.ingest.batch import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
 from okrflow.ingest.batch import rejected_message as _rejected_message
-from okrflow.ingest.batching import AppliedBatch
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.guard import InvalidShareGuard
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.transaction import (
-    BatchResult,
     LoadedPlans,
+    OpenBatch,
     PlanCache,
     Precounted,
-    apply_batch,
     find_rejected_by_database,
     is_connection_error,
     precount,
+    write_batch,
 )
 from okrflow.settings import Settings
 from okrflow.store.batches import prune_seen_events
@@ -42,14 +42,6 @@ logger = logging.getLogger(__name__)
 class WorkerStopping(RuntimeError):
     """The worker is stopping while the database is unreachable: the batch is abandoned
     (nothing committed, it is consumed again on restart)."""
-
-
-class RejectedByDatabase(Exception):
-    """Events of a batch that the database refuses for their values (found by bisection)."""
-
-    def __init__(self, found: list[tuple[Delivered, InvalidEvent]]) -> None:
-        super().__init__(f"{len(found)} event(s) refused by the database")
-        self.found = found
 
 
 @dataclass(frozen=True)
@@ -67,6 +59,16 @@ class PreparedBatch:
             for r in self.records
             if (r.partition, r.offset) in wanted
         ]
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch written in an open transaction, with every dead letter it has."""
+
+    prepared: PreparedBatch
+    written: OpenBatch
+    dead_letters: list[Rejected]  # in (partition, offset) order
+    started: float  # perf_counter at the start of the write
 
 
 class OkrflowSink:
@@ -87,6 +89,9 @@ class OkrflowSink:
         )
         self.plans = PlanCache()
         self.stopping = threading.Event()
+        # Every database write of a batch, from write to commit, on this one thread (a
+        # transaction stays on the thread that opened it; SQLite insists).
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="okrflow-db")
         self._last_prune = 0.0
 
     async def prepare(self, records: Sequence[MessageLike]) -> PreparedBatch:
@@ -106,62 +111,64 @@ class OkrflowSink:
         with self.reader.connect() as conn:
             return self.plans.refresh(conn)
 
-    async def apply(self, prepared: PreparedBatch) -> AppliedBatch:
-        """Apply the batch in one transaction (in a thread, retried while the database is
-        unreachable). Events the database refuses are found by bisection and dead-lettered
-        before the rest of the batch is applied (okrflow.ingest.batching, step 1)."""
-        dead_letters = list(prepared.dead_letters)
-        while True:
-            try:
-                # Shielded: a SIGTERM arriving mid-transaction lets the transaction finish.
-                result = await asyncio.shield(asyncio.to_thread(self._apply_until_done, prepared))
-                break
-            except RejectedByDatabase as refused:
-                for delivered, invalid in refused.found:
-                    logger.warning(
-                        "database refused the event at %s[%d]@%d: %s",
-                        self.topic, delivered.partition, delivered.offset, invalid.error,
-                    )  # fmt: skip
-                dead_letters.extend(prepared.rejected(refused.found))
-                await self.dead_letters.write(dead_letters)
-                drop = {(d.partition, d.offset) for d, _ in refused.found}
-                batch = prepared.batch
-                kept = [d for d in batch.events if (d.partition, d.offset) not in drop]
-                prepared = replace(
-                    prepared,
-                    batch=replace(batch, events=kept),
-                    precounted=replace(
-                        prepared.precounted, revision=-2
-                    ),  # recount in the transaction
-                )
-        dead_letters.extend(prepared.rejected(result.rejected))
-        self._record(prepared.batch, result, dead_letters, prepared.records)
-        return AppliedBatch(prepared.batch.next_offsets, dead_letters)
+    async def write(self, prepared: PreparedBatch) -> PendingBatch:
+        """Step 1: the batch's transaction, written and left open on the database thread
+        (retried while the database is unreachable; events the database refuses are found
+        by bisection and become dead letters)."""
+        # Shielded: a SIGTERM arriving mid-transaction lets the transaction finish.
+        loop = asyncio.get_running_loop()
+        return await asyncio.shield(
+            loop.run_in_executor(self._db, self._write_until_done, prepared)
+        )
 
-    async def dead_letter(self, applied: AppliedBatch) -> None:
-        """Produce the batch's dead letters (those not already in the topic) and wait."""
-        await self.dead_letters.write(applied.dead_letters)
+    async def dead_letter(self, pending: PendingBatch) -> None:
+        """Step 2: produce the batch's dead letters (those not already in the topic)."""
+        await self.dead_letters.write(pending.dead_letters)
 
-    def _apply_until_done(self, prepared: PreparedBatch) -> BatchResult:
-        """Apply the batch, retrying with backoff while the database is unreachable: an
-        unapplied batch is never acknowledged, so nothing is lost or counted twice. Raises
-        RejectedByDatabase for events whose values the database refuses."""
+    async def commit(self, pending: PendingBatch) -> Mapping[int, int]:
+        """Step 3: commit the transaction; returns the offsets to commit to Kafka."""
+        loop = asyncio.get_running_loop()
+        await asyncio.shield(loop.run_in_executor(self._db, pending.written.commit))
+        self.metrics.commit_seconds.observe(time.perf_counter() - pending.started)
+        self._record(pending)
+        await loop.run_in_executor(self._db, self._maybe_prune)
+        return pending.prepared.batch.next_offsets
+
+    async def abort(self, pending: PendingBatch) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._db, pending.written.rollback)
+
+    def _write_until_done(self, prepared: PreparedBatch) -> PendingBatch:
+        """Write the batch, retrying with backoff while the database is unreachable: an
+        unapplied batch is never acknowledged, so nothing is lost or counted twice."""
         delay = 0.5
+        refused: list[tuple[Delivered, InvalidEvent]] = []
+        started = time.perf_counter()
         while True:
             try:
-                started = time.perf_counter()
-                result = apply_batch(
+                written = write_batch(
                     self.engine, prepared.batch, self._now(), self.plans, prepared.precounted
                 )
-                self.metrics.commit_seconds.observe(time.perf_counter() - started)
-                self._maybe_prune()
-                return result
+                break
             except DBAPIError as exc:
                 if not is_connection_error(exc):
                     found = find_rejected_by_database(
                         self.engine, prepared.batch, self._now(), self.plans, exc
                     )
-                    raise RejectedByDatabase(found) from exc
+                    for delivered, invalid in found:
+                        logger.warning(
+                            "database refused the event at %s[%d]@%d: %s",
+                            self.topic, delivered.partition, delivered.offset, invalid.error,
+                        )  # fmt: skip
+                    refused.extend(found)
+                    drop = {(d.partition, d.offset) for d, _ in found}
+                    batch = prepared.batch
+                    kept = [d for d in batch.events if (d.partition, d.offset) not in drop]
+                    # Counted again in the transaction (the precount included them).
+                    prepared = replace(
+                        prepared, batch=replace(batch, events=kept),
+                        precounted=replace(prepared.precounted, revision=-2),
+                    )  # fmt: skip
+                    continue
                 self.metrics.database_retries.inc()
                 logger.warning(
                     "database unavailable (%s); retrying in %.1fs",
@@ -170,6 +177,17 @@ class OkrflowSink:
                 if self.stopping.wait(delay):
                     raise WorkerStopping("stopping while the database is unavailable") from exc
                 delay = min(delay * 2, 30.0)
+        letters = [
+            *prepared.dead_letters,
+            *prepared.rejected(refused),
+            *prepared.rejected(written.result.rejected),
+        ]
+        # A batch counted again in its transaction finds the precounted rejections again.
+        unique = sorted(
+            {(r.partition, r.offset): r for r in letters}.values(),
+            key=lambda r: (r.partition, r.offset),
+        )
+        return PendingBatch(prepared, written, unique, started)
 
     def _maybe_prune(self) -> None:
         now = time.monotonic()
@@ -185,10 +203,9 @@ class OkrflowSink:
     def _now() -> datetime:
         return datetime.now(UTC)
 
-    def _record(
-        self, batch: DecodedBatch, result: BatchResult, dead_letters: Sequence[Rejected],
-        records: Sequence[MessageLike],
-    ) -> None:  # fmt: skip
+    def _record(self, pending: PendingBatch) -> None:
+        batch, result = pending.prepared.batch, pending.written.result
+        dead_letters, records = pending.dead_letters, pending.prepared.records
         m = self.metrics
         m.batch_size.observe(len(records))
         m.last_commit.set_to_current_time()

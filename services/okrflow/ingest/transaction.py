@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from okrflow.domain.series import SeriesDelta, SeriesKey
@@ -99,32 +99,63 @@ def precount(batch: DecodedBatch, loaded: LoadedPlans) -> Precounted:
     )
 
 
+class OpenBatch:
+    """A batch whose transaction is written but not committed yet (see write_batch)."""
+
+    def __init__(self, conn: Connection, transaction: RootTransaction, result: BatchResult):
+        self._conn = conn
+        self._transaction = transaction
+        self.result = result
+
+    def commit(self) -> None:
+        """Commit the transaction (blocks; raises SQLAlchemy errors, then nothing is applied)."""
+        try:
+            self._transaction.commit()
+        finally:
+            self._conn.close()
+
+    def rollback(self) -> None:
+        try:
+            self._transaction.rollback()
+        finally:
+            self._conn.close()
+
+
+def write_batch(
+    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache,
+    precounted: Precounted | None = None,
+) -> OpenBatch:  # fmt: skip
+    """Count the batch's new events and record its offsets as applied, in one transaction
+    that is left open: the caller commits or rolls it back, from the same thread.
+
+    `precounted` is used when it still holds (no replayed offsets, no event id seen before,
+    plans unchanged); otherwise the batch is counted again here, inside the transaction.
+    Blocks on the database; raises SQLAlchemy errors, in which case nothing was written and
+    the caller must not commit the batch's Kafka offsets.
+    """
+    conn = engine.connect()
+    try:
+        transaction = conn.begin()
+        result = _apply(conn, batch, now, plans, precounted)
+    except BaseException:
+        conn.close()  # rolls the transaction back
+        raise
+    return OpenBatch(conn, transaction, result)
+
+
 def apply_batch(
     engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache,
     precounted: Precounted | None = None, *, commit: bool = True,
 ) -> BatchResult:  # fmt: skip
-    """Count the batch's new events and record its offsets as applied, atomically.
-
-    `precounted` is used when it still holds (no replayed offsets, no event id seen before,
-    plans unchanged); otherwise the batch is counted again here, inside the transaction.
-    `commit=False` runs the transaction and rolls it back (a trial, see find_rejected_by_database).
-    Blocks on the database; raises SQLAlchemy errors, in which case nothing was written and
-    the caller must not commit the batch's Kafka offsets.
-    """
+    """write_batch, then commit (or, with `commit=False`, roll back: a trial)."""
     if not batch.next_offsets:
         return BatchResult(0, 0, 0)
-    with engine.connect() as conn:
-        transaction = conn.begin()
-        try:
-            result = _apply(conn, batch, now, plans, precounted)
-        except BaseException:
-            transaction.rollback()
-            raise
-        if commit:
-            transaction.commit()
-        else:
-            transaction.rollback()
-    return result
+    written = write_batch(engine, batch, now, plans, precounted)
+    if commit:
+        written.commit()
+    else:
+        written.rollback()
+    return written.result
 
 
 def _apply(

@@ -1,14 +1,19 @@
 """The consumer core on its own: batches close by size and by time, one write is in flight,
-each batch goes apply -> dead letters -> offsets, and a flush (revocation) finishes all."""
+each batch goes write -> dead letters -> database commit -> offsets, and a flush (revocation)
+finishes all."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
 
+import pytest
+
 from okrflow.events import InvalidEvent
 from okrflow.ingest.batch import Message, MessageLike, Rejected
-from okrflow.ingest.batching import AppliedBatch, BatchStep
+from okrflow.ingest.batching import BatchStep
+
+Pending = tuple[int, list[Rejected], dict[int, int]]  # first offset, dead letters, offsets
 
 
 class Clock:
@@ -20,35 +25,46 @@ class Clock:
 
 
 class RecordingSink:
-    """Logs every call; `apply` blocks until the test releases it."""
+    """Logs every call; `write` blocks until the test releases it."""
 
     def __init__(self, log: list[str]) -> None:
         self.log = log
         self.release: dict[int, asyncio.Event] = {}
         self.in_flight = 0
         self.most_in_flight = 0
+        self.fail_dead_letters = False
 
     async def prepare(self, records: Sequence[MessageLike]) -> list[MessageLike]:
         self.log.append(f"prepare {[r.offset for r in records]}")
         return list(records)
 
-    async def apply(self, prepared: list[MessageLike]) -> AppliedBatch:
+    async def write(self, prepared: list[MessageLike]) -> Pending:
         first = prepared[0].offset
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        self.log.append(f"apply {first}")
+        self.log.append(f"write {first}")
         await self.release.setdefault(first, asyncio.Event()).wait()
-        self.in_flight -= 1
-        self.log.append(f"applied {first}")
+        self.log.append(f"written {first}")
         bad = [
             Rejected(r.partition, r.offset, r.value, InvalidEvent("not_json", "x"))
             for r in prepared
             if r.value == b"bad"
         ]
-        return AppliedBatch({0: prepared[-1].offset + 1}, bad)
+        return first, bad, {0: prepared[-1].offset + 1}
 
-    async def dead_letter(self, applied: AppliedBatch) -> None:
-        self.log.append(f"dead letters {[r.offset for r in applied.dead_letters]}")
+    async def dead_letter(self, pending: Pending) -> None:
+        self.log.append(f"dead letters {[r.offset for r in pending[1]]}")
+        if self.fail_dead_letters:
+            raise ConnectionError("broker unreachable")
+
+    async def commit(self, pending: Pending) -> Mapping[int, int]:
+        self.in_flight -= 1
+        self.log.append(f"db commit {pending[0]}")
+        return pending[2]
+
+    async def abort(self, pending: Pending) -> None:
+        self.in_flight -= 1
+        self.log.append(f"db rollback {pending[0]}")
 
 
 def _records(first: int, n: int, bad: int | None = None) -> list[Message]:
@@ -57,7 +73,7 @@ def _records(first: int, n: int, bad: int | None = None) -> list[Message]:
 
 def _step(
     log: list[str], clock: Clock, max_size: int = 3, max_seconds: float = 1.0
-) -> tuple[BatchStep[list[MessageLike]], RecordingSink]:
+) -> tuple[BatchStep[list[MessageLike], Pending], RecordingSink]:
     sink = RecordingSink(log)
 
     async def commit(offsets: Mapping[int, int]) -> None:
@@ -88,7 +104,7 @@ def test_a_batch_closes_by_size() -> None:
         return log
 
     assert asyncio.run(run()) == [
-        "prepare [0, 1, 2, 3]", "apply 0", "applied 0", "dead letters []", "commit {0: 4}",
+        "prepare [0, 1, 2, 3]", "write 0", "written 0", "dead letters []", "db commit 0", "commit {0: 4}",
     ]  # fmt: skip
 
 
@@ -108,7 +124,7 @@ def test_a_batch_closes_by_time_on_the_injected_clock() -> None:
         await _settle()
         return log
 
-    assert asyncio.run(run()) == ["prepare [0]", "apply 0"]
+    assert asyncio.run(run()) == ["prepare [0]", "write 0"]
 
 
 def test_one_write_in_flight_and_batches_finish_in_order() -> None:
@@ -121,7 +137,7 @@ def test_one_write_in_flight_and_batches_finish_in_order() -> None:
         step.add(_records(2, 2))
         closing = asyncio.ensure_future(step.poll())  # batch 2 prepared, waits for batch 0
         await _settle()
-        assert log == ["prepare [0, 1]", "apply 0", "prepare [2, 3]"]
+        assert log == ["prepare [0, 1]", "write 0", "prepare [2, 3]"]
         assert not closing.done()
         sink.release.setdefault(0, asyncio.Event()).set()
         await closing
@@ -134,9 +150,9 @@ def test_one_write_in_flight_and_batches_finish_in_order() -> None:
     log, most = asyncio.run(run())
     assert most == 1
     assert log == [
-        "prepare [0, 1]", "apply 0", "prepare [2, 3]",  # prepared while batch 0 is applied
-        "applied 0", "dead letters []", "commit {0: 2}",
-        "apply 2", "applied 2", "dead letters []", "commit {0: 4}",
+        "prepare [0, 1]", "write 0", "prepare [2, 3]",  # prepared while batch 0 is applied
+        "written 0", "dead letters []", "db commit 0", "commit {0: 2}",
+        "write 2", "written 2", "dead letters []", "db commit 2", "commit {0: 4}",
     ]  # fmt: skip
 
 
@@ -150,7 +166,7 @@ def test_commit_order_is_apply_then_dead_letters_then_offsets() -> None:
         return log
 
     assert asyncio.run(run()) == [
-        "prepare [0, 1, 2]", "apply 0", "applied 0", "dead letters [1]", "commit {0: 3}",
+        "prepare [0, 1, 2]", "write 0", "written 0", "dead letters [1]", "db commit 0", "commit {0: 3}",
     ]  # fmt: skip
 
 
@@ -169,8 +185,8 @@ def test_flush_on_revoke_finishes_the_write_in_flight_and_the_open_batch() -> No
 
     assert asyncio.run(run()) == [
         "prepare [0, 1]", "prepare [2]",
-        "apply 0", "applied 0", "dead letters []", "commit {0: 2}",
-        "apply 2", "applied 2", "dead letters []", "commit {0: 3}",
+        "write 0", "written 0", "dead letters []", "db commit 0", "commit {0: 2}",
+        "write 2", "written 2", "dead letters []", "db commit 2", "commit {0: 3}",
     ]  # fmt: skip
 
 
@@ -187,5 +203,21 @@ def test_finish_writing_leaves_the_open_batch_unapplied() -> None:
         return log
 
     assert asyncio.run(run()) == [
-        "prepare [0, 1]", "apply 0", "applied 0", "dead letters []", "commit {0: 2}",
+        "prepare [0, 1]", "write 0", "written 0", "dead letters []", "db commit 0", "commit {0: 2}",
+    ]  # fmt: skip
+
+
+def test_a_failed_dead_letter_write_rolls_the_transaction_back_and_commits_nothing() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=2)
+        sink.fail_dead_letters = True
+        step.add(_records(0, 2, bad=0))
+        sink.release.setdefault(0, asyncio.Event()).set()
+        with pytest.raises(ConnectionError):
+            await step.flush()
+        return log
+
+    assert asyncio.run(run()) == [
+        "prepare [0, 1]", "write 0", "written 0", "dead letters [0]", "db rollback 0",
     ]  # fmt: skip
