@@ -190,6 +190,14 @@ def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{topic}: no partition's database offset is past the log's end; nothing reset")
     for before, new in changes:
         print(f"{topic}[{before.partition}]: database offset {before.applied} -> {new}")
+    if changes:
+        asyncio.run(
+            offsets.mark_dead_letters_reset(
+                settings.kafka_bootstrap, topic, settings.dlq_topic,
+                [before.partition for before, _ in changes],
+            )
+        )  # fmt: skip
+        print(f"{settings.dlq_topic}: reset marker written to the reset partitions")
     return 0
 
 

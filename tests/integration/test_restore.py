@@ -29,6 +29,7 @@ from tests.integration.streams import (
     applied_messages,
     committed_messages,
     produce_many,
+    read_topic,
     totals,
 )
 from tests.services import wait_for
@@ -157,22 +158,23 @@ def test_a_restored_database_catches_up_and_a_recreated_topic_stops_clearly(
     _count_until(env, database_url, 2000, tmp_path / "worker-1.log")
     backup = Backup(database_url, request, tmp_path)
     backup.take()
-    # 2. 3,000 more are counted, and Kafka's committed offsets move on with them.
-    produce_many(kafka_bootstrap, topic, _events(2000, 3000))
-    _count_until(env, database_url, 5000, tmp_path / "worker-2.log")
+    # 2. 3,000 more (and one invalid message) are counted, and Kafka's committed offsets move
+    # on with them.
+    produce_many(kafka_bootstrap, topic, [*_events(2000, 3000), (SHOP.encode(), b"not json", [])])
+    _count_until(env, database_url, 5001, tmp_path / "worker-2.log")
     # 3. The backup comes back: the database is 3,000 events behind Kafka's commits.
     backup.restore()
     assert applied_messages(database_url, topic) == 2000
     assert totals(database_url) == {(SHOP, "customer.created"): 2000}
     # 4. It catches up exactly.
-    _count_until(env, database_url, 5000, tmp_path / "worker-3.log")
+    _count_until(env, database_url, 5001, tmp_path / "worker-3.log")
     assert totals(database_url) == {(SHOP, "customer.created"): 5000}
     log = (tmp_path / "worker-3.log").read_text()
     assert "resuming" in log
 
     # 5. The topic is deleted and created again: the database is past its end.
     asyncio.run(_recreate(settings))
-    produce_many(kafka_bootstrap, topic, _events(10_000, 10))
+    produce_many(kafka_bootstrap, topic, [*_events(10_000, 10), (SHOP.encode(), b"bad", [])])
     with running(env, "worker", log=tmp_path / "worker-4.log") as worker:
         code = worker.wait(90)
     out = (tmp_path / "worker-4.log").read_text()
@@ -189,5 +191,10 @@ def test_a_restored_database_catches_up_and_a_recreated_topic_stops_clearly(
     reset = okrflow(env, "offsets", "reset", "--to", "log-start")
     assert reset.returncode == 0, reset.stderr
     assert " -> 0" in reset.stdout
-    _count_until(env, database_url, 10, tmp_path / "worker-5.log", committed=False)
+    _count_until(env, database_url, 11, tmp_path / "worker-5.log", committed=False)
     assert totals(database_url) == {(SHOP, "customer.created"): 5010}
+    # The new topic's invalid message is dead-lettered, though the old dead letters have
+    # larger source offsets: the reset wrote a marker after them.
+    dead = read_topic(kafka_bootstrap, env["OKRFLOW_DLQ_TOPIC"])
+    reasons = [(r.value, dict(r.headers)["okrflow.reason"]) for r in dead]
+    assert reasons == [(b"not json", b"not_json"), (None, b"reset"), (b"bad", b"not_json")]

@@ -5,6 +5,12 @@ topic was deleted and created again, they can point past the new log's end, and 
 rather than guess; `reset` moves them to the log's start (count the topic as it is now: event
 ids still in the dedupe window are not counted twice) or its end (count only what comes next).
 Stop the workers first: a running worker would write its own offsets over the reset.
+
+The dead-letter writer skips a dead letter whose source offset is at or below the last one in
+its dead-letter partition (okrflow.ingest.deadletters). After a reset the source offsets start
+again, so `reset` also writes a marker to each reset partition of the dead-letter topic: an
+empty record with `okrflow.reason: reset` and `okrflow.offset: -1`. Readers of the dead-letter
+topic skip records whose reason is `reset`.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Engine
 
+from okrflow.ingest.deadletters import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
 from okrflow.store.batches import read_applied_offsets, write_applied_offsets
+
+RESET_REASON = "reset"
 
 
 @dataclass(frozen=True)
@@ -70,3 +79,20 @@ def reset(
     with engine.begin() as conn:
         write_applied_offsets(conn, topic, {o.partition: new for o, new in changes})
     return changes
+
+
+async def mark_dead_letters_reset(
+    bootstrap: str, source_topic: str, dlq_topic: str, partitions: list[int]
+) -> None:
+    """Write the reset marker to each dead-letter partition (see the module docstring)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for partition in partitions:
+            await producer.send_and_wait(
+                dlq_topic, None, key=b"", partition=partition,
+                headers=[(HEADER_REASON, RESET_REASON.encode()), (HEADER_OFFSET, b"-1"),
+                         (HEADER_TOPIC, source_topic.encode())],
+            )  # fmt: skip
+    finally:
+        await producer.stop()
