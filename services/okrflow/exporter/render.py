@@ -20,10 +20,10 @@ from typing import Any
 
 from okrflow.domain.model import STATUSES, Plan, metric_parts
 from okrflow.domain.periods import period_bounds
+from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import PaceRule, key_result_pace, measure_plan, objective_pace
 from okrflow.events.types import BUILT_IN
 from okrflow.exporter.snapshot import ProgressSnapshot
-from okrflow.store.plans import ActivePlan
 
 # (name, type, help) in exposition order.
 FAMILIES: list[tuple[str, str, str]] = [

@@ -8,8 +8,8 @@ from typing import Any
 
 from okrflow.domain.model import Filter, SimpleMetric, metric_parts
 from okrflow.domain.periods import period_bounds
+from okrflow.domain.plans import ActivePlan
 from okrflow.events import CloudEvent
-from okrflow.store.plans import ActivePlan
 
 _MISSING = object()
 

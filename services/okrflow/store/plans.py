@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
 from okrflow.domain.model import Plan, metric_parts
+from okrflow.domain.plans import ActivePlan
 from okrflow.plans.build import build_objective
 from okrflow.plans.diff import (
     Change,
@@ -145,14 +145,6 @@ def write_plan(
 
 def _retire_key_result(conn: Connection, kr_id: int, now: datetime) -> None:
     conn.execute(update(key_results).where(key_results.c.id == kr_id).values(retired_at=now))
-
-
-@dataclass(frozen=True, eq=False)  # identity: a loaded plan is one object, cached by it
-class ActivePlan:
-    """A shop's plan in force, with the database id of each key result."""
-
-    plan: Plan
-    key_result_ids: dict[tuple[str, str], int]  # (objective key, key-result key) -> id
 
 
 _NEWEST_REVISION = select(func.coalesce(func.max(plan_revisions.c.id), 0))

@@ -17,10 +17,10 @@ from okrflow.domain.model import (
     Plan,
     SimpleMetric,
 )
+from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import SeriesState, plan_progress
 from okrflow.exporter.render import FAMILIES, OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot
-from okrflow.store.plans import ActivePlan
 
 
 def _snapshot() -> ProgressSnapshot:

@@ -9,11 +9,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from okrflow.domain.model import KeyResult, Objective, Period, Plan, RatioMetric, SimpleMetric
+from okrflow.domain.plans import ActivePlan
 from okrflow.events.types import BUILT_IN
 from okrflow.exporter.collector import OkrCollector
 from okrflow.exporter.render import OTHER_TYPE, bounded_shop_events
 from okrflow.exporter.snapshot import ProgressSnapshot
-from okrflow.store.plans import ActivePlan
 
 PLANNED = "salone-bella"
 

@@ -15,12 +15,12 @@ from okrflow.domain.model import (
     RatioMetric,
     SimpleMetric,
 )
+from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import merge_level
 from okrflow.events import CloudEvent, decode_event
 from okrflow.ingest.batch import Delivered
 from okrflow.ingest.series import series_deltas
 from okrflow.plans.matching import MatchIndex, accepts
-from okrflow.store.plans import ActivePlan
 from tests.factories import encoded
 
 
