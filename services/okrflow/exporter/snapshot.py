@@ -10,8 +10,9 @@ from sqlalchemy import Connection, Engine, func, select
 
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import KeyResultState
+from okrflow.plans.stored import load_active_plans
 from okrflow.store.counters import read_series_states
-from okrflow.store.plans import load_active_plans, plans_revision
+from okrflow.store.plans import plans_revision
 from okrflow.store.tables import applied_offsets, shop_event_totals, shops
 
 # Built once (statements built per refresh leave reference cycles for the collector).

@@ -21,6 +21,7 @@ from okrflow.ingest.aggregate import totals_by_shop_type as _totals
 from okrflow.ingest.batch import DecodedBatch, Delivered
 from okrflow.ingest.series import series_deltas
 from okrflow.plans.matching import MatchIndex
+from okrflow.plans.stored import load_active_plans
 from okrflow.store.batches import (
     add_shop_event_totals,
     claim_event_ids,
@@ -28,7 +29,7 @@ from okrflow.store.batches import (
     write_applied_offsets,
 )
 from okrflow.store.counters import write_series_deltas
-from okrflow.store.plans import load_active_plans, plans_revision
+from okrflow.store.plans import plans_revision
 
 logger = logging.getLogger(__name__)
 

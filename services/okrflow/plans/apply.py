@@ -66,6 +66,7 @@ def apply_parsed(
     dry_run: bool = False,
 ) -> list[ApplyResult]:
     """Apply files already checked by `parse_files`, each shop in its own transaction."""
+    from okrflow.plans.stored import plan_write
     from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
 
     results = []
@@ -77,7 +78,7 @@ def apply_parsed(
             changes = diff_plan(parsed.source, stored)
             revision = None
             if changes and not dry_run:
-                revision = write_plan(conn, parsed.source, stored, changes, text, now)
+                revision = write_plan(conn, plan_write(parsed.source, stored, changes, text), now)
             elif dry_run:
                 conn.rollback()
         results.append(ApplyResult(str(path), shop, changes, revision))

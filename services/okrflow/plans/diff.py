@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # a row type only: the database stack loads once the files are good
+    from okrflow.store.plans import StoredPlan
 
 Action = Literal["added", "changed", "retired"]
 
@@ -17,22 +20,6 @@ class Change:
 
     def __str__(self) -> str:
         return f"{self.action:8} {self.what}" + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass(frozen=True)
-class StoredKeyResult:
-    id: int
-    definition: dict[str, Any]
-    counting: str
-
-
-@dataclass
-class StoredPlan:
-    """The plan in force for one shop, as the database holds it."""
-
-    timezone: str | None = None
-    objectives: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> definition
-    key_results: dict[tuple[str, str], StoredKeyResult] = field(default_factory=dict)
 
 
 def objective_definition(objective: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from okrflow.domain.progress import KeyResultProgress, plan_progress
+from okrflow.plans.stored import load_active_plans
 from okrflow.store.counters import read_series_states
-from okrflow.store.plans import load_active_plans
 
 
 def _number(x: float) -> float | int | None:

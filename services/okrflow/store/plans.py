@@ -1,25 +1,99 @@
-"""Plans in the database: reading the plan in force, writing an applied plan."""
+"""Plans in the database, SQL only: the rows of the plans in force, writing an applied plan.
+
+What an apply writes is decided, and domain objects are built from these rows, in
+okrflow.plans (diff, stored, apply). Definitions are stored as JSON text; rows carry them
+decoded.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from okrflow.domain.model import Plan, metric_parts
-from okrflow.domain.plans import ActivePlan
-from okrflow.plans.build import build_objective
-from okrflow.plans.diff import (
-    Change,
-    StoredKeyResult,
-    StoredPlan,
-    counting_fingerprint,
-    objective_definition,
-)
 from okrflow.store.dialect import upsert
 from okrflow.store.tables import key_results, kr_series, objectives, plan_revisions, shops
+
+
+@dataclass(frozen=True)
+class StoredKeyResult:
+    id: int
+    definition: dict[str, Any]
+    counting: str
+
+
+@dataclass
+class StoredPlan:
+    """The plan in force for one shop, as the database holds it."""
+
+    timezone: str | None = None
+    objectives: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> definition
+    key_results: dict[tuple[str, str], StoredKeyResult] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KeyResultWrite:
+    """A key result of the applied plan: its row in force updated in place (`update_id`),
+    or a new row inserted, after retiring `retire_id` if given, with zeroed series rows."""
+
+    key: str
+    position: int
+    definition: dict[str, Any]
+    counting: str
+    series_parts: tuple[str, ...]  # of a new row: value | numerator, denominator
+    update_id: int | None = None
+    retire_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ObjectiveWrite:
+    """An objective of the applied plan: its row in force updated (`exists`) or inserted."""
+
+    key: str
+    position: int
+    definition: dict[str, Any]  # without its key results
+    exists: bool
+    key_results: tuple[KeyResultWrite, ...]
+
+
+@dataclass(frozen=True)
+class PlanWrite:
+    """Everything one apply writes for one shop, in the order it is written."""
+
+    shop: str
+    timezone: str
+    source_text: str
+    changes: list[dict[str, str]]  # {"action", "what", "detail"}
+    retired_objectives: tuple[str, ...]
+    retired_key_result_ids: tuple[int, ...]
+    objectives: tuple[ObjectiveWrite, ...]
+
+
+@dataclass(frozen=True)
+class ObjectiveRow:
+    key: str
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KeyResultRow:
+    id: int
+    objective_key: str
+    position: int
+    definition: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ShopPlanRows:
+    """One shop's plan in force: objectives in position order, key results in any order."""
+
+    shop: str
+    timezone: str
+    objectives: list[ObjectiveRow]
+    key_results: list[KeyResultRow]
 
 
 def lock_shop(conn: Connection, shop: str) -> None:
@@ -38,7 +112,7 @@ def load_stored_plan(conn: Connection, shop: str) -> StoredPlan:
     row = conn.execute(
         select(shops.c.timezone, shops.c.revision_id).where(shops.c.shop == shop)
     ).first()
-    if row is not None and row.revision_id > 0:
+    if row is not None and row.revision_id > 0:  # revision 0: only locked, never applied
         stored.timezone = row.timezone
     for key, definition in conn.execute(
         select(objectives.c.key, objectives.c.definition).where(
@@ -56,16 +130,12 @@ def load_stored_plan(conn: Connection, shop: str) -> StoredPlan:
     return stored
 
 
-def write_plan(
-    conn: Connection, source: dict[str, Any], stored: StoredPlan, changes: list[Change],
-    source_text: str, now: datetime,
-) -> int:  # fmt: skip
-    """Make the database match `source`; returns the new revision id. Call inside a transaction."""
-    shop, tz = source["shop"], source["timezone"]
+def write_plan(conn: Connection, plan: PlanWrite, now: datetime) -> int:
+    """Write `plan` (a new revision); returns the new revision id. Call inside a transaction."""
+    shop, tz = plan.shop, plan.timezone
     revision_id = conn.execute(
         plan_revisions.insert().values(
-            shop=shop, applied_at=now, source=source_text,
-            changes=json.dumps([{"action": c.action, "what": c.what, "detail": c.detail} for c in changes]),
+            shop=shop, applied_at=now, source=plan.source_text, changes=json.dumps(plan.changes),
         ).returning(plan_revisions.c.id)
     ).scalar_one()  # fmt: skip
     stmt = upsert(conn, shops).values(shop=shop, timezone=tz, revision_id=revision_id)
@@ -74,11 +144,7 @@ def write_plan(
             index_elements=[shops.c.shop], set_={"timezone": tz, "revision_id": revision_id}
         )
     )
-    wanted_objectives = {o["key"] for o in source["objectives"]}
-    wanted_krs = {
-        (o["key"], kr["key"]) for o in source["objectives"] for kr in o.get("key_results", [])
-    }
-    for key in stored.objectives.keys() - wanted_objectives:
+    for key in plan.retired_objectives:
         conn.execute(
             update(objectives)
             .where(
@@ -88,57 +154,54 @@ def write_plan(
             )
             .values(retired_at=now)
         )
-    for pair in stored.key_results.keys() - wanted_krs:
-        _retire_key_result(conn, stored.key_results[pair].id, now)
+    for kr_id in plan.retired_key_result_ids:
+        _retire_key_result(conn, kr_id, now)
 
-    for position, objective in enumerate(source["objectives"]):
-        definition = json.dumps(objective_definition(objective), sort_keys=True)
-        if objective["key"] in stored.objectives:
+    for objective in plan.objectives:
+        definition = json.dumps(objective.definition, sort_keys=True)
+        if objective.exists:
             conn.execute(
                 update(objectives)
                 .where(
                     objectives.c.shop == shop,
-                    objectives.c.key == objective["key"],
+                    objectives.c.key == objective.key,
                     objectives.c.retired_at.is_(None),
                 )
-                .values(definition=definition, position=position)
+                .values(definition=definition, position=objective.position)
             )
         else:
             conn.execute(
                 objectives.insert().values(
-                    shop=shop, key=objective["key"], position=position, definition=definition
+                    shop=shop, key=objective.key, position=objective.position, definition=definition
                 )
             )
-        for kr_position, kr in enumerate(objective.get("key_results", [])):
-            current = stored.key_results.get((objective["key"], kr["key"]))
-            counting = counting_fingerprint(kr, tz)
-            values = {"definition": json.dumps(kr, sort_keys=True), "position": kr_position}
-            if current is not None and current.counting == counting:
+        for kr in objective.key_results:
+            values = {
+                "definition": json.dumps(kr.definition, sort_keys=True),
+                "position": kr.position,
+            }
+            if kr.update_id is not None:
                 conn.execute(
-                    update(key_results).where(key_results.c.id == current.id).values(**values)
+                    update(key_results).where(key_results.c.id == kr.update_id).values(**values)
                 )
                 continue
-            if current is not None:
-                _retire_key_result(conn, current.id, now)
+            if kr.retire_id is not None:
+                _retire_key_result(conn, kr.retire_id, now)
             kr_id = conn.execute(
                 key_results.insert()
                 .values(
                     shop=shop,
-                    objective_key=objective["key"],
-                    key=kr["key"],
-                    counting=counting,
+                    objective_key=objective.key,
+                    key=kr.key,
+                    counting=kr.counting,
                     **values,
                 )
                 .returning(key_results.c.id)
             ).scalar_one()
             # Series rows exist from the start, so ingest can lock them before updating.
-            metric = build_objective({**objective, "key_results": [kr]}).key_results[0].metric
             conn.execute(
                 kr_series.insert(),
-                [
-                    {"key_result_id": kr_id, "part": part, "events": 0}
-                    for part, _ in metric_parts(metric)
-                ],
+                [{"key_result_id": kr_id, "part": part, "events": 0} for part in kr.series_parts],
             )
     return int(revision_id)
 
@@ -155,38 +218,33 @@ def plans_revision(conn: Connection) -> int:
     return int(conn.execute(_NEWEST_REVISION).scalar_one())
 
 
-def load_active_plans(conn: Connection, shop: str | None = None) -> list[ActivePlan]:
-    """Every shop's plan in force (or one shop's), objectives and key results in file order."""
+def read_active_plans(conn: Connection, shop: str | None = None) -> list[ShopPlanRows]:
+    """Every shop's plan in force (or one shop's), shops by name."""
     shop_query = (
         select(shops.c.shop, shops.c.timezone).where(shops.c.revision_id > 0).order_by(shops.c.shop)
     )
     if shop is not None:
         shop_query = shop_query.where(shops.c.shop == shop)
-    plans: list[ActivePlan] = []
+    plans: list[ShopPlanRows] = []
     for shop_name, tz in conn.execute(shop_query).all():
-        krs: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
-        for kr_id, obj_key, position, definition in conn.execute(
-            select(
-                key_results.c.id,
-                key_results.c.objective_key,
-                key_results.c.position,
-                key_results.c.definition,
-            ).where(key_results.c.shop == shop_name, key_results.c.retired_at.is_(None))
-        ):
-            krs.setdefault(obj_key, []).append((position, kr_id, json.loads(definition)))
-        built = []
-        ids: dict[tuple[str, str], int] = {}
-        for key, definition in conn.execute(
-            select(objectives.c.key, objectives.c.definition)
-            .where(objectives.c.shop == shop_name, objectives.c.retired_at.is_(None))
-            .order_by(objectives.c.position)
-        ):
-            ordered = sorted(krs.get(key, []), key=lambda t: t[0])
-            built.append(
-                build_objective(
-                    {**json.loads(definition), "key_results": [d for _, _, d in ordered]}
-                )
+        krs = [
+            KeyResultRow(kr_id, obj_key, position, json.loads(definition))
+            for kr_id, obj_key, position, definition in conn.execute(
+                select(
+                    key_results.c.id,
+                    key_results.c.objective_key,
+                    key_results.c.position,
+                    key_results.c.definition,
+                ).where(key_results.c.shop == shop_name, key_results.c.retired_at.is_(None))
             )
-            ids.update({(key, d["key"]): kr_id for _, kr_id, d in ordered})
-        plans.append(ActivePlan(Plan(shop_name, tz, tuple(built)), ids))
+        ]
+        objs = [
+            ObjectiveRow(key, json.loads(definition))
+            for key, definition in conn.execute(
+                select(objectives.c.key, objectives.c.definition)
+                .where(objectives.c.shop == shop_name, objectives.c.retired_at.is_(None))
+                .order_by(objectives.c.position)
+            )
+        ]
+        plans.append(ShopPlanRows(shop_name, tz, objs, krs))
     return plans
