@@ -53,6 +53,8 @@ class PreparedBatch:
 
     def rejected(self, found: Sequence[tuple[Delivered, InvalidEvent]]) -> list[Rejected]:
         """Dead letters for events found invalid after decoding, from their original records."""
+        if not found:
+            return []
         wanted = {(d.partition, d.offset): invalid for d, invalid in found}
         return [
             _rejected_message(r, wanted[r.partition, r.offset])
