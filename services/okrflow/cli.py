@@ -163,14 +163,21 @@ def cmd_progress(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
+    from aiokafka.errors import KafkaError
+
     from okrflow.ingest import offsets
     from okrflow.store.engine import make_engine
     from okrflow.store.schema import ensure_schema
 
+    topic = settings.events_topic
+    try:
+        bounds = asyncio.run(offsets.log_bounds(settings.kafka_bootstrap, topic))
+    except KafkaError as exc:
+        print(f"okrflow offsets: cannot read {topic} from Kafka at {settings.kafka_bootstrap}: "
+              f"{exc}", file=sys.stderr)  # fmt: skip
+        return 1
     engine = make_engine(settings.database_url, writer=args.action == "reset")
     ensure_schema(engine)
-    topic = settings.events_topic
-    bounds = asyncio.run(offsets.log_bounds(settings.kafka_bootstrap, topic))
     if not bounds:
         print(f"okrflow offsets: topic {topic} does not exist on {settings.kafka_bootstrap}",
               file=sys.stderr)  # fmt: skip

@@ -42,8 +42,8 @@ class PartitionOffsets:
 async def log_bounds(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
     """Partition -> (log start, log end) of `topic`; empty if the topic does not exist."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer._client.force_metadata_update()
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         tps = [TopicPartition(topic, p) for p in partitions]
