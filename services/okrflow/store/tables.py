@@ -128,3 +128,28 @@ kr_series = Table(
     Column("level_at", DateTime(timezone=True), nullable=True),
     Column("last_event_at", DateTime(timezone=True), nullable=True),
 )
+
+# --- HTTP intake credentials (okrflow tokens, okrflow webhooks) --------------------------------
+
+# Bearer tokens for POSTing events: only the SHA-256 of each token is kept (docs/intake.md).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop", String(63), nullable=False, index=True),
+    Column("name", String(200), nullable=True),
+    Column("token_hash", String(64), nullable=False, unique=True),  # hex SHA-256
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Per shop and platform (shopify, stripe), the secret its webhooks are signed with. Held as
+# is: verifying an HMAC needs the secret itself, so the database is a credential store.
+webhook_secrets = Table(
+    "webhook_secrets",
+    metadata,
+    Column("shop", String(63), primary_key=True),
+    Column("platform", String(32), primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
