@@ -1,0 +1,1 @@
+"""HTTP intake: CloudEvents over HTTP, per-shop tokens, platform webhooks."""
