@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     exporter_port: int = 9464
     exporter_refresh_seconds: float = Field(default=2.0, gt=0)
 
+    # HTTP intake (`okrflow intake`, docs/intake.md).
+    intake_host: str = "127.0.0.1"
+    intake_port: int = Field(default=8080, ge=0, le=65535)
+    # Largest request body; a batch's events are also each held to `max_event_bytes`.
+    intake_max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    intake_max_batch_events: int = Field(default=500, ge=1, le=10_000)
+    # Requests a second per token (0: no limit), with bursts up to `intake_rate_burst`.
+    intake_rate_limit: float = Field(default=0, ge=0)
+    intake_rate_burst: int = Field(default=50, ge=1)
+    # How long a token's or a webhook secret's lookup is reused (a revocation takes effect
+    # within this long).
+    intake_credentials_cache_seconds: float = Field(default=2.0, ge=0)
+
     # Local development Kafka (`okrflow kafka ...`).
     kafka_deploy_dir: Path = REPO_ROOT / "deploy" / "local" / "kafka"
     kafka_cache_dir: Path = REPO_ROOT / ".cache" / "kafka"

@@ -1,0 +1,46 @@
+"""Producing the intake's events to the events topic: acknowledged by every in-sync replica
+(`acks=all`) by an idempotent producer, before the request is answered 202."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from okrflow.settings import Settings
+
+
+class EventProducer:
+    """One producer for the process; `send_all` resolves when the broker has every event."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.events_topic
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            max_request_size=max(1024 * 1024, 2 * settings.max_event_bytes),
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send_all(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        """Produce (key, value) pairs and wait for every acknowledgement. Raises aiokafka
+        errors when the broker refuses or cannot be reached (some may have been written: a
+        client's retry is absorbed by the worker's (shop, id) dedupe)."""
+        futures = [await self._producer.send(self.topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+
+    async def reachable(self, timeout: float) -> bool:
+        """Whether the broker answers a metadata request within `timeout` seconds."""
+        try:
+            return bool(await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout))
+        except (TimeoutError, OSError, KafkaError):
+            return False
