@@ -226,6 +226,12 @@ def cmd_exporter(settings: Settings, args: argparse.Namespace) -> int:
     return run_exporter(settings)
 
 
+def cmd_intake(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.intake.server import run_intake
+
+    return run_intake(settings)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.demo import run_demo
 
@@ -416,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     offsets.set_defaults(run=cmd_offsets)
 
+    intake = sub.add_parser("intake", help="HTTP intake: CloudEvents and platform webhooks")
+    intake.add_argument("--port", type=int, dest="intake_port")
+    intake.add_argument("--host", dest="intake_host")
+    intake.set_defaults(run=cmd_intake)
+
     demo = sub.add_parser("demo", help="Kafka, SQLite, worker, exporter and a simulated shop")
     demo.set_defaults(run=cmd_demo)
 
@@ -449,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
 _SETTING_FLAGS = (
     "database_url", "kafka_bootstrap", "log_level",
     "worker_metrics_port", "exporter_port", "exporter_host", "exporter_refresh_seconds",
+    "intake_port", "intake_host",
 )  # fmt: skip
 
 
