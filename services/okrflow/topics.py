@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -40,10 +41,16 @@ async def ensure_topics(settings: Settings) -> None:
             # Another process may create it between our list and create: that is fine.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
-        described = await admin.describe_topics([settings.events_topic, settings.dlq_topic])
+        # A topic just created may be described with no partitions until its metadata has
+        # spread: ask again (bounded) rather than judge the layout on that.
+        for _ in range(50):
+            described = await admin.describe_topics([settings.events_topic, settings.dlq_topic])
+            partitions = {t["topic"]: len(t["partitions"]) for t in described}
+            if all(partitions.get(t, 0) > 0 for t in configs):
+                break
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
-    partitions = {t["topic"]: len(t["partitions"]) for t in described}
     if partitions[settings.dlq_topic] < partitions[settings.events_topic]:
         raise TopicLayoutError(
             f"{settings.dlq_topic} has {partitions[settings.dlq_topic]} partitions, fewer than "

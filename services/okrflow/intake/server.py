@@ -20,6 +20,7 @@ from okrflow.intake.ratelimit import RateLimiter
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
+from okrflow.topics import TopicLayoutError, ensure_topics
 
 logger = logging.getLogger(__name__)
 
@@ -36,38 +37,43 @@ def run_intake(settings: Settings) -> int:
         with reader.connect() as conn:
             return progress_report(conn, datetime.now(UTC), shop)
 
-    producer = EventProducer(settings)
-    registry = intake_registry()
-    parts = IntakeParts(
-        sink=producer,
-        authenticate=TokenAuthenticator(
-            engine, cache_seconds=settings.intake_credentials_cache_seconds
-        ).authenticate,
-        webhook_secret=WebhookSecrets(
-            engine, cache_seconds=settings.intake_credentials_cache_seconds
-        ).get,
-        progress=progress,
-        metrics=IntakeMetrics(registry),
-        registry=registry,
-        limiter=RateLimiter(settings.intake_rate_limit, settings.intake_rate_burst),
-        openapi=openapi_document(settings),
-        max_request_bytes=settings.intake_max_request_bytes,
-        max_event_bytes=settings.max_event_bytes,
-        max_batch_events=settings.intake_max_batch_events,
-    )
-    config = uvicorn.Config(
-        build_app(parts), host=settings.intake_host, port=settings.intake_port,
-        log_level=settings.log_level.lower(), access_log=False, lifespan="off",
-        timeout_keep_alive=30, timeout_graceful_shutdown=30,
-    )  # fmt: skip
-
     async def serve() -> int:
+        producer = EventProducer(settings)  # aiokafka binds to the running loop
         try:
+            await ensure_topics(settings)  # with okrflow's partitions, not auto-created
             await producer.start()
         except KafkaError as exc:
             print(f"okrflow intake: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}",
                   file=sys.stderr)  # fmt: skip
+            await producer.stop()
             return 1
+        except TopicLayoutError as exc:
+            print(f"okrflow intake: {exc}", file=sys.stderr)
+            await producer.stop()
+            return 1
+        registry = intake_registry()
+        parts = IntakeParts(
+            sink=producer,
+            authenticate=TokenAuthenticator(
+                reader, cache_seconds=settings.intake_credentials_cache_seconds
+            ).authenticate,
+            webhook_secret=WebhookSecrets(
+                reader, cache_seconds=settings.intake_credentials_cache_seconds
+            ).get,
+            progress=progress,
+            metrics=IntakeMetrics(registry),
+            registry=registry,
+            limiter=RateLimiter(settings.intake_rate_limit, settings.intake_rate_burst),
+            openapi=openapi_document(settings),
+            max_request_bytes=settings.intake_max_request_bytes,
+            max_event_bytes=settings.max_event_bytes,
+            max_batch_events=settings.intake_max_batch_events,
+        )
+        config = uvicorn.Config(
+            build_app(parts), host=settings.intake_host, port=settings.intake_port,
+            log_level=settings.log_level.lower(), access_log=False, lifespan="off",
+            timeout_keep_alive=30, timeout_graceful_shutdown=30,
+        )  # fmt: skip
         try:
             server = uvicorn.Server(config)
             await server.serve()
