@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from okrflow.settings import Settings
 
@@ -17,12 +18,14 @@ class EventProducer:
 
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.events_topic
+        self._partitioner = DefaultPartitioner()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
             max_request_size=max(1024 * 1024, 2 * settings.max_event_bytes),
+            partitioner=self._partitioner,
         )
 
     async def start(self) -> None:
@@ -35,7 +38,18 @@ class EventProducer:
         """Produce (key, value) pairs and wait for every acknowledgement. Raises aiokafka
         errors when the broker refuses or cannot be reached (some may have been written: a
         client's retry is absorbed by the worker's (shop, id) dedupe)."""
-        futures = [await self._producer.send(self.topic, value, key=key) for key, value in messages]
+        # The partition of each key once per call, not once per event (the hash is pure
+        # Python): the same partitioner, so the same partition as send() would choose.
+        partitions = sorted(await self._producer.partitions_for(self.topic))
+        partition_of: dict[bytes, int] = {}
+        futures = []
+        for key, value in messages:
+            partition = partition_of.get(key)
+            if partition is None:
+                partition = partition_of[key] = self._partitioner(key, partitions, partitions)
+            futures.append(
+                await self._producer.send(self.topic, value, key=key, partition=partition)
+            )
         await asyncio.gather(*futures)
 
     async def reachable(self, timeout: float) -> bool:
