@@ -29,10 +29,12 @@ typecheck: $(STAMP)
 test: kafka-jars lint typecheck
 	$(BIN)/pytest
 
-# Throughput against raw aiokafka, to SQLite and PostgreSQL (1,000,000 events; EVENTS=N to change).
+# Throughput against raw aiokafka, to SQLite and PostgreSQL (1,000,000 events; EVENTS=N to change);
+# the HTTP intake against a raw aiokafka producer (200,000 events).
 EVENTS ?= 1000000
 bench: kafka-jars
 	$(BIN)/python -m tests.perf.bench --events $(EVENTS)
+	$(BIN)/python -m tests.perf.intake_bench
 	$(BIN)/python -m tests.perf.scrape_bench
 	$(BIN)/python -m tests.perf.scrape_bench --postgres
 	$(BIN)/python -m tests.perf.scrape_bench --postgres --rate 10000
