@@ -25,6 +25,7 @@ import asyncio
 import json
 import math
 import os
+import shutil
 import signal
 import ssl
 import statistics
@@ -361,6 +362,7 @@ def main() -> int:
     console.print(f"starting Kafka on {kafka.bootstrap} ...")
     kafka.start(120)
     intake = profiler = None
+    finished = False
     try:
         broker_pid = kafka.status().pid
         events = compact(make_events(args.events))
@@ -484,6 +486,7 @@ def main() -> int:
             }
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
             console.print(f"figures written to {args.json}")
+        finished = True
     finally:
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)
@@ -496,6 +499,10 @@ def main() -> int:
                 intake.kill()
                 intake.wait()
         kafka.stop()
+        if finished:
+            shutil.rmtree(work, ignore_errors=True)  # the broker's data: ~100 MB a run
+        else:
+            console.print(f"the broker's and the intake's logs are kept in {work}")
     return 0
 
 
