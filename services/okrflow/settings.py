@@ -6,8 +6,9 @@ Nothing else in okrflow reads `os.environ`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +70,30 @@ class Settings(BaseSettings):
     kafka_controller_port: int = 9093
     kafka_start_timeout: float = 90.0
 
-    log_level: str = "INFO"
+    # Kafka security, used by every client okrflow creates (docs/operations.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None  # CA bundle that signed the brokers' certificates
+    kafka_ssl_certfile: Path | None = None  # client certificate (mutual TLS)
+    kafka_ssl_keyfile: Path | None = None  # its private key
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # Topics okrflow creates: replication factor (-1: the broker's default.replication.factor)
+    # and extra topic configs, e.g. {"min.insync.replicas": "2"} (JSON in the environment).
+    kafka_replication_factor: int = Field(default=-1, ge=-1)
+    kafka_topic_configs: dict[str, str] = Field(default_factory=dict)
+
+    # Start-up: wait this long for Kafka and the database, retrying with backoff.
+    startup_deadline_seconds: float = Field(default=60.0, ge=0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def kafka_port(self) -> int:
