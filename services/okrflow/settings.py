@@ -44,10 +44,12 @@ class Settings(BaseSettings):
     # A worker that dies is noticed by the group after this long (>= the broker's 6 s minimum).
     kafka_session_timeout: float = Field(default=10.0, ge=6)
     worker_data_dir: Path = Path(".cache/worker")
-    worker_metrics_port: int = 0  # 0: no /metrics on the worker
+    # The worker's /metrics, /healthz and /readyz (port 0: not served).
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
     exporter_host: str = "127.0.0.1"
-    exporter_port: int = 9464
+    exporter_port: int = Field(default=9464, ge=0, le=65535)
     exporter_refresh_seconds: float = Field(default=2.0, gt=0)
 
     # HTTP intake (`okrflow intake`, docs/intake.md).
