@@ -1,45 +1,60 @@
 # The two commands a newcomer needs: `make run` and `make test`. Each sets itself up.
+# Two installs, each with its own stamp: `make run` needs only okrflow's runtime dependencies
+# (RUNTIME); `make test` and the other developer targets add the dev extras on top (DEV).
+# Both work on a fresh clone; a change to pyproject.toml renames the stamps, so both re-run.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM := $(shell cksum pyproject.toml | cut -d' ' -f1)
+RUNTIME := $(VENV)/.runtime-$(SUM)
+DEV := $(VENV)/.dev-$(SUM)
+
+# Kafka jars and the local broker's state stay in the repo's .cache/kafka (ignored by git,
+# removed by `make clean`, reused by the tests' broker). Outside make, okrflow defaults to
+# $XDG_CACHE_HOME/okrflow/kafka (~/.cache/okrflow/kafka): see okrflow/settings.py.
+export OKRFLOW_KAFKA_CACHE_DIR ?= $(CURDIR)/.cache/kafka
 
 .PHONY: run test lint typecheck unit bench kafka-jars clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	rm -f $(VENV)/.installed-*
+	$(BIN)/python -m pip install -q -e .
+	rm -f $(VENV)/.runtime-* $(VENV)/.installed-*
 	touch $@
 
-kafka-jars: $(STAMP)
+$(DEV): $(RUNTIME)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.dev-*
+	touch $@
+
+kafka-jars: $(RUNTIME)
 	$(BIN)/okrflow kafka fetch
 
 run: kafka-jars
 	$(BIN)/okrflow demo
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check services tests
 	$(BIN)/ruff format --check services tests
 
-typecheck: $(STAMP)
+typecheck: $(DEV)
 	$(BIN)/mypy --strict services
 
-test: kafka-jars lint typecheck
+test: $(DEV) kafka-jars lint typecheck
 	$(BIN)/pytest
 
 # Throughput against raw aiokafka, to SQLite and PostgreSQL (1,000,000 events; EVENTS=N to change);
 # the HTTP intake against a raw aiokafka producer (200,000 events).
 EVENTS ?= 1000000
-bench: kafka-jars
+bench: $(DEV) kafka-jars
 	$(BIN)/python -m tests.perf.bench --events $(EVENTS)
 	$(BIN)/python -m tests.perf.intake_bench
 	$(BIN)/python -m tests.perf.scrape_bench
 	$(BIN)/python -m tests.perf.scrape_bench --postgres
 	$(BIN)/python -m tests.perf.scrape_bench --postgres --rate 10000
 
-unit: $(STAMP)
+unit: $(DEV)
 	$(BIN)/pytest tests/unit tests/contract
 
 clean:

@@ -35,11 +35,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external
         return
     from okrflow.devkafka import LocalKafka, LocalKafkaError
+    from okrflow.settings import BUNDLED_KAFKA_CONFIG
 
     if shutil.which("java") is None:
         unavailable("java is not installed (needed for the Kafka broker)")
     kafka = LocalKafka(
-        deploy_dir=REPO / "deploy" / "local" / "kafka",
+        deploy_dir=BUNDLED_KAFKA_CONFIG,
         cache_dir=REPO / ".cache" / "kafka",
         run_dir=tmp_path_factory.mktemp("kafka"),
         port=free_port(),

@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from importlib.resources import files
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -134,7 +135,7 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
 def _demo_plan(settings: Settings) -> Path:
     """The demo plan, with a period from 30 days ago to 60 days ahead."""
     today = date.today()
-    template = settings.kafka_deploy_dir.parent / "demo" / "okrs.yaml.template"
+    template = files("okrflow") / "demo_plan" / "okrs.yaml.template"  # shipped in the package
     text = Template(template.read_text()).substitute(
         start=(today - timedelta(days=30)).isoformat(), end=(today + timedelta(days=60)).isoformat()
     )

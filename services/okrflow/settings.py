@@ -5,13 +5,30 @@ Nothing else in okrflow reads `os.environ`.
 
 from __future__ import annotations
 
+import os
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# The local broker's pom.xml, server.properties and log4j2.properties ship inside the package
+# (a wheel installs unzipped: a real folder that Maven and the JVM read by path).
+BUNDLED_KAFKA_CONFIG = Path(str(files("okrflow") / "devkafka" / "resources"))
+
+
+def user_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/okrflow (if absolute, as the XDG spec asks), else ~/.cache/okrflow.
+
+    The Kafka jars (~45 MB) and the local broker's state go there, never under the install
+    prefix (read-only, or thrown away with the venv), and are shared by every checkout and
+    install of the same user: fetched once. The Makefile points OKRFLOW_KAFKA_CACHE_DIR at the
+    repo's .cache/kafka instead, which `make clean` removes and the tests reuse.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "okrflow"
 
 
 class Settings(BaseSettings):
@@ -66,8 +83,8 @@ class Settings(BaseSettings):
     intake_credentials_cache_seconds: float = Field(default=2.0, ge=0)
 
     # Local development Kafka (`okrflow kafka ...`).
-    kafka_deploy_dir: Path = REPO_ROOT / "deploy" / "local" / "kafka"
-    kafka_cache_dir: Path = REPO_ROOT / ".cache" / "kafka"
+    kafka_deploy_dir: Path = BUNDLED_KAFKA_CONFIG
+    kafka_cache_dir: Path = Field(default_factory=lambda: user_cache_dir() / "kafka")
     kafka_run_dir: Path | None = None  # default: <kafka_cache_dir>/broker-<port>
     kafka_controller_port: int = 9093
     kafka_start_timeout: float = 90.0

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from okrflow.devkafka import LocalKafka
+from okrflow.settings import BUNDLED_KAFKA_CONFIG
 from tests.factories import SAMPLE_DATA
 from tests.integration.processes import okrflow, okrflow_env, scrape
 from tests.integration.streams import applied_messages
@@ -347,7 +348,7 @@ def main() -> int:
     console = Console(width=160)
     work = Path(tempfile.mkdtemp(prefix="okrflow-bench-"))
     kafka = LocalKafka(
-        REPO / "deploy" / "local" / "kafka",
+        BUNDLED_KAFKA_CONFIG,
         REPO / ".cache" / "kafka",
         work / "kafka",
         free_port(),

@@ -46,6 +46,7 @@ from rich.console import Console
 from rich.table import Table
 
 from okrflow.devkafka import LocalKafka
+from okrflow.settings import BUNDLED_KAFKA_CONFIG
 from tests.integration.processes import okrflow_env
 from tests.perf.bench import PARTITIONS, REPO, SHOPS, cpu_seconds, make_events
 from tests.services import free_port
@@ -352,7 +353,7 @@ def main() -> int:
     console = Console(width=160)
     work = Path(tempfile.mkdtemp(prefix="okrflow-intake-bench-"))
     kafka = LocalKafka(
-        REPO / "deploy" / "local" / "kafka",
+        BUNDLED_KAFKA_CONFIG,
         REPO / ".cache" / "kafka",
         work / "kafka",
         free_port(),

@@ -33,7 +33,7 @@ from okrflow.devkafka import LocalKafka
 from okrflow.ingest.batch import Message, decode_batch
 from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_files
-from okrflow.settings import Settings
+from okrflow.settings import BUNDLED_KAFKA_CONFIG, Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from okrflow.topics import ensure_topics
@@ -206,7 +206,7 @@ def _writing(args: argparse.Namespace, url: str, work: Path) -> Iterator[Callabl
 
 
 def _worker_writing(args: argparse.Namespace, url: str, work: Path) -> Iterator[Callable[[], int]]:
-    kafka = LocalKafka(REPO / "deploy" / "local" / "kafka", REPO / ".cache" / "kafka",
+    kafka = LocalKafka(BUNDLED_KAFKA_CONFIG, REPO / ".cache" / "kafka",
                        work / "kafka", free_port(), free_port())  # fmt: skip
     kafka.start(120)
     topic = "scrape-events"

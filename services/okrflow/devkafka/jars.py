@@ -1,4 +1,8 @@
-"""Fetching the broker's jars once, with Maven, into a cache folder git ignores."""
+"""Fetching the broker's jars once, with Maven, into a cache folder outside the install prefix.
+
+The pom is package data (`okrflow/devkafka/resources/pom.xml`); the jars go to
+`<kafka_cache_dir>/libs` (default `~/.cache/okrflow/kafka/libs`, see `okrflow.settings`).
+"""
 
 from __future__ import annotations
 
