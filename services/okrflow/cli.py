@@ -94,72 +94,24 @@ def cmd_emit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+    from okrflow.plans.command import ask_on_terminal, run_apply, run_dry_run
 
-    from okrflow.plans.apply import apply_parsed, parse_files
-    from okrflow.plans.parse import PlanError
+    if args.dry_run:
+        return run_dry_run(settings.database_url, args.files, args.detailed_exitcode)
+    ask = ask_on_terminal if sys.stdin.isatty() else None
+    return run_apply(settings.database_url, args.files, args.yes, ask)
 
-    # Every file is checked before the database is touched: a bad file creates no database.
-    try:
-        parsed = parse_files([Path(f) for f in args.files])
-    except PlanError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(
-            f"okrflow apply: {len(exc.problems)} problem(s); nothing was applied", file=sys.stderr
-        )
-        return 2
-    from okrflow.store.engine import make_engine
-    from okrflow.store.schema import ensure_schema
 
-    engine = make_engine(settings.database_url, writer=True)
-    ensure_schema(engine)
-    results = apply_parsed(engine, parsed, datetime.now(UTC), args.dry_run)
-    for result in results:
-        if not result.changes:
-            print(f"{result.file}: shop {result.shop}: no changes")
-            continue
-        verb = "would change" if args.dry_run else f"applied as revision {result.revision_id}"
-        print(f"{result.file}: shop {result.shop}: {len(result.changes)} change(s), {verb}")
-        for change in result.changes:
-            print(f"  {change}")
-    return 0
+def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.plans.command import run_validate
+
+    return run_validate(args.files)
 
 
 def cmd_progress(settings: Settings, args: argparse.Namespace) -> int:
-    import json
-    from datetime import UTC, datetime
+    from okrflow.reports.command import run_progress
 
-    from rich.console import Console
-
-    from okrflow.reports.progress import progress_report
-    from okrflow.reports.table import render_progress
-    from okrflow.store.engine import make_engine
-    from okrflow.store.schema import ensure_schema
-
-    if args.at is None:
-        at = datetime.now(UTC)
-    else:
-        try:
-            at = datetime.fromisoformat(args.at)
-        except ValueError:
-            print(f"okrflow progress: --at {args.at!r}: not an ISO 8601 time", file=sys.stderr)
-            return 2
-        if at.tzinfo is None:
-            print(
-                f"okrflow progress: --at {args.at!r}: needs an offset (e.g. Z or +01:00)",
-                file=sys.stderr,
-            )
-            return 2
-    engine = make_engine(settings.database_url)
-    ensure_schema(engine)
-    with engine.connect() as conn:
-        report = progress_report(conn, at.astimezone(UTC), args.shop)
-    if args.format == "json":
-        print(json.dumps(report, indent=2, allow_nan=False))  # strict JSON, never Infinity
-    else:
-        render_progress(report, Console())
-    return 0
+    return run_progress(settings.database_url, args.shop, args.at, args.format)
 
 
 def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
@@ -176,8 +128,13 @@ def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
         print(f"okrflow offsets: cannot read {topic} from Kafka at {settings.kafka_bootstrap}: "
               f"{exc}", file=sys.stderr)  # fmt: skip
         return 1
-    engine = make_engine(settings.database_url, writer=args.action == "reset")
-    ensure_schema(engine)
+    if args.action == "show":  # read only: never creates or upgrades the database
+        from okrflow.readonly import open_for_reading
+
+        engine = open_for_reading(settings.database_url)
+    else:
+        engine = make_engine(settings.database_url, writer=True)
+        ensure_schema(engine)
     if not bounds:
         print(f"okrflow offsets: topic {topic} does not exist on {settings.kafka_bootstrap}",
               file=sys.stderr)  # fmt: skip
@@ -210,14 +167,8 @@ def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.ingest.worker import run_worker
-    from okrflow.store.schema import SchemaOutdated
-    from okrflow.topics import TopicLayoutError
 
-    try:
-        return run_worker(settings)
-    except (TopicLayoutError, SchemaOutdated) as exc:
-        print(f"okrflow worker: {exc}", file=sys.stderr)
-        return 2
+    return run_worker(settings)
 
 
 def cmd_exporter(settings: Settings, args: argparse.Namespace) -> int:
@@ -238,17 +189,24 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, local_kafka(settings))
 
 
-def _credentials_store(settings: Settings, args: argparse.Namespace, where: str) -> int:
-    """Open the database (upgrading an empty one) and run `args.store_action` on it; the
-    database's errors are one line."""
+def _credentials_store(
+    settings: Settings, args: argparse.Namespace, where: str, read_only: bool = False
+) -> int:
+    """Open the database (upgrading an empty one; `read_only`: an existing one, unchanged)
+    and run `args.store_action` on it; the database's errors are one line."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from okrflow.store.engine import make_engine
     from okrflow.store.schema import SchemaOutdated, ensure_schema
 
     try:
-        engine = make_engine(settings.database_url, writer=True)
-        ensure_schema(engine)
+        if read_only:
+            from okrflow.readonly import open_for_reading
+
+            engine = open_for_reading(settings.database_url)
+        else:
+            engine = make_engine(settings.database_url, writer=True)
+            ensure_schema(engine)
         code: int = args.store_action(engine)
     except SchemaOutdated as exc:
         print(f"{where}: {exc}", file=sys.stderr)
@@ -313,7 +271,7 @@ def cmd_tokens(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     args.store_action = {"create": create, "list": list_, "revoke": revoke}[args.action]
-    return _credentials_store(settings, args, where)
+    return _credentials_store(settings, args, where, read_only=args.action == "list")
 
 
 def _read_secret() -> str:
@@ -364,54 +322,112 @@ def cmd_webhooks(settings: Settings, args: argparse.Namespace) -> int:
     return _credentials_store(settings, args, where)
 
 
+def _version() -> str:
+    from okrflow.ops.buildinfo import okrflow_version
+
+    return okrflow_version()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="okrflow", description=__doc__)
     parser.add_argument(
-        "--database-url", help="default: $OKRFLOW_DATABASE_URL or sqlite:///okrflow.db"
+        "--database-url",
+        help="the database to use, SQLite or PostgreSQL "
+        "(default: $OKRFLOW_DATABASE_URL or sqlite:///okrflow.db)",
     )
     parser.add_argument(
-        "--kafka-bootstrap", help="default: $OKRFLOW_KAFKA_BOOTSTRAP or 127.0.0.1:9092"
+        "--kafka-bootstrap",
+        help="Kafka brokers to connect to, host:port "
+        "(default: $OKRFLOW_KAFKA_BOOTSTRAP or 127.0.0.1:9092)",
     )
-    parser.add_argument("--log-level", help="default: INFO")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--log-level", help="how much to log: DEBUG, INFO, WARNING, ERROR (default: INFO)"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"okrflow {_version()}",
+        help="print okrflow's version and exit",
+    )  # fmt: skip
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do (each has --help)"
+    )
 
     kafka = sub.add_parser("kafka", help="a local single-node Kafka for development")
-    kafka.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    kafka.add_argument(
+        "action", choices=["start", "stop", "status", "fetch"],
+        help="start or stop the broker, show its status, or fetch its jars",
+    )  # fmt: skip
     kafka.set_defaults(run=cmd_kafka)
 
     db = sub.add_parser("db", help="database schema")
-    db.add_argument("action", choices=["upgrade"])
+    db.add_argument(
+        "action", choices=["upgrade"], help="upgrade: apply every pending schema migration"
+    )
     db.set_defaults(run=cmd_db)
 
     emit = sub.add_parser("emit", help="produce events from a JSON-lines file ('-' for stdin)")
-    emit.add_argument("file")
+    emit.add_argument("file", help="a file of one CloudEvent (JSON) per line, or '-' for stdin")
     emit.set_defaults(run=cmd_emit)
 
     apply = sub.add_parser("apply", help="make the database match objectives files (okrs.yaml)")
-    apply.add_argument("files", nargs="+", metavar="FILE")
-    apply.add_argument("--dry-run", action="store_true", help="print the changes, write nothing")
+    apply.add_argument("files", nargs="+", metavar="FILE", help="plan files, one per shop")
+    apply.add_argument(
+        "--dry-run", action="store_true",
+        help="print the changes (old -> new values), write nothing; works with no database",
+    )  # fmt: skip
+    apply.add_argument(
+        "--detailed-exitcode", action="store_true",
+        help="with --dry-run: exit 0 when nothing would change, 4 when something would, "
+        "2 for a refused file",
+    )  # fmt: skip
+    apply.add_argument(
+        "--yes", action="store_true",
+        help="retire objectives and key results no longer in the files without asking "
+        "(required when stdin is not a terminal)",
+    )  # fmt: skip
     apply.set_defaults(run=cmd_apply)
 
     progress = sub.add_parser("progress", help="progress, pace and status of every objective")
-    progress.add_argument("--shop")
+    progress.add_argument("--shop", help="only this shop (exit 10 if it has no plan)")
     progress.add_argument("--at", help="judge pace and status as if now were this ISO 8601 time")
-    progress.add_argument("--format", choices=["table", "json"], default="table")
+    progress.add_argument(
+        "--format", choices=["table", "json"], default="table",
+        help="a table for people (default) or JSON for scripts",
+    )  # fmt: skip
     progress.set_defaults(run=cmd_progress)
 
+    validate = sub.add_parser(
+        "validate", help="check plan files offline, with no database (exit 0 good, 2 problems)"
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="plan files to check")
+    validate.set_defaults(run=cmd_validate)
+
     worker = sub.add_parser("worker", help="run the stream processor until SIGTERM")
-    worker.add_argument("--metrics-port", type=int, dest="worker_metrics_port")
+    worker.add_argument(
+        "--metrics-port", type=int, dest="worker_metrics_port",
+        help="serve the worker's /metrics, /healthz and /readyz on this port (0: not served)",
+    )  # fmt: skip
     worker.set_defaults(run=cmd_worker)
 
     exporter = sub.add_parser("exporter", help="serve /metrics from the database")
-    exporter.add_argument("--port", type=int, dest="exporter_port")
-    exporter.add_argument("--host", dest="exporter_host")
-    exporter.add_argument("--refresh", type=float, dest="exporter_refresh_seconds")
+    exporter.add_argument(
+        "--port", type=int, dest="exporter_port", help="port to serve /metrics on (default 9464)"
+    )
+    exporter.add_argument(
+        "--host", dest="exporter_host", help="address to listen on (default 127.0.0.1)"
+    )
+    exporter.add_argument(
+        "--refresh", type=float, dest="exporter_refresh_seconds",
+        help="seconds between reads of the database (default 2)",
+    )  # fmt: skip
     exporter.set_defaults(run=cmd_exporter)
 
     offsets = sub.add_parser(
         "offsets", help="the database's applied offsets against the events topic's log"
     )
-    offsets.add_argument("action", choices=["show", "reset"])
+    offsets.add_argument(
+        "action", choices=["show", "reset"],
+        help="show (read only) or reset the offsets past the log's end",
+    )  # fmt: skip
     offsets.add_argument(
         "--to", choices=["log-start", "log-end"], default="log-start",
         help="reset to the log's start (count what the topic holds) or end (count what comes next)",
@@ -423,22 +439,28 @@ def build_parser() -> argparse.ArgumentParser:
     offsets.set_defaults(run=cmd_offsets)
 
     intake = sub.add_parser("intake", help="HTTP intake: CloudEvents and platform webhooks")
-    intake.add_argument("--port", type=int, dest="intake_port")
-    intake.add_argument("--host", dest="intake_host")
+    intake.add_argument(
+        "--port", type=int, dest="intake_port", help="port to listen on (default 8080)"
+    )
+    intake.add_argument(
+        "--host", dest="intake_host", help="address to listen on (default 127.0.0.1)"
+    )
     intake.set_defaults(run=cmd_intake)
 
     demo = sub.add_parser("demo", help="Kafka, SQLite, worker, exporter and a simulated shop")
     demo.set_defaults(run=cmd_demo)
 
     tokens = sub.add_parser("tokens", help="API tokens shops send events with (HTTP intake)")
-    tokens_actions = tokens.add_subparsers(dest="action", required=True)
+    tokens_actions = tokens.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="create, list or revoke"
+    )
     tokens_create = tokens_actions.add_parser(
         "create", help="create a token for a shop; it is printed once, on the last line"
     )
-    tokens_create.add_argument("--shop", required=True)
+    tokens_create.add_argument("--shop", required=True, help="the shop the token sends for")
     tokens_create.add_argument("--name", help="what the token is for, e.g. 'checkout'")
     tokens_list = tokens_actions.add_parser("list", help="tokens and their state, never a token")
-    tokens_list.add_argument("--shop")
+    tokens_list.add_argument("--shop", help="only this shop's tokens")
     tokens_revoke = tokens_actions.add_parser(
         "revoke", help="revoke a token by id: refused within the intake's cache time"
     )
@@ -447,14 +469,27 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.set_defaults(run=cmd_tokens)
 
     webhooks = sub.add_parser("webhooks", help="secrets platforms sign a shop's webhooks with")
-    webhooks_actions = webhooks.add_subparsers(dest="action", required=True)
+    webhooks_actions = webhooks.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="set-secret"
+    )
     set_secret = webhooks_actions.add_parser(
         "set-secret", help="store a shop's webhook secret for a platform, read from stdin"
     )
-    set_secret.add_argument("--shop", required=True)
+    set_secret.add_argument("--shop", required=True, help="the shop the webhooks are for")
     set_secret.add_argument("--platform", required=True, help="shopify or stripe")
     webhooks.set_defaults(run=cmd_webhooks)
+    _describe(parser)
     return parser
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Each subcommand's --help opens with the sentence `okrflow --help` lists it with."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, subparser in action.choices.items():
+                subparser.description = subparser.description or helps.get(name)
+                _describe(subparser)
 
 
 _SETTING_FLAGS = (
@@ -464,20 +499,73 @@ _SETTING_FLAGS = (
 )  # fmt: skip
 
 
+def _setting_problem(exc: Exception) -> str:
+    """One line for a bad setting, naming its flag and variable."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):  # pydantic-settings' SettingsError: a bad JSON value
+        return str(exc).splitlines()[0]
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        flag = f"--{name.replace('_', '-')} / " if name in _SETTING_FLAGS else ""
+        shown = error.get("input")
+        value = f" {shown!r}" if isinstance(shown, str | int | float) else ""
+        problems.append(f"{flag}OKRFLOW_{name.upper()}{value}: {error['msg']}")
+    return "; ".join(problems)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from okrflow.exitcodes import ExitCode, OperatorError
+    from okrflow.ops.logs import setup_logging
+
     args = build_parser().parse_args(argv)
+    where = f"okrflow {args.command}"
     try:
         settings = load_settings(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
-    except ValueError as exc:
-        print(f"okrflow: bad configuration: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    except ValueError as exc:  # pydantic's ValidationError and SettingsError are ValueErrors
+        print(f"okrflow: bad setting: {_setting_problem(exc)}", file=sys.stderr)
+        return ExitCode.USAGE
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        from okrflow.clipipe import quiet_broken_pipe
+
+        code: int = quiet_broken_pipe(lambda: args.run(settings, args))
+        return code
+    except OperatorError as exc:
+        print(f"{where}: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"{where}: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except Exception as exc:
+        code, line = _known_failure(exc)
+        logging.getLogger("okrflow").debug("%s failed", where, exc_info=True)
+        print(f"{where}: {line}", file=sys.stderr)
+        return code
+
+
+def _known_failure(exc: Exception) -> tuple[int, str]:
+    """The exit code and one line for an exception that escaped a command."""
+    from aiokafka.errors import KafkaError
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from okrflow.exitcodes import ExitCode
+    from okrflow.ops.startup import one_line
+    from okrflow.store.schema import SchemaOutdated
+
+    if isinstance(exc, SchemaOutdated):
+        return ExitCode.SCHEMA_MISMATCH, str(exc)
+    if isinstance(exc, DBAPIError):
+        return ExitCode.DATABASE_UNREACHABLE, f"database error: {one_line(exc)}"
+    if isinstance(exc, KafkaError):
+        return ExitCode.KAFKA_UNREACHABLE, f"Kafka error: {one_line(exc)}"
+    if isinstance(exc, SQLAlchemyError | OSError):
+        return ExitCode.FAILED, f"{type(exc).__name__}: {one_line(exc)}"
+    return ExitCode.FAILED, (
+        f"unexpected {type(exc).__name__}: {one_line(exc)} (run with --log-level DEBUG for the "
+        "traceback, and please report it)"
     )
-    # Alembic narrates every migration check at INFO; okrflow prints what matters itself.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    code: int = args.run(settings, args)
-    return code
 
 
 if __name__ == "__main__":

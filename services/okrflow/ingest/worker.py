@@ -3,40 +3,74 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import faust
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.gctuning import collect_less_often
 from okrflow.ingest.app import build_app
+from okrflow.ingest.health import WorkerHealth
 from okrflow.ingest.metrics import PipelineMetrics
+from okrflow.ops.buildinfo import process_registry
+from okrflow.ops.http import OpsServer, Reply
+from okrflow.ops.startup import wait_for_database, wait_for_kafka
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
-from okrflow.topics import ensure_topics
+from okrflow.topics import TopicLayoutError, ensure_topics
+
+
+class _Worker(faust.Worker):
+    """faust's worker, logging through the handler okrflow installed (okrflow.ops.logs)."""
+
+    def _setup_logging(self) -> None:
+        pass
 
 
 def run_worker(settings: Settings) -> int:
-    """Block until a signal stops the worker; the batch in flight is committed first."""
-    engine = make_engine(settings.database_url, writer=True)
-    ensure_schema(engine)
-    registry = CollectorRegistry()
+    """Block until a signal stops the worker; the batch in flight is committed first.
+
+    Start-up waits for the database and Kafka (okrflow.ops.startup); a stop on purpose exits
+    with the WorkerFatal's code and line."""
+    engine = wait_for_database(settings, lambda url: make_engine(url, writer=True), ensure_schema)
+    try:
+        asyncio.run(wait_for_kafka(settings, lambda: ensure_topics(settings)))
+    except TopicLayoutError as exc:
+        raise OperatorError(ExitCode.KAFKA_LAYOUT, str(exc)) from None
+    registry = process_registry("worker")
     metrics = PipelineMetrics(registry)
+    reader = make_engine(settings.database_url)
+    health = WorkerHealth(settings, reader)
+    server = None
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, settings.exporter_host, registry)
+        server = OpsServer(
+            settings.worker_metrics_host, settings.worker_metrics_port,
+            {
+                "/metrics": lambda: Reply(200, [generate_latest(registry)], CONTENT_TYPE_LATEST),
+                "/healthz": health.healthz,
+                "/readyz": health.readyz,
+            },
+            what="worker /metrics", setting="--metrics-port / OKRFLOW_WORKER_METRICS_PORT",
+        )  # fmt: skip
+        server.start()
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(ensure_topics(settings))
-    app = build_app(settings, engine, metrics, reader=make_engine(settings.database_url))
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    app = build_app(settings, engine, metrics, reader=reader)
+    app.on_partitions_assigned.connect(health.on_assigned)
+    app.on_partitions_revoked.connect(health.on_revoked)
+    ingest = app.okrflow_worker
+    health.stopping_because = lambda: None if ingest.fatal is None else str(ingest.fatal)
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True)
     collect_less_often()
     code: int | str | None = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as stopped:
         code = stopped.code
+    finally:
+        if server is not None:
+            server.stop()
     fatal = app.okrflow_worker.fatal
     if fatal is not None:
-        print(f"okrflow worker: {fatal}", file=sys.stderr)
-        return fatal.exit_code
+        raise OperatorError(ExitCode(fatal.exit_code), str(fatal))
     return code if isinstance(code, int) else 1

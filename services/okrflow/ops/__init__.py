@@ -1,0 +1,1 @@
+"""What every okrflow process shares to be operated: logs, build info, start-up waits, HTTP."""
