@@ -1,16 +1,81 @@
 """Connection options shared by every Kafka client okrflow creates (admin, producers, the
-worker's consumer): the bootstrap servers and the TLS/SASL settings."""
+worker's faust app and its consumer): the bootstrap servers and the TLS/SASL settings.
+
+TLS contexts are aiokafka's (`create_ssl_context`: hostname checking on, the system's CAs
+unless `kafka_ssl_cafile` names others); faust gets the same settings as its own credentials
+objects, which it turns into the same aiokafka options for its consumer and producer.
+"""
 
 from __future__ import annotations
 
+import ssl
+
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
+from faust.auth import SASLCredentials, SSLCredentials
+from faust.types.auth import CredentialsT
 
 from okrflow.settings import Settings
 
 
+def uses_tls(settings: Settings) -> bool:
+    return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+
+def uses_sasl(settings: Settings) -> bool:
+    return settings.kafka_security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context for SSL and SASL_SSL (None otherwise): the brokers' CA, and the client
+    certificate and key for mutual TLS when they are set."""
+    if not uses_tls(settings):
+        return None
+    password = settings.kafka_ssl_key_password
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=settings.kafka_ssl_cafile,
+        certfile=settings.kafka_ssl_certfile,
+        keyfile=settings.kafka_ssl_keyfile,
+        password=password.get_secret_value() if password is not None else None,
+    )
+    return context
+
+
+def _sasl_password(settings: Settings) -> str:
+    password = settings.kafka_sasl_password
+    return password.get_secret_value() if password is not None else ""
+
+
 def client_kwargs(settings: Settings) -> dict[str, object]:
     """Keyword arguments for any aiokafka client (AIOKafkaProducer, AIOKafkaConsumer, admin)."""
-    return {"bootstrap_servers": settings.kafka_bootstrap}
+    kwargs: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    context = ssl_context(settings)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    if uses_sasl(settings):
+        kwargs["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.kafka_sasl_username
+        kwargs["sasl_plain_password"] = _sasl_password(settings)
+    return kwargs
+
+
+def faust_credentials(settings: Settings) -> CredentialsT | None:
+    """The faust app's `broker_credentials`: the same options for faust's consumer, producer
+    and topic creation (faust maps them to aiokafka's, SCRAM included)."""
+    context = ssl_context(settings)
+    if uses_sasl(settings):
+        return SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=_sasl_password(settings),
+            ssl_context=context,  # SASL_SSL when set, SASL_PLAINTEXT when None
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if context is not None:
+        return SSLCredentials(context)
+    return None
 
 
 def admin_client(settings: Settings) -> AIOKafkaAdminClient:

@@ -10,7 +10,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The local broker's pom.xml, server.properties and log4j2.properties ship inside the package
@@ -96,8 +96,9 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None  # its private key
     kafka_ssl_key_password: SecretStr | None = None
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    # Needed (checked below) with the SASL_* protocols.
+    kafka_sasl_username: str | None = Field(default=None, validate_default=True)
+    kafka_sasl_password: SecretStr | None = Field(default=None, validate_default=True)
     # Topics okrflow creates: replication factor (-1: the broker's default.replication.factor)
     # and extra topic configs, e.g. {"min.insync.replicas": "2"} (JSON in the environment).
     kafka_replication_factor: int = Field(default=-1, ge=-1)
@@ -113,6 +114,39 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _tls_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        if not value.is_file():
+            raise ValueError("no such file")
+        protocol = info.data.get("kafka_security_protocol")
+        if protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(
+                f"TLS is not used with OKRFLOW_KAFKA_SECURITY_PROTOCOL={protocol}: "
+                "set it to SSL or SASL_SSL"
+            )
+        if info.field_name == "kafka_ssl_keyfile" and info.data.get("kafka_ssl_certfile") is None:
+            raise ValueError("a key needs its certificate: set OKRFLOW_KAFKA_SSL_CERTFILE too")
+        return value
+
+    @field_validator("kafka_sasl_username", "kafka_sasl_password")
+    @classmethod
+    def _sasl_credential(cls, value: object, info: ValidationInfo) -> object:
+        protocol = info.data.get("kafka_security_protocol", "")
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not secret and str(protocol).startswith("SASL_"):
+            raise ValueError(f"needed with OKRFLOW_KAFKA_SECURITY_PROTOCOL={protocol}")
+        return value
+
+    @field_validator("kafka_replication_factor")
+    @classmethod
+    def _replication(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("use -1 (the broker's default.replication.factor) or 1 and up")
+        return value
 
     @property
     def kafka_port(self) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from okrflow.kafkaclient import client_kwargs
 from okrflow.settings import Settings
 from okrflow.topics import ensure_topics
 
@@ -101,7 +102,7 @@ async def emit_lines(
     report = EmitReport()
     await ensure_topics(settings)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_kwargs(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

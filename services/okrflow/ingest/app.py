@@ -26,6 +26,7 @@ from okrflow.ingest.errors import WorkerFatal
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.resume import resume_positions
 from okrflow.ingest.sink import OkrflowSink, PendingBatch, PreparedBatch
+from okrflow.kafkaclient import faust_credentials
 from okrflow.settings import Settings
 from okrflow.store.batches import read_applied_offsets
 
@@ -105,12 +106,19 @@ def build_app(
     app = OkrflowApp(
         settings.consumer_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # TLS and SASL for every client faust makes: its consumer (okrflow's
+        # FetchTunedConsumerThread builds on faust's), its producer, and topic creation.
+        broker_credentials=faust_credentials(settings),
         datadir=str(settings.worker_data_dir),
         web_enabled=False,
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.events_partitions,
-        topic_replication_factor=1,
+        # okrflow.topics creates the topics (with the settings' replication factor, which may
+        # be -1, the broker's default: faust takes only >= 1) before the app starts. faust
+        # creates none: okrflow has no tables, agents or timers, so no leader election either.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=max(500, settings.batch_size),
         consumer_max_fetch_size=8 * 1024 * 1024,
@@ -118,9 +126,7 @@ def build_app(
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=settings.kafka_session_timeout / 4,
     )
-    dead_letters = DeadLetterWriter(
-        settings.kafka_bootstrap, settings.events_topic, settings.dlq_topic
-    )
+    dead_letters = DeadLetterWriter(settings)
     sink = OkrflowSink(settings, engine, metrics, dead_letters, reader=reader)
     app.okrflow_worker = IngestWorker(app, settings, sink)
     app.on_partitions_revoked.connect(app.okrflow_worker.on_revoked)

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from okrflow.ingest.batch import Rejected
+from okrflow.kafkaclient import client_kwargs
+from okrflow.settings import Settings
 from okrflow.topics import DLQ_MAX_MESSAGE_BYTES
 
 HEADER_REASON = "okrflow.reason"
@@ -42,10 +44,10 @@ def dead_letter_headers(topic: str, rejected: Rejected) -> list[tuple[str, bytes
 class DeadLetterWriter:
     """Writes rejected messages to the DLQ topic, at most once per source offset."""
 
-    def __init__(self, bootstrap: str, source_topic: str, dlq_topic: str) -> None:
-        self.bootstrap = bootstrap
-        self.source_topic = source_topic
-        self.dlq_topic = dlq_topic
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.source_topic = settings.events_topic
+        self.dlq_topic = settings.dlq_topic
         self._producer: AIOKafkaProducer | None = None
         self._watermarks: dict[int, int] = {}  # source partition -> last source offset written
 
@@ -60,7 +62,7 @@ class DeadLetterWriter:
             return 0
         if self._producer is None:
             self._producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True,
+                **client_kwargs(self.settings), acks="all", enable_idempotence=True,
                 max_request_size=DLQ_MAX_MESSAGE_BYTES,
             )  # fmt: skip
             await self._producer.start()
@@ -85,7 +87,7 @@ class DeadLetterWriter:
         return len(written)
 
     async def _last_written(self, partition: int) -> int:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(**client_kwargs(self.settings), enable_auto_commit=False)
         await consumer.start()
         try:
             tp = TopicPartition(self.dlq_topic, partition)

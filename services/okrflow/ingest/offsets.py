@@ -22,9 +22,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Engine
 
 from okrflow.ingest.deadletters import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
+from okrflow.kafkaclient import client_kwargs
+from okrflow.settings import Settings
 from okrflow.store.batches import read_applied_offsets, write_applied_offsets
 
 RESET_REASON = "reset"
+
+
+def _connection(kafka: Settings | str) -> dict[str, object]:
+    """The settings' connection options (TLS, SASL); a bare bootstrap address connects in
+    PLAINTEXT. TODO: cli.py passes `settings.kafka_bootstrap`; once it passes `settings`,
+    drop `str`."""
+    return client_kwargs(kafka) if isinstance(kafka, Settings) else {"bootstrap_servers": kafka}
 
 
 @dataclass(frozen=True)
@@ -39,9 +48,9 @@ class PartitionOffsets:
         return self.applied is not None and self.applied > self.log_end
 
 
-async def log_bounds(bootstrap: str, topic: str) -> dict[int, tuple[int, int]]:
+async def log_bounds(kafka: Settings | str, topic: str) -> dict[int, tuple[int, int]]:
     """Partition -> (log start, log end) of `topic`; empty if the topic does not exist."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**_connection(kafka), enable_auto_commit=False)
     try:
         await consumer.start()
         await consumer._client.force_metadata_update()
@@ -82,10 +91,10 @@ def reset(
 
 
 async def mark_dead_letters_reset(
-    bootstrap: str, source_topic: str, dlq_topic: str, partitions: list[int]
+    kafka: Settings | str, source_topic: str, dlq_topic: str, partitions: list[int]
 ) -> None:
     """Write the reset marker to each dead-letter partition (see the module docstring)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**_connection(kafka), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for partition in partitions:

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from okrflow.kafkaclient import client_kwargs
 from okrflow.settings import Settings
 
 
@@ -20,7 +21,7 @@ class EventProducer:
         self.topic = settings.events_topic
         self._partitioner = DefaultPartitioner()
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_kwargs(settings),
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
