@@ -80,9 +80,15 @@ def _prometheus_config(tmp_path: Path, exporter_port: int, worker_port: int) -> 
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(DEPLOY / "prometheus" / r) for r in config["rule_files"]]
     config.pop("alerting")
+    # The shipped file names compose services (exporter:9464, DNS for the workers and the
+    # intake): keep its jobs, each pointed at the process started here, and only those.
     targets = {"okrflow-exporter": exporter_port, "okrflow-worker": worker_port}
-    for job in config["scrape_configs"]:
+    jobs = [job for job in config["scrape_configs"] if job["job_name"] in targets]
+    assert {job["job_name"] for job in jobs} == set(targets)
+    for job in jobs:
+        job.pop("dns_sd_configs", None)
         job["static_configs"] = [{"targets": [f"127.0.0.1:{targets[job['job_name']]}"]}]
+    config["scrape_configs"] = jobs
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
