@@ -111,9 +111,10 @@ def test_reapply_keeps_counters_unless_the_metric_changes(engine: Engine, tmp_pa
     assert _values(engine)["more-clients/campaigns"] == 2  # a dry run writes nothing
     second = apply_files(engine, [plan], NOW)
     assert [str(c) for c in second[0].changes] == [
-        "changed  objective more-clients (title)",
-        "changed  key result more-clients/new-clients (target)",
-        "changed  key result more-clients/campaigns (metric or time zone changed: counters restart at zero)",
+        "changed  objective more-clients (title: More clients -> Many more clients)",
+        "changed  key result more-clients/new-clients (target: +15% -> 240)",
+        "changed  key result more-clients/campaigns (metric.where: (unset) -> {\"data.kind\": \"ad\"}; "
+        "metric changed: counters restart at zero)",
         "retired  objective extra",
         "retired  key result extra/posts",
     ]

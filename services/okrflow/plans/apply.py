@@ -1,7 +1,13 @@
-"""`okrflow apply FILE... [--dry-run]`: make the database match each shop's file."""
+"""`okrflow apply FILE...`: make the database match each shop's file.
+
+Like Terraform's plan and apply: `preview_parsed` reads what each file would change (nothing
+written, no lock held, so a person may take their time to confirm it), then `apply_parsed`
+writes it, each shop in its own transaction, refusing a shop whose changes are no longer the
+ones previewed (another apply ran in between)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -9,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from okrflow.plans.diff import Change, diff_plan
 from okrflow.plans.parse import ParsedPlan, PlanError, Problem, parse_plan, read_plan_file
+from okrflow.plans.vocabulary import plan_warnings
 
 if TYPE_CHECKING:  # the database stack loads only once the files are good (fast refusals)
     from sqlalchemy import Engine
@@ -19,7 +26,42 @@ class ApplyResult:
     file: str
     shop: str
     changes: list[Change]
-    revision_id: int | None  # None: nothing written (no change, or a dry run)
+    revision_id: int | None  # None: nothing written (no change, a dry run, or stale)
+    stale: bool = False  # the changes differ from those previewed: nothing written
+
+
+@dataclass(frozen=True)
+class ShopPreview:
+    """What applying one file would change, and the warnings about its names."""
+
+    file: str
+    shop: str
+    changes: list[Change]
+    warnings: list[Problem]
+
+    @property
+    def retirements(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "retired"]
+
+
+def preview_parsed(
+    engine: Engine | None, parsed_files: list[tuple[Path, str, ParsedPlan]]
+) -> list[ShopPreview]:
+    """Each file's changes against the plan in force, read only; with no database (None),
+    against an empty plan (everything is added) and warning with built-in types only."""
+    from okrflow.store.lookups import seen_event_types
+    from okrflow.store.plans import StoredPlan, load_stored_plan
+
+    previews = []
+    for path, _text, parsed in parsed_files:
+        shop = parsed.plan.shop
+        stored, seen = StoredPlan(), None
+        if engine is not None:
+            with engine.connect() as conn:
+                stored, seen = load_stored_plan(conn, shop), seen_event_types(conn, shop)
+        changes = diff_plan(parsed.source, stored)
+        previews.append(ShopPreview(str(path), shop, changes, plan_warnings(parsed, seen)))
+    return previews
 
 
 def parse_files(paths: list[Path]) -> list[tuple[Path, str, ParsedPlan]]:
@@ -64,8 +106,12 @@ def apply_parsed(
     parsed_files: list[tuple[Path, str, ParsedPlan]],
     now: datetime,
     dry_run: bool = False,
+    expected: Mapping[str, list[Change]] | None = None,
 ) -> list[ApplyResult]:
-    """Apply files already checked by `parse_files`, each shop in its own transaction."""
+    """Apply files already checked by `parse_files`, each shop in its own transaction.
+
+    With `expected` (shop -> the changes previewed), a shop whose changes differ is not
+    written and its result is `stale`."""
     from okrflow.plans.stored import plan_write
     from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
 
@@ -77,9 +123,10 @@ def apply_parsed(
             stored = load_stored_plan(conn, shop)
             changes = diff_plan(parsed.source, stored)
             revision = None
-            if changes and not dry_run:
+            stale = expected is not None and expected.get(shop) != changes
+            if changes and not dry_run and not stale:
                 revision = write_plan(conn, plan_write(parsed.source, stored, changes, text), now)
-            elif dry_run:
+            else:
                 conn.rollback()
-        results.append(ApplyResult(str(path), shop, changes, revision))
+        results.append(ApplyResult(str(path), shop, changes, revision, stale))
     return results

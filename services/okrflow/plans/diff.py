@@ -12,14 +12,78 @@ if TYPE_CHECKING:  # a row type only: the database stack loads once the files ar
 Action = Literal["added", "changed", "retired"]
 
 
+MAX_SHOWN = 40  # characters of one value in a change's detail; longer values are shortened
+UNSET = "(unset)"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One changed field: its dotted path in the definition, its old and new values."""
+
+    path: str  # "target", "metric.where.data.platform"
+    old: Any  # _ABSENT when the field was not set
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.path}: {show_value(self.old)} -> {show_value(self.new)}"
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return UNSET
+
+
+_ABSENT: Any = _Absent()
+
+
 @dataclass(frozen=True)
 class Change:
     action: Action
     what: str  # "objective more-clients", "key result more-clients/new-clients", "time zone"
     detail: str = ""
+    fields: tuple[FieldChange, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.action:8} {self.what}" + (f" ({self.detail})" if self.detail else "")
+
+
+def show_value(value: Any) -> str:
+    """A value as a plan shows it: text as is, anything else as compact JSON, at most
+    MAX_SHOWN characters (the middle of a longer value is cut, its end stays visible)."""
+    if value is _ABSENT:
+        return UNSET
+    text = value if isinstance(value, str) else json.dumps(value, separators=(", ", ": "))
+    if len(text) <= MAX_SHOWN:
+        return text
+    head = (MAX_SHOWN - 3) * 2 // 3
+    return text[:head] + "..." + text[len(text) - (MAX_SHOWN - 3 - head) :]
+
+
+def field_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[FieldChange]:
+    """Every leaf that differs between two definitions, by dotted path, sorted. Mappings are
+    compared key by key; lists and scalars whole. A field set on one side only is a change
+    from or to UNSET."""
+    changes: list[FieldChange] = []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key, _ABSENT), new.get(key, _ABSENT)
+        path = f"{prefix}{key}"
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes.extend(field_changes(before, after, path + "."))
+        elif not _same(before, after):
+            changes.append(FieldChange(path, before, after))
+    return changes
+
+
+def _same(a: Any, b: Any) -> bool:
+    # 1 == True and 1 == 1.0 in Python; in a plan `true` and `1` differ, `1` and `1.0` do not.
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _changed(action: Action, what: str, fields: list[FieldChange], note: str = "") -> Change:
+    detail = ", ".join(str(f) for f in fields)
+    if note:
+        detail = f"{detail}; {note}" if detail else note
+    return Change(action, what, detail, tuple(fields))
 
 
 def objective_definition(objective: dict[str, Any]) -> dict[str, Any]:
@@ -35,16 +99,14 @@ def counting_fingerprint(key_result: dict[str, Any], timezone: str) -> str:
     return json.dumps({"metric": key_result["metric"], "timezone": timezone}, sort_keys=True)
 
 
-def _changed_fields(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-
-
 def diff_plan(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
     """Changes from `stored` to the schema-valid plan data `source`, in file order."""
     tz = source["timezone"]
     changes: list[Change] = []
     if stored.timezone is not None and stored.timezone != tz:
-        changes.append(Change("changed", "time zone", f"{stored.timezone} -> {tz}"))
+        changes.append(
+            _changed("changed", "time zone", [FieldChange("timezone", stored.timezone, tz)])
+        )
     wanted_krs: set[tuple[str, str]] = set()
     for objective in source["objectives"]:
         key = objective["key"]
@@ -53,9 +115,7 @@ def diff_plan(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
         if old is None:
             changes.append(Change("added", f"objective {key}"))
         elif old != definition:
-            changes.append(
-                Change("changed", f"objective {key}", ", ".join(_changed_fields(old, definition)))
-            )
+            changes.append(_changed("changed", f"objective {key}", field_changes(old, definition)))
         for kr in objective.get("key_results", []):
             wanted_krs.add((key, kr["key"]))
             current = stored.key_results.get((key, kr["key"]))
@@ -63,13 +123,14 @@ def diff_plan(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
             if current is None:
                 changes.append(Change("added", name))
             elif current.counting != counting_fingerprint(kr, tz):
-                changes.append(
-                    Change("changed", name, "metric or time zone changed: counters restart at zero")
+                fields = field_changes(current.definition, kr)
+                what = (
+                    "metric" if any(f.path.startswith("metric.") for f in fields) else "time zone"
                 )
+                note = f"{what} changed: counters restart at zero"
+                changes.append(_changed("changed", name, fields, note))
             elif current.definition != kr:
-                changes.append(
-                    Change("changed", name, ", ".join(_changed_fields(current.definition, kr)))
-                )
+                changes.append(_changed("changed", name, field_changes(current.definition, kr)))
     wanted_objectives = {o["key"] for o in source["objectives"]}
     for key in stored.objectives:
         if key not in wanted_objectives:

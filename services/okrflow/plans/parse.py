@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -59,6 +59,12 @@ class PlanError(ValueError):
 class ParsedPlan:
     plan: Plan
     source: dict[str, Any]  # the schema-valid data the plan was built from
+    filename: str = ""
+    lines: dict[Path, int] = field(default_factory=dict)  # path in `source` -> 1-based line
+
+    def line(self, path: Path) -> int:
+        """The line of `path` in the file (or of its nearest ancestor)."""
+        return line_of(self.lines, path)
 
 
 @cache
@@ -125,7 +131,7 @@ def parse_plan(text: str, filename: str) -> ParsedPlan:
     if problems:
         raise PlanError(problems)
     objectives = tuple(build_objective(o) for o in data["objectives"])
-    return ParsedPlan(Plan(data["shop"], data["timezone"], objectives), data)
+    return ParsedPlan(Plan(data["shop"], data["timezone"], objectives), data, filename, lines)
 
 
 def _limits() -> Check:

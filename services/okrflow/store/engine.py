@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 
 
 def normalise_url(url: str) -> str:
@@ -15,7 +16,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, *, writer: bool = False) -> Engine:
+def make_engine(
+    url: str | URL, *, writer: bool = False, connect_args: dict[str, Any] | None = None
+) -> Engine:
     """An engine for `url`.
 
     SQLite files get WAL and a busy timeout so workers, `apply` and the exporter can share one
@@ -23,10 +26,11 @@ def make_engine(url: str, *, writer: bool = False) -> Engine:
     reads, then writes, must hold the write lock from the start, or a concurrent writer makes
     it fail instead of wait.
     """
-    url = normalise_url(url)
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 30})
+    if isinstance(url, str):
+        url = make_url(normalise_url(url))
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args or {})
+    engine = create_engine(url, connect_args={"timeout": 30, **(connect_args or {})})
     event.listen(engine, "connect", _sqlite_pragmas)
     if writer:
         event.listen(engine, "connect", _sqlite_manual_transactions)
@@ -51,3 +55,31 @@ def _sqlite_manual_transactions(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class DatabaseMissing(RuntimeError):
+    """A read-only command was pointed at a SQLite file that does not exist."""
+
+
+def open_existing(url: str, *, connect_timeout: float = 10) -> Engine:
+    """An engine for a database that must already exist: it never creates one.
+
+    A SQLite file is checked first (DatabaseMissing if absent) and then opened through
+    sqlite's `mode=rw` URI, which refuses to create the file even if it vanished in between.
+    (Not `mode=ro`: a WAL database opened read-only cannot create its `-shm` file when no
+    writer has it open.) A server database is asked with a connect timeout, so an unreachable
+    one fails within `connect_timeout` seconds, on first use, with SQLAlchemy's
+    OperationalError. The schema is not looked at: see `okrflow.store.schema.require_schema`.
+    """
+    parsed = make_url(normalise_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return make_engine(url, connect_args={"connect_timeout": max(1, round(connect_timeout))})
+    database = parsed.database or ""
+    if database in ("", ":memory:") or parsed.query.get("uri") == "true":
+        return make_engine(url)  # in memory (always empty), or the caller's own URI
+    path = Path(database).expanduser().resolve()
+    if not path.is_file():
+        raise DatabaseMissing(f"no SQLite database at {path}")
+    return make_engine(
+        parsed.set(database=f"{path.as_uri()}?mode=rw").update_query_dict({"uri": "true"})
+    )

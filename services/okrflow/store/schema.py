@@ -8,13 +8,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class SchemaOutdated(RuntimeError):
-    """The database holds an older schema; `okrflow db upgrade` must run first."""
+    """The database holds an older schema (`okrflow db upgrade` must run first), or a newer
+    one than this okrflow knows."""
+
+
+class SchemaMissing(RuntimeError):
+    """The database holds no okrflow schema at all (an empty database)."""
 
 
 def _config() -> Config:
@@ -53,8 +59,36 @@ def ensure_schema(engine: Engine) -> None:
     current = current_revision(engine)
     if current is None:
         upgrade(engine)
-    elif current != head_revision():
+    else:
+        _check_revision(current)
+
+
+def require_schema(engine: Engine) -> None:
+    """Check, never change, the schema: for commands that only read.
+
+    Raises SchemaMissing for an empty database, SchemaOutdated for an older or newer one."""
+    current = current_revision(engine)
+    if current is None:
+        raise SchemaMissing(
+            "the database holds no okrflow schema: run `okrflow db upgrade` (or `okrflow apply`)"
+        )
+    _check_revision(current)
+
+
+def _check_revision(current: str) -> None:
+    head = head_revision()
+    if current == head:
+        return
+    try:
+        known = ScriptDirectory.from_config(_config()).get_revision(current) is not None
+    except CommandError:
+        known = False
+    if known:
         raise SchemaOutdated(
-            f"database schema is at revision {current}, this okrflow needs {head_revision()}: "
+            f"database schema is at revision {current}, this okrflow needs {head}: "
             "run `okrflow db upgrade`"
         )
+    raise SchemaOutdated(
+        f"database schema is at revision {current}, newer than this okrflow knows ({head}): "
+        "run a newer okrflow (`okrflow db upgrade` cannot go back)"
+    )
