@@ -1,4 +1,4 @@
-"""The `okrflow` command line (DESIGN §7)."""
+"""The `okrflow` command line (docs/cli.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 `EventProducer.send_all` works out each key's partition once per call (not once per event);
 the partition must still be the one Kafka's default partitioner gives the key (murmur2, as
-the Java client), which is what keeps one shop's events on one partition (DESIGN §2).
+the Java client), which is what keeps one shop's events on one partition (docs/events.md).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ PARTITIONS = 6
 
 
 def one_shop_per_partition(partitions: int) -> list[str]:
-    """Shop ids whose events (keyed by shop, DESIGN §2) land one shop on each partition, as
+    """Shop ids whose events (keyed by shop, docs/events.md) land one shop on each partition, as
     many shops spread over many partitions would; the first names `bench-<i>` that do."""
     by_partition: dict[int, str] = {}
     for i in range(1000):  # bounded

@@ -1,1 +1,1 @@
-"""The OKR model and the formulas of DESIGN §5: pure, no I/O; time is always an argument."""
+"""The OKR model and the formulas of docs/formulas.md: pure, no I/O; time is always an argument."""

@@ -1,4 +1,4 @@
-"""Objectives, key results and their metrics, as `okrs.yaml` defines them (DESIGN §4)."""
+"""Objectives, key results and their metrics, as `okrs.yaml` defines them (docs/plan-files.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Key-result and objective values, progress, expected pace and status (DESIGN §5)."""
+"""Key-result and objective values, progress, expected pace and status (docs/formulas.md)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def metric_value(kr: KeyResult, state: KeyResultState) -> float | None:
 def status_at(
     now: float, start: float, end: float, progress: float, expected: float, thresholds: Thresholds
 ) -> Status:
-    """The status rule of DESIGN §5, in its order (instants as unix times)."""
+    """The status rule of docs/formulas.md, in its order (instants as unix times)."""
     if now < start:
         return "not_started"
     if progress >= 1:
@@ -229,7 +229,7 @@ def judge_key_result(
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> tuple[float, Status]:  # fmt: skip
     """Expected progress and status of a key result at `now`, given its progress: the part of
-    DESIGN §5 that moves with the clock."""
+    docs/formulas.md that moves with the clock."""
     return key_result_pace(kr, period, tz, thresholds).judge(progress, now.timestamp())
 
 

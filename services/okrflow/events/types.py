@@ -1,4 +1,5 @@
-"""Data of the built-in event types (DESIGN §3), mirrored from `schemas/events/*.v1.schema.json`.
+"""Data of the built-in event types (docs/events.md), mirrored from
+`schemas/events/*.v1.schema.json`.
 
 Registered explicitly in `BUILT_IN`; a contract test proves these agree with the JSON Schemas
 on every example. Unknown fields are allowed (shops may add their own).

@@ -1,4 +1,4 @@
-"""The OKR metrics of DESIGN §6 as Prometheus text, from a snapshot, at scrape time.
+"""The OKR metrics of docs/metrics.md as Prometheus text, from a snapshot, at scrape time.
 
 Values and progress depend only on what was counted, so they are computed (domain formulas)
 and rendered once per snapshot, off the scrape path. A scrape computes what moves with the

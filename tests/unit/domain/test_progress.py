@@ -1,4 +1,4 @@
-"""DESIGN §5 formulas at fixed instants, and their properties (hypothesis)."""
+"""docs/formulas.md formulas at fixed instants, and their properties (hypothesis)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The exposition the exporter serves: every DESIGN §6 family, values from the formulas."""
+"""The exposition the exporter serves: every docs/metrics.md family, values from the formulas."""
 
 from __future__ import annotations
 
