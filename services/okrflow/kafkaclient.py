@@ -15,7 +15,12 @@ from aiokafka.helpers import create_ssl_context
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
 
+from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.settings import Settings
+
+
+class _NoKeyPassword(Exception):
+    pass
 
 
 def uses_tls(settings: Settings) -> bool:
@@ -31,13 +36,32 @@ def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     certificate and key for mutual TLS when they are set."""
     if not uses_tls(settings):
         return None
-    password = settings.kafka_ssl_key_password
-    context: ssl.SSLContext = create_ssl_context(
-        cafile=settings.kafka_ssl_cafile,
-        certfile=settings.kafka_ssl_certfile,
-        keyfile=settings.kafka_ssl_keyfile,
-        password=password.get_secret_value() if password is not None else None,
-    )
+    secret = settings.kafka_ssl_key_password
+
+    def password() -> str:
+        # Without this, OpenSSL would prompt on the terminal for an encrypted key's password.
+        if secret is None:
+            raise _NoKeyPassword
+        return secret.get_secret_value()
+
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile,
+            certfile=settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+            password=password,
+        )
+    except _NoKeyPassword:
+        raise OperatorError(
+            ExitCode.USAGE,
+            "the TLS key is encrypted: set OKRFLOW_KAFKA_SSL_KEY_PASSWORD",
+        ) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise OperatorError(
+            ExitCode.USAGE,
+            "cannot load the TLS files (OKRFLOW_KAFKA_SSL_CAFILE, _CERTFILE, _KEYFILE, "
+            f"_KEY_PASSWORD): {exc}",
+        ) from None
     return context
 
 

@@ -41,6 +41,12 @@ class LocalKafka:
     port: int
     controller_port: int
     heap: str = "1g"
+    # For a broker other than the plain development one (e.g. tests' TLS/SASL broker): lines
+    # appended to server.properties (a later key wins), extra `storage format` arguments (e.g.
+    # `--add-scram`), and the aiokafka client options the readiness probe connects with.
+    extra_properties: tuple[tuple[str, str], ...] = ()
+    format_args: tuple[str, ...] = ()
+    probe_options: tuple[tuple[str, object], ...] = ()
 
     @property
     def bootstrap(self) -> str:
@@ -63,7 +69,7 @@ class LocalKafka:
 
     def status(self) -> KafkaStatus:
         pid = self._live_pid()
-        return KafkaStatus(pid=pid, reachable=pid is not None and metadata_ok(self.bootstrap, 2.0))
+        return KafkaStatus(pid=pid, reachable=pid is not None and self._answers())
 
     def start(self, timeout: float = 90.0) -> bool:
         """Start the broker and wait until it answers a metadata request.
@@ -102,7 +108,7 @@ class LocalKafka:
                     f"Kafka exited with code {proc.returncode} while starting; "
                     f"last lines of {self.log_file}:\n{self.log_tail()}"
                 )
-            if metadata_ok(self.bootstrap, 2.0):
+            if self._answers():
                 return True
             time.sleep(0.25)
         self.stop()
@@ -140,13 +146,16 @@ class LocalKafka:
             return None
         return pid if _is_kafka(pid) else None
 
+    def _answers(self) -> bool:
+        return metadata_ok(self.bootstrap, 2.0, **dict(self.probe_options))
+
     def _render_config(self) -> Path:
         template = (self.deploy_dir / "server.properties").read_text()
         text = template.format(
             port=self.port, controller_port=self.controller_port, data_dir=self.run_dir / "data"
         )
         path = self.run_dir / "server.properties"
-        path.write_text(text)
+        path.write_text(text + "".join(f"\n{key}={value}" for key, value in self.extra_properties))
         return path
 
     def _format_storage(self, java: str, classpath: str, config: Path) -> None:
@@ -156,7 +165,7 @@ class LocalKafka:
         cmd = [
             java, "-cp", classpath, f"-Dlog4j2.configurationFile={self.deploy_dir / 'log4j2.properties'}",
             "kafka.tools.StorageTool", "format", "--standalone", "--ignore-formatted",
-            "-t", cluster_id, "-c", str(config),
+            "-t", cluster_id, "-c", str(config), *self.format_args,
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -187,7 +196,7 @@ def _is_kafka(pid: int) -> bool:
     return state != "Z" and b"kafka.Kafka" in cmdline
 
 
-def metadata_ok(bootstrap: str, timeout: float) -> bool:
+def metadata_ok(bootstrap: str, timeout: float, **client_options: object) -> bool:
     """True if the broker at `bootstrap` answers a metadata request within `timeout` seconds."""
     from aiokafka import AIOKafkaClient
     from aiokafka.errors import KafkaError
@@ -196,7 +205,9 @@ def metadata_ok(bootstrap: str, timeout: float) -> bool:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     async def probe() -> bool:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000), **client_options
+        )
         try:
             await asyncio.wait_for(client.bootstrap(), timeout)
             return True

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.kafkaclient import client_kwargs
+from okrflow.ops.startup import wait_for_kafka
 from okrflow.settings import Settings
-from okrflow.topics import ensure_topics
+from okrflow.topics import TopicLayoutError, ensure_topics
 
 # Deepest nesting of arrays and objects a line may have. Python's decoders recurse once per
 # level and give up near 1,000 (the worker reports such events as `too_deep`); events need a
@@ -100,7 +102,10 @@ async def emit_lines(
     A line that cannot be sent (e.g. larger than the broker's maximum message size) is
     reported in `report.problems` and skipped; the other lines are still sent."""
     report = EmitReport()
-    await ensure_topics(settings)
+    try:
+        await wait_for_kafka(settings, lambda: ensure_topics(settings))
+    except TopicLayoutError as exc:
+        raise OperatorError(ExitCode.KAFKA_LAYOUT, str(exc)) from None
     producer = AIOKafkaProducer(
         **client_kwargs(settings),
         acks="all",
