@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 
 from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot
+from okrflow.ops.startup import one_line
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,12 @@ class OkrCollector(Collector):
         self._verified_at = 0.0  # when the database last matched the served snapshot
         self._refresh_errors = 0
         self._refresh_seconds = 0.0
+        self.last_error: str | None = None  # why the last refresh failed, if it did
+
+    @property
+    def verified_at(self) -> float:
+        """When (unix time) the database last matched the served snapshot; 0 before that."""
+        return self._verified_at
 
     def refresh(self) -> None:
         """Take a new snapshot (blocks on the database). On failure keep serving the old one:
@@ -74,10 +81,16 @@ class OkrCollector(Collector):
             if snapshot is not None:  # None: the database still matches the served snapshot
                 self.renderer = OkrRenderer(snapshot, checkpoint=self.gate.checkpoint)
             self._verified_at = now
-        except Exception:  # the database may be down; the old snapshot stays, its age grows
+        except Exception as exc:  # the database may be down; the old snapshot stays, its age grows
             self._refresh_errors += 1
             self._forget()
-            logger.exception("snapshot refresh failed")
+            self.last_error = one_line(exc)
+            logger.warning(
+                "snapshot refresh failed (serving the previous one): %s", self.last_error
+            )
+            logger.debug("snapshot refresh failed", exc_info=True)
+        else:
+            self.last_error = None
         self._refresh_seconds = time.perf_counter() - started
 
     def describe(self) -> Iterator[Metric]:

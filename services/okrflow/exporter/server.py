@@ -1,69 +1,88 @@
-"""`okrflow exporter`: serve /metrics from the database."""
+"""`okrflow exporter`: serve /metrics from the database, with /healthz and /readyz."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from types import FrameType
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from okrflow.exitcodes import ExitCode
 from okrflow.exporter.collector import OkrCollector, ScrapeGate, refresh_forever
 from okrflow.exporter.snapshot import SnapshotReader
 from okrflow.gctuning import collect_less_often
+from okrflow.ops.buildinfo import process_registry
+from okrflow.ops.http import OpsServer, Reply
+from okrflow.ops.startup import wait_for_database
 from okrflow.settings import Settings
-from okrflow.store.engine import make_engine
-from okrflow.store.schema import ensure_schema
+from okrflow.store.engine import DatabaseMissing, open_existing
+from okrflow.store.schema import SchemaMissing, require_schema
 
 logger = logging.getLogger(__name__)
 
 
-def make_handler(
-    registry: CollectorRegistry, collector: OkrCollector
-) -> type[BaseHTTPRequestHandler]:
-    class MetricsHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path.split("?")[0] not in ("/metrics", "/"):
-                self.send_error(404, "only /metrics here")
-                return
-            renderer = collector.renderer  # one consistent snapshot per scrape
-            with collector.gate:
-                chunks = [generate_latest(registry)]
-                if renderer is not None:
-                    chunks += renderer.render_chunks()
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(sum(map(len, chunks))))
-                self.end_headers()
-                for chunk in chunks:
-                    self.wfile.write(chunk)
+class ExporterEndpoints:
+    """What the exporter serves. A scrape renders the snapshot the last refresh took."""
 
-        def log_message(self, format: str, *args: object) -> None:
-            logger.debug("%s " + format, self.address_string(), *args)
+    def __init__(self, collector: OkrCollector, refresh_seconds: float) -> None:
+        self._collector = collector
+        self._registry = process_registry("exporter")
+        self._registry.register(collector)
+        # Ready while the last successful refresh is this recent (a few refreshes missed).
+        self._stale_after = max(3 * refresh_seconds, 10.0)
 
-    return MetricsHandler
+    def metrics(self) -> Reply:
+        renderer = self._collector.renderer  # one consistent snapshot per scrape
+        with self._collector.gate:
+            chunks = [generate_latest(self._registry)]
+            if renderer is not None:
+                chunks += renderer.render_chunks()
+        return Reply(200, chunks, CONTENT_TYPE_LATEST)
+
+    def healthz(self) -> Reply:
+        return _json(200, {"status": "ok"})
+
+    def readyz(self) -> Reply:
+        """Ready when a snapshot is served and the database matched it recently."""
+        age = time.time() - self._collector.verified_at
+        if self._collector.renderer is not None and age <= self._stale_after:
+            return _json(200, {"status": "ready", "snapshot_age_seconds": round(age, 3)})
+        problem = self._collector.last_error or "no snapshot taken yet"
+        return _json(503, {"status": "not ready", "problems": {"database": problem}})
+
+
+def _json(status: int, body: dict[str, object]) -> Reply:
+    return Reply(status, [json.dumps(body).encode() + b"\n"], "application/json")
 
 
 def run_exporter(settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT. The first snapshot is taken before the port opens."""
-    engine = make_engine(settings.database_url)
-    ensure_schema(engine)
+    """Serve until SIGTERM/SIGINT. The first snapshot is taken before the port opens.
+
+    The exporter only reads: it never creates or migrates the database, and waits (up to the
+    start-up deadline) for one that is missing, unreachable or not yet migrated."""
+    engine = wait_for_database(
+        settings, open_existing, require_schema,
+        wait_out={DatabaseMissing: ExitCode.DATABASE_UNREACHABLE,
+                  SchemaMissing: ExitCode.SCHEMA_MISMATCH},
+    )  # fmt: skip
     gate = ScrapeGate()
     reader = SnapshotReader(engine, gate.checkpoint)
     collector = OkrCollector(reader, gate, reader.forget)
     collector.refresh()
     collect_less_often()
-    registry = CollectorRegistry()
-    registry.register(collector)
-    server = ThreadingHTTPServer(
-        (settings.exporter_host, settings.exporter_port), make_handler(registry, collector)
-    )
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    logger.info("serving http://%s:%d/metrics", settings.exporter_host, server.server_address[1])
+    endpoints = ExporterEndpoints(collector, settings.exporter_refresh_seconds)
+    server = OpsServer(
+        settings.exporter_host, settings.exporter_port,
+        {"/metrics": endpoints.metrics, "/": endpoints.metrics,
+         "/healthz": endpoints.healthz, "/readyz": endpoints.readyz},
+        what="exporter's /metrics", setting="--port / OKRFLOW_EXPORTER_PORT",
+    )  # fmt: skip
+    server.start()
+    logger.info("serving http://%s:%d/metrics", settings.exporter_host, server.port)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -72,7 +91,6 @@ def run_exporter(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     refresh_forever(collector, settings.exporter_refresh_seconds, stop)
-    server.shutdown()
-    thread.join(5)
+    server.stop()
     engine.dispose()
     return 0

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from okrflow.ops.buildinfo import process_registry
 
 
 class IntakeMetrics:
@@ -43,8 +38,5 @@ class IntakeMetrics:
 
 
 def intake_registry() -> CollectorRegistry:
-    """A registry with the standard process, platform and GC metrics."""
-    registry = CollectorRegistry()
-    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-        registry.register(collector)
-    return registry
+    """A registry with okrflow_build_info and the standard process, platform and GC metrics."""
+    return process_registry("intake")

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
-from aiokafka.errors import KafkaError
 
+from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.intake.app import IntakeParts, build_app
 from okrflow.intake.credentials import TokenAuthenticator, WebhookSecrets
 from okrflow.intake.metrics import IntakeMetrics, intake_registry
 from okrflow.intake.openapi import openapi_document
 from okrflow.intake.producer import EventProducer
 from okrflow.intake.ratelimit import RateLimiter
+from okrflow.ops.http import listening_socket
+from okrflow.ops.startup import wait_for_database, wait_for_kafka
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
@@ -26,9 +27,16 @@ logger = logging.getLogger(__name__)
 
 
 def run_intake(settings: Settings) -> int:
-    """Serve until SIGTERM/SIGINT; requests in flight finish first."""
-    engine = make_engine(settings.database_url)
-    ensure_schema(engine)
+    """Serve until SIGTERM/SIGINT; requests in flight finish first.
+
+    The port is bound first (a port in use fails at once), then the database and Kafka are
+    waited for up to the start-up deadline (okrflow.ops.startup)."""
+    sock = listening_socket(
+        settings.intake_host, settings.intake_port,
+        what="intake", setting="--port / OKRFLOW_INTAKE_PORT",
+    )  # fmt: skip
+    engine = wait_for_database(settings, make_engine, ensure_schema)
+    engine.dispose()
     reader = make_engine(settings.database_url)
 
     def progress(shop: str) -> dict[str, Any]:
@@ -37,20 +45,21 @@ def run_intake(settings: Settings) -> int:
         with reader.connect() as conn:
             return progress_report(conn, datetime.now(UTC), shop)
 
-    async def serve() -> int:
+    async def connect() -> EventProducer:
+        await ensure_topics(settings)  # with okrflow's partitions, not auto-created
         producer = EventProducer(settings)  # aiokafka binds to the running loop
         try:
-            await ensure_topics(settings)  # with okrflow's partitions, not auto-created
             await producer.start()
-        except KafkaError as exc:
-            print(f"okrflow intake: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}",
-                  file=sys.stderr)  # fmt: skip
+        except BaseException:
             await producer.stop()
-            return 1
+            raise
+        return producer
+
+    async def serve() -> int:
+        try:
+            producer = await wait_for_kafka(settings, connect)
         except TopicLayoutError as exc:
-            print(f"okrflow intake: {exc}", file=sys.stderr)
-            await producer.stop()
-            return 1
+            raise OperatorError(ExitCode.KAFKA_LAYOUT, str(exc)) from None
         registry = intake_registry()
         parts = IntakeParts(
             sink=producer,
@@ -72,11 +81,12 @@ def run_intake(settings: Settings) -> int:
         config = uvicorn.Config(
             build_app(parts), host=settings.intake_host, port=settings.intake_port,
             log_level=settings.log_level.lower(), access_log=False, lifespan="off",
+            log_config=None,  # uvicorn logs through okrflow's handler (okrflow.ops.logs)
             timeout_keep_alive=30, timeout_graceful_shutdown=30,
         )  # fmt: skip
         try:
             server = uvicorn.Server(config)
-            await server.serve()
+            await server.serve(sockets=[sock])
             return 0 if server.started else 1
         finally:
             await producer.stop()

@@ -123,20 +123,23 @@ def listen_error(exc: OSError, host: str, port: int, what: str, setting: str) ->
     if exc.errno == errno.EADDRINUSE:
         return OperatorError(
             ExitCode.PORT_IN_USE,
-            f"{what}: port {port} on {host} is already in use; stop what holds it or choose "
-            f"another port ({setting})",
+            f"port {port} on {host} (for the {what}) is already in use; stop what holds it or "
+            f"choose another port ({setting})",
         )
     if exc.errno == errno.EACCES:
         return OperatorError(
             ExitCode.PORT_IN_USE,
-            f"{what}: not allowed to listen on port {port} (ports below 1024 need privileges; "
-            f"{setting})",
+            f"not allowed to listen on port {port} for the {what} (ports below 1024 need "
+            f"privileges; {setting})",
         )
     if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
         return OperatorError(
-            ExitCode.USAGE, f"{what}: cannot listen on host {host!r}: {exc.strerror or exc}"
+            ExitCode.USAGE,
+            f"cannot listen on host {host!r} for the {what}: {exc.strerror or exc}",
         )
-    return OperatorError(ExitCode.PORT_IN_USE, f"{what}: cannot listen on {host}:{port}: {exc}")
+    return OperatorError(
+        ExitCode.PORT_IN_USE, f"cannot listen on {host}:{port} for the {what}: {exc}"
+    )
 
 
 def listening_socket(host: str, port: int, *, what: str, setting: str) -> socket.socket:

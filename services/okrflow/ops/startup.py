@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from aiokafka.errors import KafkaError
@@ -22,7 +22,6 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, Operati
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    RetryError,
     Retrying,
     retry_if_exception_type,
     stop_after_delay,
@@ -35,10 +34,6 @@ from okrflow.settings import Settings
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class NotYet(Exception):
-    """A probe's answer that is worth waiting out (e.g. the schema is not created yet)."""
 
 
 def one_line(exc: BaseException) -> str:
@@ -96,28 +91,33 @@ class _Quieted:
 
 
 def wait_for_database(
-    settings: Settings, open_engine: Callable[[str], Engine], check: Callable[[Engine], None]
+    settings: Settings,
+    open_engine: Callable[[str], Engine],
+    check: Callable[[Engine], None],
+    wait_out: Mapping[type[Exception], ExitCode] | None = None,
 ) -> Engine:
     """`open_engine(url)`, then `check(engine)` (e.g. the schema check), retried while the
-    database does not answer or `check` raises NotYet."""
+    database does not answer or raises one of `wait_out` (exception type -> the exit code if it
+    lasts past the deadline, e.g. a schema not created yet)."""
     where = f"the database at {redacted_url(settings.database_url)}"
-    try:
-        engine = open_engine(settings.database_url)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise OperatorError(
-            ExitCode.DATABASE_UNREACHABLE,
-            f"database URL {redacted_url(settings.database_url)!r}: {one_line(exc)} "
-            "(expected e.g. sqlite:///okrflow.db or postgresql://user:pass@host/db)",
-        ) from None
-    sqlite = engine.dialect.name == "sqlite"
+    waited = dict(wait_out or {})
+    engines: list[Engine] = []
 
-    def attempt() -> None:
+    def attempt() -> Engine:
+        if not engines:
+            engines.append(open_engine(settings.database_url))
+        engine = engines[0]
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
         check(engine)
+        return engine
 
+    try:
+        sqlite = make_url(settings.database_url).get_backend_name() == "sqlite"
+    except ArgumentError:
+        sqlite = False
     # A local SQLite file that cannot be opened will not open later: no waiting for it.
-    transient = (NotYet,) if sqlite else (NotYet, OperationalError, DBAPIError, OSError)
+    transient: tuple[type[BaseException], ...] = (*waited, *(() if sqlite else _DATABASE_DOWN))
     deadline = settings.startup_deadline_seconds
     started = time.monotonic()
     try:
@@ -127,19 +127,31 @@ def wait_for_database(
             before_sleep=_before_sleep(where, deadline, started),
         ):  # fmt: skip
             with try_:
-                attempt()
-    except NotYet as exc:
-        engine.dispose()
+                return attempt()
+    except (ArgumentError, NoSuchModuleError) as exc:
         raise OperatorError(
-            ExitCode.SCHEMA_MISMATCH, f"{where}: {exc} (gave up after {deadline:.0f} s)"
+            ExitCode.DATABASE_UNREACHABLE,
+            f"database URL {redacted_url(settings.database_url)!r}: {one_line(exc)} "
+            "(expected e.g. sqlite:///okrflow.db or postgresql://user:pass@host/db)",
         ) from None
-    except (DBAPIError, OSError) as exc:
-        engine.dispose()
-        waited = "" if sqlite else f" (gave up after {deadline:.0f} s)"
-        raise OperatorError(
-            ExitCode.DATABASE_UNREACHABLE, f"cannot reach {where}: {one_line(exc)}{waited}"
-        ) from None
-    return engine
+    except Exception as exc:
+        for engine in engines:
+            engine.dispose()
+        after = "" if sqlite and not isinstance(exc, tuple(waited)) else (
+            f" (gave up after {deadline:.0f} s)"
+        )  # fmt: skip
+        for kind, code in waited.items():
+            if isinstance(exc, kind):
+                raise OperatorError(code, f"{where}: {exc}{after}") from None
+        if isinstance(exc, _DATABASE_DOWN):
+            raise OperatorError(
+                ExitCode.DATABASE_UNREACHABLE, f"cannot reach {where}: {one_line(exc)}{after}"
+            ) from None
+        raise
+    raise AssertionError("unreachable: tenacity returns or raises")
+
+
+_DATABASE_DOWN = (OperationalError, DBAPIError, OSError)
 
 
 async def wait_for_kafka(settings: Settings, probe: Callable[[], Awaitable[T]]) -> T:
@@ -166,4 +178,4 @@ async def wait_for_kafka(settings: Settings, probe: Callable[[], Awaitable[T]]) 
         ) from None
     finally:
         quiet.restore()
-    raise RetryError(None)  # type: ignore[arg-type]  # unreachable: tenacity returns or raises
+    raise AssertionError("unreachable: tenacity returns or raises")
