@@ -89,7 +89,15 @@ def labels(**pairs: str) -> str:
 
 
 def number(x: float) -> str:
-    return repr(float(x)) if x == x else "NaN"
+    """A sample value as the text format spells it: +Inf, -Inf and NaN, not Python's repr."""
+    if x != x:
+        return "NaN"
+    if x in (_INF, -_INF):
+        return "+Inf" if x > 0 else "-Inf"
+    return repr(float(x))
+
+
+_INF = float("inf")
 
 
 def status_blocks(name: str, status_labels: list[str]) -> dict[str, bytes]:

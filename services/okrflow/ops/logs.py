@@ -36,10 +36,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class RepeatFilter(logging.Filter):
+    """Lets one record of a kind through per `interval` seconds from the loggers named
+    `prefix*`, and says how many it held back.
+
+    While a broker is down, aiokafka logs the same connection error about ten times a second;
+    a ten-minute outage would be sixty thousand lines. A kind is (logger, message template).
+    """
+
+    def __init__(self, prefix: str, interval: float = 30.0) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._interval = interval
+        self._seen: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._prefix) or record.levelno >= logging.CRITICAL:
+            return True
+        kind = (record.name, record.msg)
+        now = time.monotonic()
+        last, held = self._seen.get(kind, (-self._interval, 0))
+        if now - last < self._interval:
+            self._seen[kind] = (last, held + 1)
+            return False
+        if len(self._seen) > 1000:  # bounded: forget old kinds
+            self._seen.clear()
+        self._seen[kind] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} (and {held} more like it in the last {self._interval:.0f} s)"
+        return True
+
+
 def setup_logging(level: str, fmt: Literal["text", "json"]) -> None:
     """Log to stderr at `level` in `fmt`, replacing any handler installed before."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(RepeatFilter("aiokafka"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

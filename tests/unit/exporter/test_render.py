@@ -190,3 +190,30 @@ def test_a_definition_with_nan_progress_is_judged_on_its_own() -> None:
             if samples["okr_key_result_status", frozenset(kl | {("status", s)})] == 1
         ]
         assert ones == [p.status]
+
+
+def test_the_exposition_parses_back_to_what_was_rendered_infinities_included() -> None:
+    """prometheus_client's parser agrees with every rendered sample line; a non-finite value is
+    written as the text format spells it (+Inf, -Inf, NaN), not as Python's repr."""
+    import math
+
+    plan_snapshot = _snapshot()
+    infinite = {1: {"value": SeriesState(events=2, total=math.inf, last_event_at=None)}}
+    snapshot = ProgressSnapshot(1.0, plan_snapshot.plans, infinite, plan_snapshot.shop_events)
+    text = OkrRenderer(snapshot).render(datetime(2026, 4, 1, tzinfo=UTC))
+    parsed = _samples(text)
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert len(parsed) == len(lines)
+    tokens = {line.rsplit(" ", 1)[1] for line in lines}
+    assert "+Inf" in tokens
+    assert not tokens & {"inf", "-inf", "nan"}
+    for line in lines:
+        head, token = line.rsplit(" ", 1)
+        matches = [v for (name, _), v in parsed.items() if head.startswith(name)]
+        assert matches, line
+        value = float(token)
+        assert any(v == value or (math.isnan(v) and math.isnan(value)) for v in matches), line
+    kr = frozenset(
+        {("shop", "salone-bella"), ("objective", "more-clients"), ("key_result", "new-clients")}
+    )
+    assert parsed["okr_key_result_value", kr] == math.inf

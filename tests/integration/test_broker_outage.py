@@ -1,0 +1,117 @@
+"""The worker against a broker that is late at start-up and goes away mid-run (a real broker
+of its own, stopped and started again on the same data): it waits, says so in one line, and
+counts every event exactly once when the broker is back."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from okrflow.devkafka import LocalKafka, LocalKafkaError
+from okrflow.settings import BUNDLED_KAFKA_CONFIG
+from tests.factories import encoded
+from tests.integration.processes import okrflow, pipeline_env, running
+from tests.integration.streams import applied_messages, produce_raw, totals
+from tests.services import free_port, unavailable, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+# Totals are kept for shops with a plan.
+PLAN = """\
+shop: salone-bella
+timezone: Europe/Rome
+objectives:
+  - key: growth
+    title: Growth
+    owner: marketing
+    period: {start: 2026-01-01, end: 2026-06-30}
+    key_results:
+      - {key: clients, metric: {event: customer.created, aggregate: count}, target: 100}
+"""
+
+
+def _readyz(port: int) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+    except OSError as exc:
+        return 0, {"error": str(exc)}
+
+
+def _events(prefix: str, count: int) -> list[bytes]:
+    return [encoded(event_id=f"{prefix}-{i}", event_type="customer.created") for i in range(count)]
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> LocalKafka:
+    kafka = LocalKafka(
+        deploy_dir=BUNDLED_KAFKA_CONFIG,
+        cache_dir=REPO / ".cache" / "kafka",
+        run_dir=tmp_path / "kafka",
+        port=free_port(),
+        controller_port=free_port(),
+        heap="512m",
+    )
+    try:
+        kafka.fetch_jars()
+    except LocalKafkaError as exc:
+        unavailable(f"Kafka jars unavailable: {exc}")
+    return kafka
+
+
+def test_worker_waits_for_a_late_broker_and_rides_out_a_restart(
+    own_broker: LocalKafka, tmp_path: Path
+) -> None:
+    kafka = own_broker
+    database_url = f"sqlite:///{tmp_path / 'okrflow.db'}"
+    metrics_port = free_port()
+    env = pipeline_env(
+        kafka.bootstrap, database_url, tmp_path,
+        worker_metrics_port=metrics_port, startup_deadline_seconds=180, events_partitions=2,
+    )  # fmt: skip
+    topic = env["OKRFLOW_EVENTS_TOPIC"]
+    plan = tmp_path / "okrs.yaml"
+    plan.write_text(PLAN)
+    applied = okrflow(env, "apply", str(plan))
+    assert applied.returncode == 0, applied.stderr
+    log = tmp_path / "worker.log"
+    try:
+        with running(env, "worker", log=log) as worker:
+            # Started before the broker: it waits and says where it is waiting, once a try.
+            wait_for(
+                log.read_text, lambda text: f"waiting for Kafka at {kafka.bootstrap}" in text,
+                60, "the worker's waiting line",
+            )  # fmt: skip
+            assert worker.poll() is None
+            kafka.start(timeout=120)
+            produce_raw(kafka.bootstrap, topic, _events("before", 300), key=b"salone-bella")
+            wait_for(lambda: applied_messages(database_url, topic), lambda n: n == 300, 120,
+                     "the first 300 events applied")  # fmt: skip
+            _, body = wait_for(lambda: _readyz(metrics_port), lambda r: r[0] == 200, 60,
+                                    "/readyz to answer 200")  # fmt: skip
+            assert body["status"] == "ready"
+
+            # The broker goes away mid-run: the worker stays up and stops being ready.
+            kafka.stop()
+            _, body = wait_for(lambda: _readyz(metrics_port), lambda r: r[0] == 503, 60,
+                                    "/readyz to report the broker gone")  # fmt: skip
+            assert "kafka" in body["problems"]  # type: ignore[operator]
+            assert worker.poll() is None, log.read_text()[-3000:]
+
+            kafka.start(timeout=120)
+            produce_raw(kafka.bootstrap, topic, _events("after", 200), key=b"salone-bella")
+            wait_for(lambda: applied_messages(database_url, topic), lambda n: n == 500, 180,
+                     "all 500 events applied after the restart")  # fmt: skip
+            assert worker.poll() is None, log.read_text()[-3000:]
+            # Exactly once across the outage: every event counted once.
+            assert totals(database_url)[("salone-bella", "customer.created")] == 500
+            wait_for(lambda: _readyz(metrics_port)[0], lambda s: s == 200, 60, "ready again")
+        assert worker.returncode == 0, log.read_text()[-3000:]
+        assert "Traceback" not in log.read_text()
+    finally:
+        kafka.stop()
