@@ -128,3 +128,19 @@ def test_version() -> None:
 
 def test_exit_codes_are_distinct() -> None:
     assert len({int(code) for code in ExitCode}) == len(list(ExitCode))
+
+
+def test_json_logs_are_one_object_a_line(sqlite_url: str, tmp_path: Path) -> None:
+    import json
+
+    env = okrflow_env(
+        database_url=sqlite_url, kafka_bootstrap=f"127.0.0.1:{free_port()}", log_format="json",
+        startup_deadline_seconds=2, worker_data_dir=tmp_path / "w",
+    )  # fmt: skip
+    result = okrflow(env, "worker")
+    assert result.returncode == ExitCode.KAFKA_UNREACHABLE
+    *logs, last = result.stderr.splitlines()
+    assert last.startswith("okrflow worker: cannot reach Kafka")  # the final line is for people
+    records = [json.loads(line) for line in logs]
+    assert records and {r["logger"] for r in records} == {"okrflow.ops.startup"}
+    assert all(r["level"] == "WARNING" and "waiting for Kafka" in r["message"] for r in records)
