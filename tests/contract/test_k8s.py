@@ -212,6 +212,8 @@ def test_the_worker_migrates_first_and_has_no_more_replicas_than_partitions() ->
     partitions = invoke(container["command"], _container_env(container)).settings
     assert 1 <= worker["spec"]["replicas"] <= partitions.events_partitions
     assert "replicas <= OKRFLOW_EVENTS_PARTITIONS" in (K8S / "worker.yaml").read_text()
+    # A surge worker beyond the partitions never becomes ready: the rollout would stall.
+    assert worker["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
 
 
 def test_pods_run_as_the_image_user_without_root() -> None:
