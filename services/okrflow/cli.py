@@ -186,7 +186,7 @@ def cmd_intake(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.demo import run_demo
 
-    return run_demo(settings, local_kafka(settings))
+    return run_demo(settings, local_kafka(settings), max_seconds=args.seconds)
 
 
 def _credentials_store(
@@ -447,7 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     intake.set_defaults(run=cmd_intake)
 
-    demo = sub.add_parser("demo", help="Kafka, SQLite, worker, exporter and a simulated shop")
+    demo = sub.add_parser(
+        "demo", help="Kafka, SQLite, worker, exporter and two simulated shops, until Ctrl-C"
+    )
+    demo.add_argument(
+        "--seconds", type=float, help="stop by itself after this many seconds (default: never)"
+    )
     demo.set_defaults(run=cmd_demo)
 
     tokens = sub.add_parser("tokens", help="API tokens shops send events with (HTTP intake)")

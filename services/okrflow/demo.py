@@ -1,68 +1,82 @@
-"""`okrflow demo`: the whole pipeline on this machine, with a simulated shop, until Ctrl-C."""
+"""`okrflow demo`: the whole pipeline on this machine, with two simulated shops, until Ctrl-C.
+
+Kafka (started if none is running), SQLite, the worker and the exporter as child processes, the
+two demo plans (okrflow.demo_shops) applied with periods around today, a backdated history, then
+live events. The status line reads one source, the database (the same report as
+`okrflow progress`); a child that dies stops the demo with the path of its log.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from importlib.resources import files
 from pathlib import Path
 from string import Template
-from typing import Any
 
 from sqlalchemy import Engine
 
+from okrflow import demo_shops
 from okrflow.devkafka import LocalKafka, LocalKafkaError
 from okrflow.events.emit import emit_lines
 from okrflow.plans.apply import apply_files
 from okrflow.reports.progress import progress_report
 from okrflow.settings import Settings
+from okrflow.store.batches import count_shop_events
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import upgrade
 
-DEMO_SHOP = "salone-bella"
-
-# (type, data factory): a small salon that sells, advertises and posts on TikTok.
-_EVENT_KINDS: list[tuple[str, Any]] = [
-    ("order.placed", lambda r: {
-        "order_id": f"o-{r.randrange(10**9)}", "customer_id": f"c-{r.randrange(500)}",
-        "total": round(r.uniform(15, 120), 2), "currency": "EUR", "service": "haircut"}),
-    ("customer.created", lambda r: {"customer_id": f"c-{r.randrange(10**6)}", "channel": "pos"}),
-    ("campaign.launched", lambda r: {
-        "campaign_id": f"cmp-{r.randrange(10**6)}", "channel": "instagram", "kind": "promo"}),
-    ("social.post.published", lambda r: {"platform": "tiktok", "post_id": f"p-{r.randrange(10**9)}"}),
-    ("partnership.signed", lambda r: {"partner_id": f"partner-{r.randrange(40)}"}),
-]  # fmt: skip
+TICK_SECONDS = 2.0
+_ROLES = ("worker", "exporter")
 
 
-def simulated_events(rng: random.Random, count: int) -> Iterator[str]:
-    """`count` CloudEvents (JSON lines) as the demo shop's platform would emit them now."""
-    import json
+class _Children:
+    """The worker and the exporter, started as `okrflow ROLE` with their logs in `logs`."""
 
-    weights = [6, 3, 1, 4, 1]
-    for _ in range(count):
-        event_type, make_data = rng.choices(_EVENT_KINDS, weights)[0]
-        yield json.dumps({
-            "specversion": "1.0", "id": str(uuid.uuid4()), "source": f"/shops/{DEMO_SHOP}/pos",
-            "type": event_type, "time": datetime.now(UTC).isoformat(), "shop": DEMO_SHOP,
-            "data": make_data(rng),
-        })  # fmt: skip
+    def __init__(self, settings: Settings, logs: Path) -> None:
+        env = {**os.environ, "OKRFLOW_DATABASE_URL": settings.database_url,
+               "OKRFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+               "OKRFLOW_EXPORTER_PORT": str(settings.exporter_port)}  # fmt: skip
+        self.logs = {role: logs / f"{role}.log" for role in _ROLES}
+        self.procs = {
+            role: subprocess.Popen(
+                [sys.executable, "-m", "okrflow", role], env=env,
+                stdout=self.logs[role].open("ab"), stderr=subprocess.STDOUT,
+            )
+            for role in _ROLES
+        }  # fmt: skip
+
+    def dead(self) -> str | None:
+        """A line naming a child that exited, with its code and log; None while all run."""
+        for role, proc in self.procs.items():
+            code = proc.poll()
+            if code is not None:
+                return f"the {role} exited with code {code}; its log: {self.logs[role]}"
+        return None
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = None) -> int:
     """Start Kafka (if needed), the worker and the exporter, emit events until interrupted.
 
-    Everything started here is stopped on Ctrl-C/SIGTERM (or after `max_seconds`).
-    """
+    Everything started here is stopped on Ctrl-C/SIGTERM, after `max_seconds`, or when a child
+    dies (then the exit code is 1)."""
     started_at = time.monotonic()
     print(f"okrflow demo: database {settings.database_url}, Kafka {settings.kafka_bootstrap}")
     try:
@@ -73,26 +87,15 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
     print("  Kafka: " + ("started" if started_kafka else "already running, reused"))
     engine = make_engine(settings.database_url, writer=True)
     upgrade(engine)
-    plan_file = _demo_plan(settings)
-    for result in apply_files(engine, [plan_file], datetime.now(UTC)):
-        print(f"  plan {plan_file}: {len(result.changes)} change(s)")
-    env = {**os.environ, "OKRFLOW_DATABASE_URL": settings.database_url,
-           "OKRFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "OKRFLOW_EXPORTER_PORT": str(settings.exporter_port)}  # fmt: skip
-    logs = settings.kafka_cache_dir.parent / "demo"
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-m", "okrflow", role],
-            env=env,
-            stdout=(logs / f"{role}.log").open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        for role in ("worker", "exporter")
-    ]
-    print(f"  logs: {logs}/worker.log, {logs}/exporter.log")
+    work = settings.kafka_cache_dir.parent / "demo"
+    work.mkdir(parents=True, exist_ok=True)
+    periods = demo_shops.DemoPeriods(date.today())
+    for result in apply_files(engine, _demo_plans(periods, work), datetime.now(UTC)):
+        print(f"  plan {result.file}: shop {result.shop}, {len(result.changes)} change(s)")
+    children = _Children(settings, work)
+    print(f"  logs: {children.logs['worker']}, {children.logs['exporter']}")
     metrics_url = f"http://{settings.exporter_host}:{settings.exporter_port}/metrics"
     print(f"  worker and exporter started; metrics at {metrics_url}")
-    print("  simulated shop emits ~10 events/s; Ctrl-C stops everything\n")
     stop = False
 
     def on_sigterm(_signum: int, _frame: object) -> None:
@@ -100,69 +103,74 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
         stop = True
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    rng = random.Random(42)
-    first_count_reported = False
+    code = 0
     try:
+        if _counted(engine) == 0:
+            backdated = [json.dumps(e) for e in demo_shops.history(periods)]
+            asyncio.run(emit_lines(settings, backdated))
+            print(f"  {len(backdated)} backdated events emitted (the periods began weeks ago)")
+        else:
+            print("  history already counted in this database: not emitted again")
+        print("  live events every 2 s; Ctrl-C stops everything")
+        print("  another terminal: .venv/bin/okrflow progress\n")
+        rng = random.Random(42)
+        tick = 0
         while not stop and (max_seconds is None or time.monotonic() - started_at < max_seconds):
-            asyncio.run(emit_lines(settings, simulated_events(rng, 20)))
-            total = _scrape_total(metrics_url)
-            if total and not first_count_reported:
-                first_count_reported = True
-                print(f"  first events counted after {time.monotonic() - started_at:.1f}s")
-            print(
-                f"  okr_shop_events_total{{shop={DEMO_SHOP!r}}} sum = {total}  |  {_objectives_line(engine)}",
-                flush=True,
-            )
-            time.sleep(2)
+            died = children.dead()
+            if died is not None:
+                print(f"\nokrflow demo: {died}; stopping", file=sys.stderr)
+                code = 1
+                break
+            tick += 1
+            live = [json.dumps(e) for e in demo_shops.live(rng, datetime.now(UTC), tick)]
+            if live:
+                asyncio.run(emit_lines(settings, live))
+            if _counted(engine) == 0:
+                print("  waiting for the worker to count the first events...", flush=True)
+            else:
+                print(status_line(engine), flush=True)
+            time.sleep(TICK_SECONDS)
     except KeyboardInterrupt:
         pass
     finally:
         print("\nstopping worker and exporter...")
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        children.stop()
         if started_kafka:
             print("stopping Kafka...")
             kafka.stop()
+        engine.dispose()
         print("demo stopped")
-    return 0
+    return code
 
 
-def _demo_plan(settings: Settings) -> Path:
-    """The demo plan, with a period from 30 days ago to 60 days ahead."""
-    today = date.today()
-    template = files("okrflow") / "demo_plan" / "okrs.yaml.template"  # shipped in the package
-    text = Template(template.read_text()).substitute(
-        start=(today - timedelta(days=30)).isoformat(), end=(today + timedelta(days=60)).isoformat()
-    )
-    path = settings.kafka_cache_dir.parent / "demo" / "okrs.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+def _demo_plans(periods: demo_shops.DemoPeriods, work: Path) -> list[Path]:
+    """The demo plans with their periods filled in, written to `work`."""
+    paths = []
+    for name in ("salon", "studio"):
+        template = files("okrflow") / "demo_plan" / f"{name}.yaml.template"  # package data
+        path = work / f"{name}.yaml"
+        path.write_text(Template(template.read_text()).substitute(periods.template_values()))
+        paths.append(path)
+    return paths
 
 
-def _objectives_line(engine: Engine) -> str:
+def _counted(engine: Engine) -> int:
+    """Events the database has counted for the demo shops."""
     with engine.connect() as conn:
-        report = progress_report(conn, datetime.now(UTC), DEMO_SHOP)
-    return "  ".join(
-        f"{o['key']} {o['progress']:.0%} (expected {o['expected']:.0%}, {o['status']})"
-        for shop in report["shops"] for o in shop["objectives"]
-    )  # fmt: skip
+        return count_shop_events(conn, demo_shops.SHOPS)
 
 
-_SAMPLE = re.compile(
-    r'^okr_shop_events_total\{[^}]*shop="' + DEMO_SHOP + r'"[^}]*\} ([0-9.e+]+)$', re.M
-)
-
-
-def _scrape_total(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return 0
-    return int(sum(float(v) for v in _SAMPLE.findall(text)))
+def status_line(engine: Engine) -> str:
+    """One line from the database: events counted, and each objective's progress against its
+    expected pace, with its status."""
+    with engine.connect() as conn:
+        report = progress_report(conn, datetime.now(UTC))
+    parts = [f"{datetime.now().strftime('%H:%M:%S')} counted {_counted(engine):,}"]
+    for shop in report["shops"]:
+        if shop["shop"] not in demo_shops.SHOPS:
+            continue
+        for o in shop["objectives"]:
+            progress = "-" if o["progress"] is None else f"{o['progress']:.0%}"
+            expected = "-" if o["expected"] is None else f"{o['expected']:.0%}"
+            parts.append(f"{o['key']} {progress}/{expected} {o['status']}")
+    return "  |  ".join(parts)

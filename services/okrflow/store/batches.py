@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
-from sqlalchemy import Connection, Engine, case, select
+from sqlalchemy import Connection, Engine, case, func, select
 
 from okrflow.store.counters import as_utc
 from okrflow.store.dialect import insert_new_rows, upsert
@@ -124,3 +124,13 @@ def prune_seen_events(engine: Engine, now: datetime, window_seconds: float) -> i
             )
         )
     return int(result.rowcount or 0)
+
+
+def count_shop_events(conn: Connection, shops: Iterable[str]) -> int:
+    """Events counted so far for `shops` (all types)."""
+    total = conn.execute(
+        select(func.coalesce(func.sum(shop_event_totals.c.events), 0)).where(
+            shop_event_totals.c.shop.in_(list(shops))
+        )
+    ).scalar_one()
+    return int(total)
