@@ -14,7 +14,9 @@ import os
 import sys
 from collections.abc import Callable
 
-CLOSED_PIPE = 141  # 128 + SIGPIPE
+from okrflow.exitcodes import ExitCode
+
+CLOSED_PIPE = ExitCode.CLOSED_PIPE  # 128 + SIGPIPE
 
 
 def quiet_broken_pipe(run: Callable[[], int]) -> int:

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     KAFKA_LAYOUT = 9  # the topics exist in a shape okrflow cannot use
     NOT_FOUND = 10  # a shop, objective or key result that does not exist
     INTERRUPTED = 130  # Ctrl-C
+    CLOSED_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE), e.g. `| head -1`
 
 
 class OperatorError(RuntimeError):

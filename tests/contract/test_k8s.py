@@ -212,7 +212,7 @@ def test_the_worker_migrates_first_and_has_no_more_replicas_than_partitions() ->
     partitions = invoke(container["command"], _container_env(container)).settings
     assert 1 <= worker["spec"]["replicas"] <= partitions.events_partitions
     assert "replicas <= OKRFLOW_EVENTS_PARTITIONS" in (K8S / "worker.yaml").read_text()
-    # A surge worker beyond the partitions never becomes ready: the rollout would stall.
+    # No surge: at replicas == partitions a surge worker would only add a rebalance a step.
     assert worker["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
 
 

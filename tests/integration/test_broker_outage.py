@@ -115,3 +115,24 @@ def test_worker_waits_for_a_late_broker_and_rides_out_a_restart(
         assert "Traceback" not in log.read_text()
     finally:
         kafka.stop()
+
+
+def test_a_worker_beyond_the_partitions_is_ready_and_idle(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """More workers than partitions: the extra one is ready with no partitions, standing by."""
+    database_url = f"sqlite:///{tmp_path / 'okrflow.db'}"
+    ports = [free_port(), free_port()]
+    base = pipeline_env(kafka_bootstrap, database_url, tmp_path, events_partitions=1)
+    envs = [{**base, "OKRFLOW_WORKER_METRICS_PORT": str(port)} for port in ports]
+    with (
+        running(envs[0], "worker", log=tmp_path / "w0.log"),
+        running(envs[1], "worker", log=tmp_path / "w1.log"),
+    ):
+        answers = wait_for(
+            lambda: [_readyz(port) for port in ports],
+            lambda rs: all(status == 200 for status, _ in rs)
+            and sorted(len(body["partitions"]) for _, body in rs) == [0, 1],  # type: ignore[arg-type]
+            90, "both workers ready, one with the partition, one idle",
+        )  # fmt: skip
+        assert {body["status"] for _, body in answers} == {"ready"}
