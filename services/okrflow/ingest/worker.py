@@ -51,7 +51,7 @@ def run_worker(settings: Settings) -> int:
                 "/healthz": health.healthz,
                 "/readyz": health.readyz,
             },
-            what="worker /metrics", setting="--metrics-port / OKRFLOW_WORKER_METRICS_PORT",
+            what="worker's /metrics", setting="--metrics-port / OKRFLOW_WORKER_METRICS_PORT",
         )  # fmt: skip
         server.start()
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
