@@ -8,9 +8,13 @@ objects, which it turns into the same aiokafka options for its consumer and prod
 
 from __future__ import annotations
 
+import asyncio
 import ssl
+from typing import Protocol
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.helpers import create_ssl_context
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
@@ -100,6 +104,38 @@ def faust_credentials(settings: Settings) -> CredentialsT | None:
     if context is not None:
         return SSLCredentials(context)
     return None
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+
+async def connect_failure(settings: Settings) -> str | None:
+    """Why connecting (TLS, SASL) to the first bootstrap server fails; None if it does not."""
+    options = client_kwargs(settings)
+    del options["bootstrap_servers"]
+    host, port, _ = collect_hosts(settings.kafka_bootstrap, randomize=False)[0]
+    try:
+        connection = await asyncio.wait_for(
+            create_conn(host, port, request_timeout_ms=10_000, **options), 15
+        )
+    except (OSError, KafkaError, TimeoutError) as exc:
+        return str(exc).strip() or type(exc).__name__
+    connection.close()
+    return None
+
+
+async def start_client(client: _Startable, settings: Settings) -> None:
+    """`client.start()`; when it cannot bootstrap, the error says why (e.g. the broker's SASL
+    authentication failure): aiokafka only logs the reason, and raises "Unable to bootstrap
+    from [...]"."""
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        reason = await connect_failure(settings)
+        if reason is None:
+            raise
+        raise KafkaConnectionError(reason) from exc
 
 
 def admin_client(settings: Settings) -> AIOKafkaAdminClient:

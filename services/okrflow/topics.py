@@ -9,7 +9,7 @@ import contextlib
 from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-from okrflow.kafkaclient import admin_client
+from okrflow.kafkaclient import admin_client, start_client
 from okrflow.settings import Settings
 
 # Dead letters are the events topic's messages plus a few headers: a message the events topic
@@ -61,7 +61,7 @@ def _raise_refusals(response: object) -> None:
 async def ensure_topics(settings: Settings) -> None:
     """Create the events and dead-letter topics if missing; existing topics are left as they are."""
     admin = admin_client(settings)
-    await admin.start()
+    await start_client(admin, settings)
     try:
         existing = set(await admin.list_topics())
         configs = topic_configs(settings)

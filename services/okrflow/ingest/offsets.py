@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import Engine
 
 from okrflow.ingest.deadletters import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
-from okrflow.kafkaclient import client_kwargs
+from okrflow.kafkaclient import client_kwargs, start_client
 from okrflow.settings import Settings
 from okrflow.store.batches import read_applied_offsets, write_applied_offsets
 
@@ -52,7 +52,10 @@ async def log_bounds(kafka: Settings | str, topic: str) -> dict[int, tuple[int, 
     """Partition -> (log start, log end) of `topic`; empty if the topic does not exist."""
     consumer = AIOKafkaConsumer(**_connection(kafka), enable_auto_commit=False)
     try:
-        await consumer.start()
+        if isinstance(kafka, Settings):
+            await start_client(consumer, kafka)
+        else:
+            await consumer.start()
         await consumer._client.force_metadata_update()
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         tps = [TopicPartition(topic, p) for p in partitions]
