@@ -98,11 +98,15 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
     print(f"  worker and exporter started; metrics at {metrics_url}")
     stop = False
 
-    def on_sigterm(_signum: int, _frame: object) -> None:
+    def on_stop_signal(_signum: int, _frame: object) -> None:
         nonlocal stop
         stop = True
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    # Ctrl-C reaches the whole process group: the children stop by themselves, and the demo
+    # must not take their exit for a death. A flag, not KeyboardInterrupt, which asyncio.run
+    # can turn into a cancelled emit.
+    signal.signal(signal.SIGTERM, on_stop_signal)
+    signal.signal(signal.SIGINT, on_stop_signal)
     code = 0
     try:
         if _counted(engine) == 0:

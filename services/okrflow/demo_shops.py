@@ -166,22 +166,22 @@ def _studio_history(periods: DemoPeriods, rng: random.Random) -> Iterator[Event]
 
 
 def live(rng: random.Random, now: datetime, tick: int) -> Iterator[Event]:
-    """The events of one demo tick (about two seconds): a few orders and posts, now and then
-    a new client, a campaign, a follower or an influencer."""
+    """The events of one demo tick (about two seconds): now and then an order, a post, a new
+    client, a campaign or an influencer -- faster than life, so progress moves on screen."""
     stamp = now.astimezone(UTC)
 
     def ev(shop: str, event_type: str, data: Event) -> Event:
         return _event(shop, f"live-{shop}-{stamp.timestamp():.0f}-{tick}-{rng.randrange(10**9)}",
                       event_type, stamp, data)  # fmt: skip
 
-    for _ in range(rng.randint(0, 2)):
-        scalp = rng.random() < 0.3
+    if rng.random() < 0.3:
+        scalp = rng.random() < 0.15
         yield ev(SALON, "order.placed", {
             "order_id": f"o-{rng.randrange(10**9)}", "customer_id": f"c-{rng.randrange(500)}",
             "total": round(rng.uniform(15, 70), 2), "currency": "EUR",
             "service": "scalp-care" if scalp else "haircut",
         })  # fmt: skip
-    if rng.random() < 0.15:
+    if rng.random() < 0.05:
         yield ev(SALON, "customer.created", {"customer_id": f"c-{rng.randrange(10**6)}"})
     if rng.random() < 0.03:
         yield ev(SALON, "campaign.launched", {"campaign_id": f"k-{rng.randrange(10**6)}",
