@@ -130,7 +130,7 @@ def _salon_history(periods: DemoPeriods, rng: random.Random) -> Iterator[Event]:
 
 
 def _studio_history(periods: DemoPeriods, rng: random.Random) -> Iterator[Event]:
-    start, end = periods.quarter
+    start, _ = periods.quarter
     past = _days(start, periods.today)
     counter = iter(range(10**9))
 
