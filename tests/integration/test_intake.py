@@ -184,3 +184,5 @@ def test_http_events_and_webhooks_count_exactly_once(
     assert not ids & {"cross-1", "cross-2", "bad-token", "revoked"}
     assert all(r.key == SHOP.encode() for r in records)
     assert 'okrflow_intake_requests_total{route="/v1/events",status="202"} 8.0' in metrics
+    assert 'okrflow_build_info{component="intake",' in metrics
+    assert "process_resident_memory_bytes" in metrics
