@@ -123,11 +123,15 @@ def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
 
     topic = settings.events_topic
     try:
-        bounds = asyncio.run(offsets.log_bounds(settings.kafka_bootstrap, topic))
+        bounds = asyncio.run(offsets.log_bounds(settings, topic))
     except KafkaError as exc:
-        print(f"okrflow offsets: cannot read {topic} from Kafka at {settings.kafka_bootstrap}: "
-              f"{exc}", file=sys.stderr)  # fmt: skip
-        return 1
+        from okrflow.exitcodes import ExitCode, OperatorError
+        from okrflow.ops.startup import one_line
+
+        raise OperatorError(
+            ExitCode.KAFKA_UNREACHABLE,
+            f"cannot read {topic} from Kafka at {settings.kafka_bootstrap}: {one_line(exc)}",
+        ) from None
     if args.action == "show":  # read only: never creates or upgrades the database
         from okrflow.readonly import open_for_reading
 
@@ -138,7 +142,9 @@ def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
     if not bounds:
         print(f"okrflow offsets: topic {topic} does not exist on {settings.kafka_bootstrap}",
               file=sys.stderr)  # fmt: skip
-        return 2
+        from okrflow.exitcodes import ExitCode
+
+        return ExitCode.NOT_FOUND
     compared = offsets.compare(engine, topic, bounds)
     if args.action == "show":
         for o in compared:
@@ -157,7 +163,7 @@ def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
     if changes:
         asyncio.run(
             offsets.mark_dead_letters_reset(
-                settings.kafka_bootstrap, topic, settings.dlq_topic,
+                settings, topic, settings.dlq_topic,
                 [before.partition for before, _ in changes],
             )
         )  # fmt: skip

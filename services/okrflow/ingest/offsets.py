@@ -29,13 +29,6 @@ from okrflow.store.batches import read_applied_offsets, write_applied_offsets
 RESET_REASON = "reset"
 
 
-def _connection(kafka: Settings | str) -> dict[str, object]:
-    """The settings' connection options (TLS, SASL); a bare bootstrap address connects in
-    PLAINTEXT. TODO: cli.py passes `settings.kafka_bootstrap`; once it passes `settings`,
-    drop `str`."""
-    return client_kwargs(kafka) if isinstance(kafka, Settings) else {"bootstrap_servers": kafka}
-
-
 @dataclass(frozen=True)
 class PartitionOffsets:
     partition: int
@@ -48,14 +41,11 @@ class PartitionOffsets:
         return self.applied is not None and self.applied > self.log_end
 
 
-async def log_bounds(kafka: Settings | str, topic: str) -> dict[int, tuple[int, int]]:
+async def log_bounds(kafka: Settings, topic: str) -> dict[int, tuple[int, int]]:
     """Partition -> (log start, log end) of `topic`; empty if the topic does not exist."""
-    consumer = AIOKafkaConsumer(**_connection(kafka), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_kwargs(kafka), enable_auto_commit=False)
     try:
-        if isinstance(kafka, Settings):
-            await start_client(consumer, kafka)
-        else:
-            await consumer.start()
+        await start_client(consumer, kafka)
         await consumer._client.force_metadata_update()
         partitions = sorted(consumer.partitions_for_topic(topic) or ())
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -94,11 +84,11 @@ def reset(
 
 
 async def mark_dead_letters_reset(
-    kafka: Settings | str, source_topic: str, dlq_topic: str, partitions: list[int]
+    kafka: Settings, source_topic: str, dlq_topic: str, partitions: list[int]
 ) -> None:
     """Write the reset marker to each dead-letter partition (see the module docstring)."""
-    producer = AIOKafkaProducer(**_connection(kafka), acks="all", enable_idempotence=True)
-    await producer.start()
+    producer = AIOKafkaProducer(**client_kwargs(kafka), acks="all", enable_idempotence=True)
+    await start_client(producer, kafka)
     try:
         for partition in partitions:
             await producer.send_and_wait(
