@@ -113,7 +113,7 @@ def test_reapply_keeps_counters_unless_the_metric_changes(engine: Engine, tmp_pa
     assert [str(c) for c in second[0].changes] == [
         "changed  objective more-clients (title: More clients -> Many more clients)",
         "changed  key result more-clients/new-clients (target: +15% -> 240)",
-        "changed  key result more-clients/campaigns (metric.where: (unset) -> {\"data.kind\": \"ad\"}; "
+        'changed  key result more-clients/campaigns (metric.where: (unset) -> {"data.kind": "ad"}; '
         "metric changed: counters restart at zero)",
         "retired  objective extra",
         "retired  key result extra/posts",

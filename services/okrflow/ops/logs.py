@@ -63,7 +63,9 @@ class RepeatFilter(logging.Filter):
             self._seen.clear()
         self._seen[kind] = (now, 0)
         if held:
-            record.msg = f"{record.msg} (and {held} more like it in the last {self._interval:.0f} s)"
+            record.msg = (
+                f"{record.msg} (and {held} more like it in the last {self._interval:.0f} s)"
+            )
         return True
 
 
