@@ -50,3 +50,19 @@ def decode_batch_of(
     from okrflow.ingest.batch import Message, decode_batch
 
     return decode_batch(topic, [Message(*m) for m in messages], max_bytes)
+
+
+def clients_plan(shop: str) -> str:
+    """An okrs.yaml with one key result counting `customer.created` (totals are kept only for
+    shops with a plan)."""
+    return f"""\
+shop: {shop}
+timezone: Europe/Rome
+objectives:
+  - key: growth
+    title: Growth
+    owner: marketing
+    period: {{start: 2026-01-01, end: 2026-06-30}}
+    key_results:
+      - {{key: clients, metric: {{event: customer.created, aggregate: count}}, target: 100}}
+"""

@@ -200,8 +200,10 @@ def _credentials_store(
 ) -> int:
     """Open the database (upgrading an empty one; `read_only`: an existing one, unchanged)
     and run `args.store_action` on it; the database's errors are one line."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
+    from okrflow.exitcodes import ExitCode
+    from okrflow.ops.startup import one_line
     from okrflow.store.engine import make_engine
     from okrflow.store.schema import SchemaOutdated, ensure_schema
 
@@ -216,11 +218,13 @@ def _credentials_store(
         code: int = args.store_action(engine)
     except SchemaOutdated as exc:
         print(f"{where}: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.SCHEMA_MISMATCH
+    except (DBAPIError, ArgumentError, NoSuchModuleError) as exc:  # cannot connect, bad URL
+        print(f"{where}: database error: {one_line(exc)}", file=sys.stderr)
+        return ExitCode.DATABASE_UNREACHABLE
     except SQLAlchemyError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{where}: database error: {first_line}", file=sys.stderr)
-        return 1
+        print(f"{where}: database error: {one_line(exc)}", file=sys.stderr)
+        return ExitCode.FAILED
     return code
 
 
@@ -531,7 +535,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from okrflow.ops.logs import setup_logging
 
     args = build_parser().parse_args(argv)
-    where = f"okrflow {args.command}"
+    action = getattr(args, "action", None)
+    where = f"okrflow {args.command}" + (f" {action}" if isinstance(action, str) else "")
     try:
         settings = load_settings(**{k: getattr(args, k, None) for k in _SETTING_FLAGS})
     except ValueError as exc:  # pydantic's ValidationError and SettingsError are ValueErrors

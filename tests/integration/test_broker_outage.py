@@ -13,24 +13,12 @@ import pytest
 
 from okrflow.devkafka import LocalKafka, LocalKafkaError
 from okrflow.settings import BUNDLED_KAFKA_CONFIG
-from tests.factories import encoded
+from tests.factories import clients_plan, encoded
 from tests.integration.processes import okrflow, pipeline_env, running
 from tests.integration.streams import applied_messages, produce_raw, totals
 from tests.services import free_port, unavailable, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-# Totals are kept for shops with a plan.
-PLAN = """\
-shop: salone-bella
-timezone: Europe/Rome
-objectives:
-  - key: growth
-    title: Growth
-    owner: marketing
-    period: {start: 2026-01-01, end: 2026-06-30}
-    key_results:
-      - {key: clients, metric: {event: customer.created, aggregate: count}, target: 100}
-"""
 
 
 def _readyz(port: int) -> tuple[int, dict[str, object]]:
@@ -76,7 +64,7 @@ def test_worker_waits_for_a_late_broker_and_rides_out_a_restart(
     )  # fmt: skip
     topic = env["OKRFLOW_EVENTS_TOPIC"]
     plan = tmp_path / "okrs.yaml"
-    plan.write_text(PLAN)
+    plan.write_text(clients_plan("salone-bella"))
     applied = okrflow(env, "apply", str(plan))
     assert applied.returncode == 0, applied.stderr
     log = tmp_path / "worker.log"
@@ -95,6 +83,11 @@ def test_worker_waits_for_a_late_broker_and_rides_out_a_restart(
             _, body = wait_for(lambda: _readyz(metrics_port), lambda r: r[0] == 200, 60,
                                     "/readyz to answer 200")  # fmt: skip
             assert body["status"] == "ready"
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as resp:
+                metrics = resp.read().decode()
+            assert 'okrflow_build_info{component="worker",' in metrics
+            assert "process_resident_memory_bytes" in metrics
+            assert 'okrflow_events_total{outcome="counted"} 300.0' in metrics
 
             # The broker goes away mid-run: the worker stays up and stops being ready.
             kafka.stop()
@@ -113,6 +106,7 @@ def test_worker_waits_for_a_late_broker_and_rides_out_a_restart(
             wait_for(lambda: _readyz(metrics_port)[0], lambda s: s == 200, 60, "ready again")
         assert worker.returncode == 0, log.read_text()[-3000:]
         assert "Traceback" not in log.read_text()
+        assert "\x1b[" not in log.read_text()  # no terminal escapes in the log
     finally:
         kafka.stop()
 

@@ -140,9 +140,16 @@ def test_bad_webhook_secrets_are_one_line_and_write_nothing(
 
 
 def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    from okrflow.exitcodes import ExitCode
+
     env = okrflow_env(database_url=f"sqlite:///{tmp_path / 'missing' / 'okrflow.db'}")
-    result = okrflow(env, "tokens", "list")
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("okrflow tokens list: database error: ")
-    assert len(result.stderr.splitlines()) == 1
+    listed = okrflow(env, "tokens", "list")  # read only: the database must exist
+    assert listed.returncode == ExitCode.DATABASE_UNREACHABLE
+    assert "Traceback" not in listed.stderr
+    assert listed.stderr.startswith("okrflow tokens list: no SQLite database at ")
+    assert len(listed.stderr.splitlines()) == 1
+    created = okrflow(env, "tokens", "create", "--shop", "salone-bella")  # its folder is missing
+    assert created.returncode == ExitCode.DATABASE_UNREACHABLE
+    assert "Traceback" not in created.stderr
+    assert created.stderr.startswith("okrflow tokens create: database error: ")
+    assert len(created.stderr.splitlines()) == 1

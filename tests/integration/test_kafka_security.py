@@ -26,7 +26,7 @@ from okrflow.devkafka import LocalKafka, LocalKafkaError
 from okrflow.kafkaclient import admin_client, client_kwargs
 from okrflow.settings import Settings
 from okrflow.topics import TopicLayoutError, ensure_topics
-from tests.factories import cloud_event
+from tests.factories import clients_plan, cloud_event
 from tests.integration.processes import okrflow, pipeline_env, running
 from tests.integration.streams import applied_messages, totals
 from tests.services import free_port, unavailable, wait_for
@@ -37,18 +37,6 @@ USER, PASSWORD = "alice", "alice-Secret-7d1f"
 BROKER_USER, BROKER_PASSWORD = "broker", "broker-Secret-93ac"
 MECHANISM = "SCRAM-SHA-512"
 N_EVENTS = 120
-
-PLAN = """\
-shop: {shop}
-timezone: Europe/Rome
-objectives:
-  - key: growth
-    title: Growth
-    owner: marketing
-    period: {{start: 2026-01-01, end: 2026-06-30}}
-    key_results:
-      - {{key: clients, metric: {{event: customer.created, aggregate: count}}, target: 100}}
-"""
 
 
 @dataclass(frozen=True)
@@ -179,7 +167,7 @@ def test_worker_counts_events_through_sasl_ssl_scram(
     plans = []
     for shop in shops:
         plans.append(tmp_path / f"{shop}.yaml")
-        plans[-1].write_text(PLAN.format(shop=shop))
+        plans[-1].write_text(clients_plan(shop))
     applied = okrflow(env, "apply", *map(str, plans))
     assert applied.returncode == 0, applied.stderr
 

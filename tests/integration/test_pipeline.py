@@ -6,24 +6,12 @@ import json
 import signal
 from pathlib import Path
 
-from tests.factories import cloud_event
+from tests.factories import clients_plan, cloud_event
 from tests.integration.processes import metric_sum, okrflow, pipeline_env, running, scrape
 from tests.integration.streams import produce_raw
 from tests.services import free_port, wait_for
 
 N_EVENTS = 300
-# okr_shop_events_total shows only shops with a plan.
-PLAN = """\
-shop: {shop}
-timezone: Europe/Rome
-objectives:
-  - key: growth
-    title: Growth
-    owner: marketing
-    period: {{start: 2026-01-01, end: 2026-06-30}}
-    key_results:
-      - {{key: clients, metric: {{event: customer.created, aggregate: count}}, target: 100}}
-"""
 
 
 def test_events_flow_to_metrics_exactly(
@@ -49,7 +37,7 @@ def test_events_flow_to_metrics_exactly(
     plans = []
     for shop in ("salone-bella", "tiktok-studio"):
         plans.append(tmp_path / f"{shop}.yaml")
-        plans[-1].write_text(PLAN.format(shop=shop))
+        plans[-1].write_text(clients_plan(shop))
     applied = okrflow(env, "apply", *map(str, plans))
     assert applied.returncode == 0, applied.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -22,7 +23,12 @@ from okrflow.topics import TopicLayoutError, ensure_topics
 
 
 class _Worker(faust.Worker):
-    """faust's worker, logging through the handler okrflow installed (okrflow.ops.logs)."""
+    """faust's worker, logging through the handler okrflow installed (okrflow.ops.logs), with
+    no terminal spinner (its cursor escapes would land in the logs)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None
 
     def _setup_logging(self) -> None:
         pass
