@@ -339,7 +339,16 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="okrflow", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="okrflow",
+        description=(
+            "okrflow turns a shop's business events (CloudEvents on Kafka) into live OKR "
+            "progress: the worker counts them into key results in a database, exactly once; "
+            "the exporter serves progress, pace and status as Prometheus metrics. Settings "
+            "come from OKRFLOW_* variables (README, 'Configuration'); flags override them."
+        ),
+        epilog="Exit codes: README, 'Exit codes'. Every command and flag: docs/cli.md.",
+    )
     parser.add_argument(
         "--database-url",
         help="the database to use, SQLite or PostgreSQL "
