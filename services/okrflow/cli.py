@@ -95,17 +95,20 @@ def cmd_emit(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.plans.command import ask_on_terminal, run_apply, run_dry_run
+    from okrflow.retention import events_retention
 
+    retention = events_retention(settings)
     if args.dry_run:
-        return run_dry_run(settings.database_url, args.files, args.detailed_exitcode)
+        return run_dry_run(settings.database_url, args.files, args.detailed_exitcode, retention)
     ask = ask_on_terminal if sys.stdin.isatty() else None
-    return run_apply(settings.database_url, args.files, args.yes, ask)
+    return run_apply(settings.database_url, args.files, args.yes, ask, retention)
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.plans.command import run_validate
+    from okrflow.retention import events_retention
 
-    return run_validate(args.files)
+    return run_validate(args.files, events_retention(settings))
 
 
 def cmd_progress(settings: Settings, args: argparse.Namespace) -> int:

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     # and extra topic configs, e.g. {"min.insync.replicas": "2"} (JSON in the environment).
     kafka_replication_factor: int = Field(default=-1, ge=-1)
     kafka_topic_configs: dict[str, str] = Field(default_factory=dict)
+    # retention.ms of the topics okrflow creates, in days (-1: unlimited), so history stays
+    # replayable; an explicit "retention.ms" in kafka_topic_configs wins (docs/operations.md).
+    events_retention_days: int = Field(default=400, ge=-1)
 
     # Start-up: wait this long for Kafka and the database, retrying with backoff.
     startup_deadline_seconds: float = Field(default=60.0, ge=0)
@@ -146,6 +149,13 @@ class Settings(BaseSettings):
     def _replication(cls, value: int) -> int:
         if value == 0:
             raise ValueError("use -1 (the broker's default.replication.factor) or 1 and up")
+        return value
+
+    @field_validator("events_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("use -1 (unlimited) or 1 and up (days)")
         return value
 
     @property

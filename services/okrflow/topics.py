@@ -10,6 +10,7 @@ from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from okrflow.kafkaclient import admin_client, start_client
+from okrflow.retention import RETENTION_MS, retention_ms
 from okrflow.settings import Settings
 
 # Dead letters are the events topic's messages plus a few headers: a message the events topic
@@ -23,8 +24,12 @@ class TopicLayoutError(RuntimeError):
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     """Topic name -> configs to create it with: the settings' `kafka_topic_configs` for both,
-    and the DLQ's `max.message.bytes` (dead letters must fit, whatever the settings say)."""
-    common = dict(settings.kafka_topic_configs)
+    `retention.ms` from `events_retention_days` unless those configs set it (explicit wins),
+    and the DLQ's `max.message.bytes` (dead letters must fit, whatever the settings say).
+
+    The DLQ keeps its dead letters as long as the events topic keeps the events: they are
+    the part of the same history that could not be counted, to inspect and replay alike."""
+    common = {RETENTION_MS: retention_ms(settings), **settings.kafka_topic_configs}
     return {
         settings.events_topic: common,
         settings.dlq_topic: {**common, "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)},

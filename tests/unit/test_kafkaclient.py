@@ -144,8 +144,12 @@ def test_topic_layout_from_settings(tmp_path: Path) -> None:
         kafka_topic_configs={"min.insync.replicas": "2", "max.message.bytes": "1000"},
     )
     configs = topic_configs(s)
-    assert configs[s.events_topic] == {"min.insync.replicas": "2", "max.message.bytes": "1000"}
+    retention = {"retention.ms": str(400 * 24 * 3600 * 1000)}  # events_retention_days' default
+    assert configs[s.events_topic] == {
+        **retention, "min.insync.replicas": "2", "max.message.bytes": "1000"
+    }
     assert configs[s.dlq_topic] == {
+        **retention,
         "min.insync.replicas": "2",
         "max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES),
     }

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.plans.apply import ApplyResult, ShopPreview, apply_parsed, parse_files, preview_parsed
-from okrflow.plans.parse import ParsedPlan, PlanError
+from okrflow.plans.parse import ParsedPlan, PlanError, Problem
+from okrflow.plans.retention_warnings import retention_warnings
 from okrflow.plans.vocabulary import plan_warnings
 
 Parsed = list[tuple[Path, str, ParsedPlan]]
@@ -34,11 +35,13 @@ def checked_files(files: list[str], verb: str = "") -> Parsed:
         raise OperatorError(ExitCode.USAGE, f"{len(exc.problems)} problem(s){nothing}") from None
 
 
-def run_validate(files: list[str]) -> int:
-    """Check files offline: problems exit 2; warnings (built-in types only) exit 0."""
+def run_validate(files: list[str], retention: timedelta | None = None) -> int:
+    """Check files offline: problems exit 2; warnings (built-in types only; periods older
+    than the events topic's `retention`, None: unlimited) exit 0."""
     parsed = checked_files(files)
+    now = datetime.now(UTC)
     for path, _text, plan in parsed:
-        warnings = plan_warnings(plan)
+        warnings = sorted(plan_warnings(plan) + retention_warnings(plan, retention, now))
         for warning in warnings:
             print(warning, file=sys.stderr)
         objectives = plan.plan.objectives
@@ -60,13 +63,22 @@ def print_preview(previews: list[ShopPreview], verb: str, out: TextIO) -> None:
             print(f"  {change}", file=out)
 
 
-def _print_warnings(previews: list[ShopPreview]) -> None:
-    for preview in previews:
-        for warning in preview.warnings:
+def _print_warnings(
+    previews: list[ShopPreview], parsed: Parsed, retention: timedelta | None
+) -> None:
+    now = datetime.now(UTC)
+    for preview, (_path, _text, plan) in zip(previews, parsed, strict=True):
+        warnings: list[Problem] = preview.warnings + retention_warnings(plan, retention, now)
+        for warning in sorted(warnings):
             print(warning, file=sys.stderr)
 
 
-def run_dry_run(database_url: str, files: list[str], detailed_exitcode: bool) -> int:
+def run_dry_run(
+    database_url: str,
+    files: list[str],
+    detailed_exitcode: bool,
+    retention: timedelta | None = None,
+) -> int:
     from okrflow.readonly import open_if_there
 
     parsed = checked_files(files, "compared")
@@ -75,7 +87,7 @@ def run_dry_run(database_url: str, files: list[str], detailed_exitcode: bool) ->
         print(f"okrflow apply --dry-run: {missing}: comparing with an empty plan "
               "(everything is added); nothing was created", file=sys.stderr)  # fmt: skip
     previews = preview_parsed(engine, parsed)
-    _print_warnings(previews)
+    _print_warnings(previews, parsed, retention)
     print_preview(previews, "would change", sys.stdout)
     pending = any(p.changes for p in previews)
     return ExitCode.CHANGES_PENDING if pending and detailed_exitcode else ExitCode.OK
@@ -96,9 +108,15 @@ def ask_on_terminal(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def run_apply(database_url: str, files: list[str], yes: bool, ask: Ask | None) -> int:
+def run_apply(
+    database_url: str,
+    files: list[str],
+    yes: bool,
+    ask: Ask | None,
+    retention: timedelta | None = None,
+) -> int:
     """Apply: preview, confirm retirements (`ask` is None without a terminal: refused unless
-    `yes`), then write what was previewed."""
+    `yes`), then write what was previewed. Warnings include periods older than `retention`."""
     from okrflow.store.engine import make_engine
     from okrflow.store.schema import ensure_schema
 
@@ -106,7 +124,7 @@ def run_apply(database_url: str, files: list[str], yes: bool, ask: Ask | None) -
     engine = make_engine(database_url, writer=True)
     ensure_schema(engine)
     previews = preview_parsed(engine, parsed)
-    _print_warnings(previews)
+    _print_warnings(previews, parsed, retention)
     retiring = sum(len(p.retirements) for p in previews)
     shown = False
     if retiring and not yes:
