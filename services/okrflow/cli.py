@@ -117,6 +117,14 @@ def cmd_progress(settings: Settings, args: argparse.Namespace) -> int:
     return run_progress(settings.database_url, args.shop, args.at, args.format)
 
 
+def cmd_revisions(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.plans.revisions import run_list, run_show
+
+    if args.action == "list":
+        return run_list(settings.database_url, args.shop, args.format)
+    return run_show(settings.database_url, args.id, args.format, args.source_only)
+
+
 def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
@@ -416,6 +424,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="a table for people (default) or JSON for scripts",
     )  # fmt: skip
     progress.set_defaults(run=cmd_progress)
+
+    revisions = sub.add_parser(
+        "revisions", help="the plans `apply` wrote: list them, show one's changes and file"
+    )
+    revisions_actions = revisions.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="list or show"
+    )
+    revisions_list = revisions_actions.add_parser(
+        "list", help="every revision, newest first: id, shop, when (UTC), its changes"
+    )
+    revisions_list.add_argument("--shop", help="only this shop's revisions (exit 10 if none)")
+    revisions_list.add_argument(
+        "--format", choices=["table", "json"], default="table",
+        help="a table for people (default) or JSON for scripts",
+    )  # fmt: skip
+    revisions_show = revisions_actions.add_parser(
+        "show", help="one revision's changes and the plan file as it was applied"
+    )
+    revisions_show.add_argument(
+        "id", help="the revision's id (see `okrflow revisions list`; exit 10 if unknown)"
+    )
+    revisions_show.add_argument(
+        "--format", choices=["text", "json"], default="text",
+        help="text for people (default) or JSON for scripts",
+    )  # fmt: skip
+    revisions_show.add_argument(
+        "--source-only", action="store_true",
+        help="print only the plan file, byte for byte (`> okrs.yaml` restores it)",
+    )  # fmt: skip
+    revisions.set_defaults(run=cmd_revisions)
 
     validate = sub.add_parser(
         "validate", help="check plan files offline, with no database (exit 0 good, 2 problems)"
