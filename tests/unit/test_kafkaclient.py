@@ -146,7 +146,9 @@ def test_topic_layout_from_settings(tmp_path: Path) -> None:
     configs = topic_configs(s)
     retention = {"retention.ms": str(400 * 24 * 3600 * 1000)}  # events_retention_days' default
     assert configs[s.events_topic] == {
-        **retention, "min.insync.replicas": "2", "max.message.bytes": "1000"
+        **retention,
+        "min.insync.replicas": "2",
+        "max.message.bytes": "1000",
     }
     assert configs[s.dlq_topic] == {
         **retention,
