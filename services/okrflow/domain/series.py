@@ -17,11 +17,16 @@ class SeriesDelta:
 
     aggregate: str
     events: int = 0
-    days: dict[date, list[float]] = field(default_factory=dict)  # day -> [events, total]
-    distinct: dict[str, date] = field(default_factory=dict)  # value -> first local day seen
+    # day -> [events, total]; count_distinct keeps its new values here at write time instead.
+    days: dict[date, list[float]] = field(default_factory=dict)
+    distinct: dict[str, date] = field(default_factory=dict)  # value -> earliest local day
     level: float | None = None
     level_at: datetime | None = None
     last_event_at: datetime | None = None
+    # Per local day, for `progress --as-of` and `history`: latest / max / min's level of the
+    # day and when it was reached, and every aggregate's newest event time of the day.
+    day_levels: dict[date, tuple[float, datetime]] = field(default_factory=dict)
+    day_last_event_at: dict[date, datetime] = field(default_factory=dict)
 
     def add(self, at: datetime, day: date, value: float | str) -> None:
         """Count one event of time `at` (local day `day`) with its aggregated `value`: a
@@ -29,16 +34,27 @@ class SeriesDelta:
         self.events += 1
         if self.last_event_at is None or at > self.last_event_at:
             self.last_event_at = at
+        day_last = self.day_last_event_at.get(day)
+        if day_last is None or at > day_last:
+            self.day_last_event_at[day] = at
         if self.aggregate in ("count", "sum"):
             bucket = self.days.setdefault(day, [0, 0.0])
             bucket[0] += 1
             bucket[1] += 1 if self.aggregate == "count" else float(value)
         elif self.aggregate == "count_distinct":
-            self.distinct.setdefault(str(value), day)
+            # A value belongs to the earliest local day of any event carrying it.
+            seen = self.distinct.get(str(value))
+            if seen is None or day < seen:
+                self.distinct[str(value)] = day
         else:
+            number = float(value)
             self.level, self.level_at = merge_level(
-                self.aggregate, self.level, self.level_at, float(value), at
+                self.aggregate, self.level, self.level_at, number, at
             )
+            bucket = self.days.setdefault(day, [0, 0.0])
+            bucket[0] += 1
+            level, level_at = self.day_levels.get(day, (None, None))
+            self.day_levels[day] = merge_level(self.aggregate, level, level_at, number, at)
 
 
 def merge_level(

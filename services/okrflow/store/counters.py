@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    case,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
+from okrflow.domain.history import DayRow, SeriesRows, StoredSeries, current_state
 from okrflow.domain.progress import SeriesState
 from okrflow.domain.series import SeriesDelta, SeriesKey, merge_level
 from okrflow.store.dialect import insert_new_rows, upsert
@@ -22,42 +34,138 @@ def write_series_deltas(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) 
     """Add one batch's deltas to the stored series. Call inside the batch transaction."""
     if not deltas:
         return
-    day_totals: dict[tuple[int, str, date], list[float]] = {}
+    buckets: dict[tuple[int, str, date], _Bucket] = {}
     for (kr_id, part), delta in deltas.items():
         for day, (events, total) in delta.days.items():
-            day_totals[kr_id, part, day] = [events, total]
-    distinct_rows = [
-        {"key_result_id": kr_id, "part": part, "value": value}
-        for (kr_id, part), delta in deltas.items()
-        for value in delta.distinct
-    ]
-    for kr_id, part, value in insert_new_rows(
-        conn, kr_distinct_values, distinct_rows, ["key_result_id", "part", "value"]
-    ):
-        bucket = day_totals.setdefault((kr_id, part, deltas[kr_id, part].distinct[value]), [0, 0.0])
-        bucket[0] += 1
-        bucket[1] += 1
-    if day_totals:
-        stmt = upsert(conn, kr_day_totals)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[
-                kr_day_totals.c.key_result_id,
-                kr_day_totals.c.part,
-                kr_day_totals.c.day,
-            ],
-            set_={
-                "events": kr_day_totals.c.events + stmt.excluded.events,
-                "total": kr_day_totals.c.total + stmt.excluded.total,
-            },
-        )
-        conn.execute(
-            stmt,
-            [
-                {"key_result_id": k, "part": p, "day": d, "events": int(v[0]), "total": v[1]}
-                for (k, p, d), v in sorted(day_totals.items())
-            ],
-        )
+            bucket = buckets.setdefault((kr_id, part, day), _Bucket(delta.aggregate))
+            bucket.events, bucket.total = int(events), total
+        for day, (level, level_at) in delta.day_levels.items():
+            bucket = buckets.setdefault((kr_id, part, day), _Bucket(delta.aggregate))
+            bucket.level, bucket.level_at = level, as_utc(level_at)
+        for day, at in delta.day_last_event_at.items():
+            buckets.setdefault((kr_id, part, day), _Bucket(delta.aggregate)).last_event_at = as_utc(
+                at
+            )
+    _count_distinct_values(conn, deltas, buckets)
+    _upsert_days(conn, buckets)
     _merge_series(conn, deltas)
+
+
+class _Bucket:
+    """What a batch adds to one day of one series."""
+
+    __slots__ = ("aggregate", "events", "last_event_at", "level", "level_at", "total")
+
+    def __init__(self, aggregate: str) -> None:
+        self.aggregate = aggregate
+        self.events, self.total = 0, 0.0
+        self.level: float | None = None
+        self.level_at: datetime | None = None
+        self.last_event_at: datetime | None = None
+
+
+def _count_distinct_values(
+    conn: Connection, deltas: dict[SeriesKey, SeriesDelta],
+    buckets: dict[tuple[int, str, date], _Bucket],
+) -> None:  # fmt: skip
+    """A value counts on the earliest local day of any event carrying it: a new value adds
+    one to its day; a known value whose stored day is later moves there (one unit from the
+    old day's bucket to the new one). Values stored without a day never move."""
+    rows = [
+        {"key_result_id": kr_id, "part": part, "value": value, "first_day": day}
+        for (kr_id, part), delta in deltas.items()
+        for value, day in delta.distinct.items()
+    ]
+    if not rows:
+        return
+    inserted = insert_new_rows(conn, kr_distinct_values, rows, ["key_result_id", "part", "value"])
+    new = set(inserted)
+    for kr_id, part, value in inserted:
+        delta = deltas[kr_id, part]
+        _add_values(buckets, (kr_id, part, delta.distinct[value]), delta.aggregate, 1)
+    # Known values, grouped by series and batch day: only the ones stored on a later day move.
+    known: dict[tuple[int, str, date], list[str]] = {}
+    for (kr_id, part), delta in deltas.items():
+        for value, day in delta.distinct.items():
+            if (kr_id, part, value) not in new:
+                known.setdefault((kr_id, part, day), []).append(value)
+    moves = []
+    for (kr_id, part, day), values in sorted(known.items()):
+        for chunk in range(0, len(values), _IN_CHUNK):
+            query = select(kr_distinct_values.c.value, kr_distinct_values.c.first_day).where(
+                kr_distinct_values.c.key_result_id == kr_id,
+                kr_distinct_values.c.part == part,
+                kr_distinct_values.c.value.in_(values[chunk : chunk + _IN_CHUNK]),
+                kr_distinct_values.c.first_day > day,
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            for value, old_day in conn.execute(query):
+                aggregate = deltas[kr_id, part].aggregate
+                _add_values(buckets, (kr_id, part, old_day), aggregate, -1)
+                _add_values(buckets, (kr_id, part, day), aggregate, 1)
+                moves.append({"b_id": kr_id, "b_part": part, "b_value": value, "b_day": day})
+    if moves:
+        conn.execute(
+            update(kr_distinct_values)
+            .where(kr_distinct_values.c.key_result_id == bindparam("b_id"),
+                   kr_distinct_values.c.part == bindparam("b_part"),
+                   kr_distinct_values.c.value == bindparam("b_value"))
+            .values(first_day=bindparam("b_day")),
+            moves,
+        )  # fmt: skip
+
+
+_IN_CHUNK = 500  # values per IN list: far below SQLite's bound-parameter limit
+
+
+def _add_values(
+    buckets: dict[tuple[int, str, date], _Bucket], key: tuple[int, str, date], aggregate: str,
+    n: int,
+) -> None:  # fmt: skip
+    bucket = buckets.setdefault(key, _Bucket(aggregate))
+    bucket.events += n
+    bucket.total += n
+
+
+def _upsert_days(conn: Connection, buckets: dict[tuple[int, str, date], _Bucket]) -> None:
+    """One upsert per kind of level merge: events and totals add up, the day's level merges
+    as `merge_level` does (latest: the newest time, a tie to the later arrival; max / min:
+    the extreme), the newest event time wins."""
+    by_kind: dict[str, list[dict[str, object]]] = {}
+    for (kr_id, part, day), b in sorted(buckets.items()):
+        kind = b.aggregate if b.aggregate in _LEVEL_WINS else "additive"
+        by_kind.setdefault(kind, []).append({
+            "key_result_id": kr_id, "part": part, "day": day, "events": b.events,
+            "total": b.total, "level": b.level, "level_at": b.level_at,
+            "last_event_at": b.last_event_at,
+        })  # fmt: skip
+    t = kr_day_totals
+    for kind, rows in by_kind.items():
+        stmt = upsert(conn, t)
+        new = stmt.excluded
+        later = or_(t.c.last_event_at.is_(None), new.last_event_at > t.c.last_event_at)
+        set_: dict[str, object] = {
+            "events": t.c.events + new.events,
+            "total": t.c.total + new.total,
+            "last_event_at": case((later, new.last_event_at), else_=t.c.last_event_at),
+        }
+        if kind != "additive":
+            wins = or_(t.c.level.is_(None), t.c.level_at.is_(None), _LEVEL_WINS[kind](t, new))
+            set_["level"] = case((wins, new.level), else_=t.c.level)
+            set_["level_at"] = case((wins, new.level_at), else_=t.c.level_at)
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=[t.c.key_result_id, t.c.part, t.c.day],
+                                       set_=set_),
+            rows,
+        )  # fmt: skip
+
+
+_LEVEL_WINS: dict[str, Callable[[Table, Any], ColumnElement[bool]]] = {
+    "latest": lambda t, new: new.level_at >= t.c.level_at,  # a tie: the later arrival
+    "max": lambda t, new: new.level > t.c.level,
+    "min": lambda t, new: new.level < t.c.level,
+}
 
 
 def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) -> None:
@@ -97,23 +205,25 @@ def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) -> Non
 # Built once: building a statement per call leaves reference cycles for the collector.
 _DAY_TOTALS_IN_FORCE = (
     select(kr_day_totals.c.key_result_id, kr_day_totals.c.part, kr_day_totals.c.day,
-           kr_day_totals.c.events, kr_day_totals.c.total)
+           kr_day_totals.c.events, kr_day_totals.c.total, kr_day_totals.c.level,
+           kr_day_totals.c.level_at, kr_day_totals.c.last_event_at)
     .join(key_results, key_results.c.id == kr_day_totals.c.key_result_id)
     .where(key_results.c.retired_at.is_(None))
+    .order_by(kr_day_totals.c.key_result_id, kr_day_totals.c.part, kr_day_totals.c.day)
 )  # fmt: skip
 _SERIES_IN_FORCE = (
     select(kr_series.c.key_result_id, kr_series.c.part, kr_series.c.events, kr_series.c.level,
-           kr_series.c.last_event_at)
+           kr_series.c.level_at, kr_series.c.last_event_at)
     .join(key_results, key_results.c.id == kr_series.c.key_result_id)
     .where(key_results.c.retired_at.is_(None))
 )  # fmt: skip
 
 
-def read_series_states(
+def read_series_rows(
     conn: Connection, key_result_ids: Iterable[int], checkpoint: Callable[[], None] = lambda: None
-) -> dict[int, dict[str, SeriesState]]:
-    """What has been counted for each key result, by series part. `checkpoint` is called
-    every 250 rows (the exporter lets scrapes go first there).
+) -> dict[SeriesKey, SeriesRows]:
+    """Every stored day (ascending) and the summary of each series of the key results asked
+    for. `checkpoint` is called every 250 rows (the exporter lets scrapes go first there).
 
     Reads the series of every key result in force (joined, not thousands of bound ids) and
     keeps the ones asked for; rows are read as plain tuples (the exporter reads them all at
@@ -122,26 +232,39 @@ def read_series_states(
     wanted = set(key_result_ids)
     if not wanted:
         return {}
-    day_rows = conn.execute(_DAY_TOTALS_IN_FORCE)
-    days: dict[tuple[int, str], list[tuple[date, int, float]]] = {}
-    for n, (kr_id, part, day, events, total) in enumerate(day_rows):
+    days: dict[SeriesKey, list[DayRow]] = {}
+    for n, (kr_id, part, day, events, total, level, level_at, last) in enumerate(
+        conn.execute(_DAY_TOTALS_IN_FORCE)
+    ):
         if n % 250 == 0:
             checkpoint()
         if kr_id in wanted:
-            days.setdefault((kr_id, part), []).append((day, int(events), float(total)))
-    series_rows = conn.execute(_SERIES_IN_FORCE)
-    states: dict[int, dict[str, SeriesState]] = {}
-    for n, (kr_id, part, events, level, last_event_at) in enumerate(series_rows):
+            days.setdefault((kr_id, part), []).append(DayRow(
+                day, int(events), float(total), level, level_at and as_utc(level_at),
+                last and as_utc(last),
+            ))  # fmt: skip
+    stored: dict[SeriesKey, StoredSeries] = {}
+    for n, (kr_id, part, events, level, level_at, last) in enumerate(
+        conn.execute(_SERIES_IN_FORCE)
+    ):
         if n % 250 == 0:
             checkpoint()
-        if kr_id not in wanted:
-            continue
-        buckets = days.get((kr_id, part), [])
-        states.setdefault(kr_id, {})[part] = SeriesState(
-            events=int(events),
-            total=sum(t for _, _, t in buckets),
-            level=level,
-            day_counts={d: e for d, e, _ in buckets},
-            last_event_at=as_utc(last_event_at) if last_event_at else None,
-        )
+        if kr_id in wanted:
+            stored[kr_id, part] = StoredSeries(
+                int(events), level, level_at and as_utc(level_at), last and as_utc(last)
+            )
+    return {
+        key: SeriesRows(days.get(key, ()), stored.get(key)) for key in days.keys() | stored.keys()
+    }
+
+
+def read_series_states(
+    conn: Connection, key_result_ids: Iterable[int], checkpoint: Callable[[], None] = lambda: None
+) -> dict[int, dict[str, SeriesState]]:
+    """What has been counted for each key result, by series part: the fold of its days
+    (`domain.history.current_state`). Series that have no summary row yet are left out."""
+    states: dict[int, dict[str, SeriesState]] = {}
+    for (kr_id, part), rows in read_series_rows(conn, key_result_ids, checkpoint).items():
+        if rows.stored is not None:
+            states.setdefault(kr_id, {})[part] = current_state(rows)
     return states

@@ -97,7 +97,9 @@ plan_revisions = Table(
 
 # --- key-result counters ---------------------------------------------------------------------
 
-# Per key-result series (part: value | numerator | denominator) and shop-local day.
+# Per key-result series (part: value | numerator | denominator) and shop-local day: events and
+# total (count_distinct: the values first seen that day), the day's level for latest / max /
+# min and when it was reached, the day's newest event time (NULL in rows from before 0004).
 kr_day_totals = Table(
     "kr_day_totals",
     metadata,
@@ -106,15 +108,20 @@ kr_day_totals = Table(
     Column("day", Date, primary_key=True),
     Column("events", BigInteger, nullable=False),
     Column("total", Float, nullable=False),
+    Column("level", Float, nullable=True),
+    Column("level_at", DateTime(timezone=True), nullable=True),
+    Column("last_event_at", DateTime(timezone=True), nullable=True),
 )
 
-# Values already seen by a count_distinct series.
+# Values already seen by a count_distinct series, with the earliest local day of an event
+# carrying each (NULL for values counted before 0004: they never move).
 kr_distinct_values = Table(
     "kr_distinct_values",
     metadata,
     Column("key_result_id", Integer, primary_key=True),
     Column("part", String(16), primary_key=True),
     Column("value", String(255), primary_key=True),
+    Column("first_day", Date, nullable=True),
 )
 
 # Per series: events counted, the level (latest/max/min) and when the last event happened.
