@@ -1,10 +1,12 @@
-"""`okrflow progress`: read only, from an existing database (it never creates one)."""
+"""`okrflow progress` and `okrflow history`: read only, from an existing database (they never
+create one)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from typing import Any
 
 from okrflow.exitcodes import ExitCode, OperatorError
 
@@ -22,25 +24,85 @@ def parse_at(text: str | None) -> datetime:
     return at.astimezone(UTC)
 
 
-def run_progress(database_url: str, shop: str | None, at_text: str | None, fmt: str) -> int:
+def parse_day(flag: str, text: str | None) -> date | None:
+    """A local date flag (`--as-of`, `--from`, `--to`): YYYY-MM-DD."""
+    if text is None:
+        return None
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise OperatorError(
+            ExitCode.USAGE, f"{flag} {text!r}: not a date (YYYY-MM-DD, a local day)"
+        ) from None
+
+
+def _no_such_shop(conn: Any, shop: str) -> OperatorError:
+    from okrflow.store.lookups import planned_shops
+
+    shops = planned_shops(conn)
+    known = f"shops with a plan: {', '.join(shops)}" if shops else "no shop has a plan yet"
+    return OperatorError(ExitCode.NOT_FOUND, f"no shop {shop!r} has a plan ({known})")
+
+
+def run_progress(
+    database_url: str, shop: str | None, at_text: str | None, fmt: str,
+    as_of_text: str | None = None,
+) -> int:  # fmt: skip
     from rich.console import Console
 
     from okrflow.readonly import open_for_reading
     from okrflow.reports.progress import progress_report
     from okrflow.reports.table import render_progress
-    from okrflow.store.lookups import planned_shops
 
     at = parse_at(at_text)
+    as_of = parse_day("--as-of", as_of_text)
     engine = open_for_reading(database_url)
     with engine.connect() as conn:
-        report = progress_report(conn, at, shop)
+        report = progress_report(conn, at, shop, as_of)
         if shop is not None and not report["shops"]:
-            shops = planned_shops(conn)
-            known = f"shops with a plan: {', '.join(shops)}" if shops else "no shop has a plan yet"
-            raise OperatorError(ExitCode.NOT_FOUND, f"no shop {shop!r} has a plan ({known})")
+            raise _no_such_shop(conn, shop)
     if fmt == "json":
         print(json.dumps(report, indent=2, allow_nan=False))  # strict JSON, never Infinity
     else:
         render_progress(report, Console())
     sys.stdout.flush()  # a closed pipe shows here, inside the command, not at exit
+    return ExitCode.OK
+
+
+def run_history(
+    database_url: str, shop: str, objective: str | None, key_result: str | None,
+    first_text: str | None, last_text: str | None, fmt: str,
+) -> int:  # fmt: skip
+    from rich.console import Console
+
+    from okrflow.domain.periods import local_day
+    from okrflow.plans.stored import load_active_plans
+    from okrflow.readonly import open_for_reading
+    from okrflow.reports.history import HistoryQuery, NothingSelected, history_csv, history_report
+    from okrflow.reports.table import render_history
+
+    first, last = parse_day("--from", first_text), parse_day("--to", last_text)
+    if first is not None and last is not None and first > last:
+        raise OperatorError(ExitCode.USAGE, f"--from {first} is after --to {last}")
+    query = HistoryQuery(objective, key_result, first, last)
+    engine = open_for_reading(database_url)
+    with engine.connect() as conn:
+        plans = load_active_plans(conn, shop)
+        if not plans:
+            raise _no_such_shop(conn, shop)
+        (active,) = plans
+        today = local_day(datetime.now(UTC), active.plan.timezone)
+        try:
+            report = history_report(conn, active, query, today)
+        except NothingSelected as exc:
+            raise OperatorError(ExitCode.NOT_FOUND, f"shop {shop!r}: {exc}") from None
+    if fmt == "json":
+        print(json.dumps(report, indent=2, allow_nan=False))
+    elif fmt == "csv":
+        sys.stdout.write(history_csv(report))
+    else:
+        render_history(report, Console())
+    sys.stdout.flush()
     return ExitCode.OK

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
-from okrflow.domain.progress import KeyResultProgress, plan_progress
+from okrflow.domain.history import end_of_day, plan_states_as_of
+from okrflow.domain.model import Objective
+from okrflow.domain.progress import KeyResultProgress, ObjectiveProgress, plan_progress
 from okrflow.plans.stored import load_active_plans
-from okrflow.store.counters import read_series_states
+from okrflow.store.counters import read_series_rows, read_series_states
 
 
 def _number(x: float) -> float | int | None:
@@ -25,9 +27,12 @@ def _ratio(x: float) -> float | None:
 
 
 def _key_result(kr: Any, p: KeyResultProgress) -> dict[str, Any]:
+    return {"key": p.key, "title": kr.title, **key_result_figures(p)}
+
+
+def key_result_figures(p: KeyResultProgress) -> dict[str, Any]:
+    """A key result's numbers as JSON (`progress` and `history` print the same)."""
     return {
-        "key": p.key,
-        "title": kr.title,
         "value": _number(p.value),
         "baseline": _number(p.baseline),
         "target": _number(p.target),
@@ -39,32 +44,53 @@ def _key_result(kr: Any, p: KeyResultProgress) -> dict[str, Any]:
     }
 
 
-def progress_report(conn: Connection, at: datetime, shop: str | None = None) -> dict[str, Any]:
-    """The JSON document `okrflow progress --format json` prints (shape in the README)."""
+def objective_figures(r: ObjectiveProgress) -> dict[str, Any]:
+    """An objective's numbers as JSON (`progress` and `history` print the same)."""
+    return {"progress": _ratio(r.progress), "expected": _ratio(r.expected), "status": r.status}
+
+
+def _objective(objective: Objective, r: ObjectiveProgress) -> dict[str, Any]:
+    return {
+        "key": objective.key,
+        "title": objective.title,
+        "owner": objective.owner,
+        "level": objective.level,
+        "parent": objective.parent,
+        "period": {"start": objective.period.start.isoformat(), "end": objective.period.end.isoformat()},
+        **objective_figures(r),
+        "key_results": [
+            _key_result(kr, p) for kr, p in zip(objective.key_results, r.key_results, strict=True)
+        ],
+    }  # fmt: skip
+
+
+def progress_report(
+    conn: Connection, at: datetime, shop: str | None = None, as_of: date | None = None
+) -> dict[str, Any]:
+    """The JSON document `okrflow progress --format json` prints (shape in the README).
+
+    With `as_of` (a local date), each shop's values are those counted from events up to the
+    end of that day in the shop's time zone, judged at that instant (`at` is not used), and
+    the document carries `as_of`."""
     shops = []
     for active in load_active_plans(conn, shop):
         plan = active.plan
-        states_by_id = read_series_states(conn, active.key_result_ids.values())
-        states = {
-            pair: states_by_id.get(kr_id, {}) for pair, kr_id in active.key_result_ids.items()
-        }
-        results = plan_progress(plan, states, at)
-        objectives = []
-        for objective in plan.objectives:
-            r = results[objective.key]
-            objectives.append({
-                "key": objective.key,
-                "title": objective.title,
-                "owner": objective.owner,
-                "level": objective.level,
-                "parent": objective.parent,
-                "period": {"start": objective.period.start.isoformat(), "end": objective.period.end.isoformat()},
-                "progress": _ratio(r.progress),
-                "expected": _ratio(r.expected),
-                "status": r.status,
-                "key_results": [
-                    _key_result(kr, p) for kr, p in zip(objective.key_results, r.key_results, strict=True)
-                ],
-            })  # fmt: skip
-        shops.append({"shop": plan.shop, "timezone": plan.timezone, "objectives": objectives})
+        if as_of is None:
+            states_by_id = read_series_states(conn, active.key_result_ids.values())
+            states = {
+                pair: states_by_id.get(kr_id, {}) for pair, kr_id in active.key_result_ids.items()
+            }
+            judged_at = at
+        else:
+            rows = read_series_rows(conn, active.key_result_ids.values())
+            states = plan_states_as_of(active, rows, as_of)
+            judged_at = end_of_day(as_of, plan.timezone)
+        results = plan_progress(plan, states, judged_at)
+        entry: dict[str, Any] = {"shop": plan.shop, "timezone": plan.timezone}
+        if as_of is not None:
+            entry["as_of"] = {"date": as_of.isoformat(), "instant": judged_at.isoformat()}
+        entry["objectives"] = [_objective(o, results[o.key]) for o in plan.objectives]
+        shops.append(entry)
+    if as_of is not None:
+        return {"at": None, "as_of": as_of.isoformat(), "shops": shops}
     return {"at": at.isoformat(), "shops": shops}

@@ -35,8 +35,11 @@ def render_progress(report: dict[str, Any], console: Console) -> None:
         console.print("No objectives yet: write an okrs.yaml and run `okrflow apply okrs.yaml`.")
         return
     for shop in report["shops"]:
+        when = (
+            f"as of the end of {report['as_of']}" if report.get("as_of") else f"at {report['at']}"
+        )
         table = Table(
-            title=f"{shop['shop']}  ({shop['timezone']}, at {report['at']})", title_justify="left",
+            title=f"{shop['shop']}  ({shop['timezone']}, {when})", title_justify="left",
             show_lines=False, expand=False,
         )  # fmt: skip
         for col in (
@@ -64,5 +67,41 @@ def render_progress(report: dict[str, Any], console: Console) -> None:
                     Text(f"  {kr['title']}", no_wrap=True, overflow="ellipsis"), _num(kr["value"]), _num(kr["target"]), _pct(kr["progress"]),
                     _bar(kr["progress"]), _pct(kr["expected"]),
                     Text(kr["status"], style=STATUS_STYLE.get(kr["status"], "")),
+                )  # fmt: skip
+        console.print(table)
+
+
+def render_history(report: dict[str, Any], console: Console) -> None:
+    """One table per objective: per day, the objective's line, then each key result's."""
+    objectives = report["objectives"]
+    if not any(o["days"] for o in objectives):
+        console.print(
+            f"{report['shop']}: no day to show yet (today is {report['today']} in "
+            f"{report['timezone']}; a period shows from its first day)"
+        )
+        return
+    for o in objectives:
+        if not o["days"]:
+            continue
+        table = Table(
+            title=f"{report['shop']} / {o['title']} [{o['key']}]  ({report['timezone']}, "
+            "at the end of each day)", title_justify="left",
+        )  # fmt: skip
+        for col in ("day", "objective / key result", "value", "target", "progress", "expected"):
+            table.add_column(
+                col, justify="left" if col in ("day", "objective / key result") else "right"
+            )
+        table.add_column("status")
+        krs = o["key_results"]
+        for i, day in enumerate(o["days"]):
+            table.add_row(
+                day["day"], Text(o["key"], style="bold"), "", "", _pct(day["progress"]),
+                _pct(day["expected"]), Text(day["status"], style=STATUS_STYLE.get(day["status"], "")),
+            )  # fmt: skip
+            for kr in krs:
+                k = kr["days"][i]
+                table.add_row(
+                    "", f"  {kr['key']}", _num(k["value"]), _num(k["target"]), _pct(k["progress"]),
+                    _pct(k["expected"]), Text(k["status"], style=STATUS_STYLE.get(k["status"], "")),
                 )  # fmt: skip
         console.print(table)

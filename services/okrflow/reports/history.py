@@ -1,0 +1,142 @@
+"""The daily burn-up (`okrflow history`): every objective and key result of a shop as it
+stood at the end of each local day, from the period's start to today (or its end).
+
+Day D is exactly `okrflow progress --as-of D`: the same fold of the stored days
+(`domain.history`), judged at the same instant (the local midnight after D), printed by the
+same functions. The days are folded in one pass per series, not once per day.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from okrflow.domain.history import end_of_day, plan_states_by_day
+from okrflow.domain.model import Objective
+from okrflow.domain.plans import ActivePlan
+from okrflow.domain.progress import plan_progress
+from okrflow.reports.progress import key_result_figures, objective_figures
+from okrflow.store.counters import read_series_rows
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """Which part of a shop's plan, over which local days (both inclusive, None: unbounded)."""
+
+    objective: str | None = None
+    key_result: str | None = None
+    first: date | None = None
+    last: date | None = None
+
+
+class NothingSelected(LookupError):
+    """The plan has no such objective, or no such key result (in that objective)."""
+
+
+def _selected(plan_objectives: tuple[Objective, ...], query: HistoryQuery) -> list[Objective]:
+    chosen = [o for o in plan_objectives if query.objective in (None, o.key)]
+    if query.objective is not None and not chosen:
+        keys = ", ".join(o.key for o in plan_objectives)
+        raise NothingSelected(f"no objective {query.objective!r} (objectives: {keys})")
+    if query.key_result is not None:
+        chosen = [o for o in chosen if any(kr.key == query.key_result for kr in o.key_results)]
+        if not chosen:
+            where = f" in objective {query.objective!r}" if query.objective else ""
+            raise NothingSelected(f"no key result {query.key_result!r}{where}")
+    return chosen
+
+
+def _span(objective: Objective, query: HistoryQuery, today: date) -> tuple[date, date]:
+    first = max(objective.period.start, query.first or objective.period.start)
+    last = min(objective.period.end, today, query.last or objective.period.end)
+    return first, last
+
+
+def history_report(
+    conn: Connection, active: ActivePlan, query: HistoryQuery, today: date
+) -> dict[str, Any]:
+    """The JSON document `okrflow history --format json` prints. `today` is the shop's local
+    date now: no day after it is shown. Raises NothingSelected."""
+    plan = active.plan
+    chosen = _selected(plan.objectives, query)
+    spans = {o.key: _span(o, query, today) for o in chosen}
+    lo = min((a for a, b in spans.values() if a <= b), default=None)
+    hi = max((b for a, b in spans.values() if a <= b), default=None)
+    days = [] if lo is None or hi is None else _days(lo, hi)
+    rows = read_series_rows(conn, active.key_result_ids.values()) if days else {}
+    judged = [
+        plan_progress(plan, states, end_of_day(day, plan.timezone))
+        for day, states in zip(days, plan_states_by_day(active, rows, days), strict=True)
+    ]
+    objectives = []
+    for o in chosen:
+        first, last = spans[o.key]
+        mine = [(d, r[o.key]) for d, r in zip(days, judged, strict=True) if first <= d <= last]
+        key_results = []
+        for i, kr in enumerate(o.key_results):
+            if query.key_result not in (None, kr.key):
+                continue
+            key_results.append({
+                "key": kr.key, "title": kr.title,
+                "days": [{"day": d.isoformat(), **key_result_figures(r.key_results[i])}
+                         for d, r in mine],
+            })  # fmt: skip
+        objectives.append({
+            "key": o.key, "title": o.title,
+            "period": {"start": o.period.start.isoformat(), "end": o.period.end.isoformat()},
+            "days": [{"day": d.isoformat(), **objective_figures(r)} for d, r in mine],
+            "key_results": key_results,
+        })  # fmt: skip
+    return {
+        "shop": plan.shop,
+        "timezone": plan.timezone,
+        "today": today.isoformat(),
+        "objectives": objectives,
+    }
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+CSV_COLUMNS = (
+    "shop", "objective", "key_result", "day", "value", "baseline", "target", "progress",
+    "expected", "status", "has_value",
+)  # fmt: skip
+
+
+def history_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per objective and day, then per key result and day (objective rows have no
+    key result, value, baseline or target)."""
+    out: list[dict[str, Any]] = []
+    for o in report["objectives"]:
+        for day in o["days"]:
+            out.append({"shop": report["shop"], "objective": o["key"], "key_result": "", **day})
+        for kr in o["key_results"]:
+            for day in kr["days"]:
+                out.append({"shop": report["shop"], "objective": o["key"],
+                            "key_result": kr["key"], **day})  # fmt: skip
+    return out
+
+
+def history_csv(report: dict[str, Any]) -> str:
+    """CSV with a header (CSV_COLUMNS); empty cells for what a row does not have."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in history_rows(report):
+        writer.writerow({k: _cell(row.get(k)) for k in CSV_COLUMNS})
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
