@@ -20,20 +20,36 @@ class SeriesDelta:
     # day -> [events, total]; count_distinct keeps its new values here at write time instead.
     days: dict[date, list[float]] = field(default_factory=dict)
     distinct: dict[str, date] = field(default_factory=dict)  # value -> earliest local day
-    level: float | None = None
-    level_at: datetime | None = None
-    last_event_at: datetime | None = None
     # Per local day, for `progress --as-of` and `history`: latest / max / min's level of the
-    # day and when it was reached, and every aggregate's newest event time of the day.
+    # day and when it was reached, and every aggregate's newest event time of the day. The
+    # batch's level and newest event time are folded from them (once, not per event).
     day_levels: dict[date, tuple[float, datetime]] = field(default_factory=dict)
     day_last_event_at: dict[date, datetime] = field(default_factory=dict)
+
+    @property
+    def level(self) -> float | None:
+        return self._level()[0]
+
+    @property
+    def level_at(self) -> datetime | None:
+        return self._level()[1]
+
+    def _level(self) -> tuple[float | None, datetime | None]:
+        level: float | None = None
+        level_at: datetime | None = None
+        for day in sorted(self.day_levels):
+            value, at = self.day_levels[day]
+            level, level_at = merge_level(self.aggregate, level, level_at, value, at)
+        return level, level_at
+
+    @property
+    def last_event_at(self) -> datetime | None:
+        return max(self.day_last_event_at.values(), default=None)
 
     def add(self, at: datetime, day: date, value: float | str) -> None:
         """Count one event of time `at` (local day `day`) with its aggregated `value`: a
         number for count/sum/latest/max/min, a canonical text for count_distinct."""
         self.events += 1
-        if self.last_event_at is None or at > self.last_event_at:
-            self.last_event_at = at
         day_last = self.day_last_event_at.get(day)
         if day_last is None or at > day_last:
             self.day_last_event_at[day] = at
@@ -47,14 +63,10 @@ class SeriesDelta:
             if seen is None or day < seen:
                 self.distinct[str(value)] = day
         else:
-            number = float(value)
-            self.level, self.level_at = merge_level(
-                self.aggregate, self.level, self.level_at, number, at
-            )
             bucket = self.days.setdefault(day, [0, 0.0])
             bucket[0] += 1
             level, level_at = self.day_levels.get(day, (None, None))
-            self.day_levels[day] = merge_level(self.aggregate, level, level_at, number, at)
+            self.day_levels[day] = merge_level(self.aggregate, level, level_at, float(value), at)
 
 
 def merge_level(
