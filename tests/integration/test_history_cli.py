@@ -302,6 +302,11 @@ def test_as_of_and_history_match_the_events(
     revenue = {r["day"]: float(r["value"]) for r in rows if r["key_result"] == "revenue"}
     assert revenue == {d["day"]: d["value"] for d in objective["key_results"][1]["days"]}
 
+    code, out, err = run(*url, "history", "--shop", SHOP, "--to", dates[0].isoformat())
+    assert (code, out.count(dates[0].isoformat())) == (0, 1), err  # the table, one day
+    code, out, err = run(*url, "progress", "--as-of", dates[1].isoformat())
+    assert code == 0 and f"as of the end of {dates[1]}" in out, err
+
     # Filters and an operator's mistakes: one line, the documented exit codes.
     code, out, err = run(*url, "history", "--shop", SHOP, "--key-result", "clients",
                          "--from", dates[1].isoformat(), "--to", dates[2].isoformat(),

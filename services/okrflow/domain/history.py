@@ -10,7 +10,7 @@ state as of the end of day D is the fold of the days up to D, for every aggregat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -123,20 +123,25 @@ class _Fold:
         )
 
 
-def current_state(series: SeriesRows) -> SeriesState:
-    """Everything counted so far (what `progress` and the exporter show): the additive fold
-    of every day, with the events, level and newest event time of the summary, which holds
-    the levels counted before per-day levels existed (upgrade, design 2.3)."""
-    fold = _Fold(None)
-    for row in series.days:
-        fold.add(row)
-    stored = series.stored
+def current_state(
+    days: Iterable[tuple[date, int, float]], stored: StoredSeries | None
+) -> SeriesState:
+    """Everything counted so far (what `progress` and the exporter show) from the days'
+    (day, events, total) and the summary: the additive fold of every day, with the events,
+    level and newest event time of the summary, which also holds the levels counted before
+    per-day levels existed (upgrade, design 2.3). The exporter calls this for every series
+    at every refresh, so it reads no more than that."""
+    total = 0.0
+    counts: dict[date, int] = {}
+    for day, events, day_total in days:
+        total += day_total
+        counts[day] = events
     return SeriesState(
-        events=stored.events if stored is not None else fold.events,
-        total=fold.total,
+        events=stored.events if stored is not None else sum(counts.values()),
+        total=total,
         level=stored.level if stored is not None else None,
-        day_counts=dict(fold.counts),
-        last_event_at=stored.last_event_at if stored is not None else fold.last_event_at,
+        day_counts=counts,
+        last_event_at=stored.last_event_at if stored is not None else None,
     )
 
 

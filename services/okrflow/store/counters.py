@@ -205,6 +205,12 @@ def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) -> Non
 # Built once: building a statement per call leaves reference cycles for the collector.
 _DAY_TOTALS_IN_FORCE = (
     select(kr_day_totals.c.key_result_id, kr_day_totals.c.part, kr_day_totals.c.day,
+           kr_day_totals.c.events, kr_day_totals.c.total)
+    .join(key_results, key_results.c.id == kr_day_totals.c.key_result_id)
+    .where(key_results.c.retired_at.is_(None))
+)  # fmt: skip
+_DAYS_IN_FORCE = (
+    select(kr_day_totals.c.key_result_id, kr_day_totals.c.part, kr_day_totals.c.day,
            kr_day_totals.c.events, kr_day_totals.c.total, kr_day_totals.c.level,
            kr_day_totals.c.level_at, kr_day_totals.c.last_event_at)
     .join(key_results, key_results.c.id == kr_day_totals.c.key_result_id)
@@ -234,7 +240,7 @@ def read_series_rows(
         return {}
     days: dict[SeriesKey, list[DayRow]] = {}
     for n, (kr_id, part, day, events, total, level, level_at, last) in enumerate(
-        conn.execute(_DAY_TOTALS_IN_FORCE)
+        conn.execute(_DAYS_IN_FORCE)
     ):
         if n % 250 == 0:
             checkpoint()
@@ -243,6 +249,15 @@ def read_series_rows(
                 day, int(events), float(total), level, level_at and as_utc(level_at),
                 last and as_utc(last),
             ))  # fmt: skip
+    stored = _read_summaries(conn, wanted, checkpoint)
+    return {
+        key: SeriesRows(days.get(key, ()), stored.get(key)) for key in days.keys() | stored.keys()
+    }
+
+
+def _read_summaries(
+    conn: Connection, wanted: set[int], checkpoint: Callable[[], None]
+) -> dict[SeriesKey, StoredSeries]:
     stored: dict[SeriesKey, StoredSeries] = {}
     for n, (kr_id, part, events, level, level_at, last) in enumerate(
         conn.execute(_SERIES_IN_FORCE)
@@ -253,18 +268,30 @@ def read_series_rows(
             stored[kr_id, part] = StoredSeries(
                 int(events), level, level_at and as_utc(level_at), last and as_utc(last)
             )
-    return {
-        key: SeriesRows(days.get(key, ()), stored.get(key)) for key in days.keys() | stored.keys()
-    }
+    return stored
 
 
 def read_series_states(
     conn: Connection, key_result_ids: Iterable[int], checkpoint: Callable[[], None] = lambda: None
 ) -> dict[int, dict[str, SeriesState]]:
-    """What has been counted for each key result, by series part: the fold of its days
-    (`domain.history.current_state`). Series that have no summary row yet are left out."""
+    """What has been counted for each key result, by series part
+    (`domain.history.current_state`); series with no summary row yet are left out.
+    `checkpoint` is called every 250 rows (the exporter lets scrapes go first there).
+
+    Reads the series of every key result in force (joined, not thousands of bound ids) and
+    keeps the ones asked for; rows are read as plain tuples, and only the columns "now"
+    needs (the exporter reads them all at every refresh).
+    """
+    wanted = set(key_result_ids)
+    if not wanted:
+        return {}
+    days: dict[SeriesKey, list[tuple[date, int, float]]] = {}
+    for n, (kr_id, part, day, events, total) in enumerate(conn.execute(_DAY_TOTALS_IN_FORCE)):
+        if n % 250 == 0:
+            checkpoint()
+        if kr_id in wanted:
+            days.setdefault((kr_id, part), []).append((day, int(events), float(total)))
     states: dict[int, dict[str, SeriesState]] = {}
-    for (kr_id, part), rows in read_series_rows(conn, key_result_ids, checkpoint).items():
-        if rows.stored is not None:
-            states.setdefault(kr_id, {})[part] = current_state(rows)
+    for (kr_id, part), stored in _read_summaries(conn, wanted, checkpoint).items():
+        states.setdefault(kr_id, {})[part] = current_state(days.get((kr_id, part), ()), stored)
     return states

@@ -158,7 +158,7 @@ def test_the_stored_summary_fills_levels_counted_before_per_day_levels(
         merged[row.day] = DayRow(row.day, row.events + (prev.events if prev else 0), 0.0)
     stored = StoredSeries(len(events), level, level_at, max(at for at, _ in events))
     rows = SeriesRows(sorted(merged.values(), key=lambda r: r.day), stored)
-    assert current_state(rows).level == level
+    assert current_state([(r.day, r.events, r.total) for r in rows.days], stored).level == level
     reached = local_day(level_at, TZ)
     assert state_as_of(aggregate, rows, reached, TZ).level == level
     assert state_as_of(aggregate, rows, reached - timedelta(days=1), TZ).level is None
@@ -166,11 +166,8 @@ def test_the_stored_summary_fills_levels_counted_before_per_day_levels(
 
 def test_the_current_state_is_the_summary_and_the_sum_of_the_days() -> None:
     t = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    rows = SeriesRows(
-        [DayRow(date(2026, 3, 1), 2, 5.0), DayRow(date(2026, 3, 2), 1, 1.5, None, None, t)],
-        StoredSeries(4, None, None, t),
-    )
-    state = current_state(rows)
+    days = [(date(2026, 3, 1), 2, 5.0), (date(2026, 3, 2), 1, 1.5)]
+    state = current_state(days, StoredSeries(4, None, None, t))
     assert (state.events, state.total, state.last_event_at) == (4, 6.5, t)
     assert dict(state.day_counts) == {date(2026, 3, 1): 2, date(2026, 3, 2): 1}
 
