@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def okrflow_env(**settings: str | int | Path) -> dict[str, str]:
+def okrflow_env(**settings: str | float | Path) -> dict[str, str]:
     """The current environment plus OKRFLOW_* settings (keys are setting names)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OKRFLOW_")}
     env.update({f"OKRFLOW_{k.upper()}": str(v) for k, v in settings.items()})
@@ -74,7 +74,7 @@ def metric_sum(samples: Mapping[str, float], name: str, **labels: str) -> float:
 
 
 def pipeline_env(
-    kafka_bootstrap: str, database_url: str, tmp_path: Path, **more: str | int | Path
+    kafka_bootstrap: str, database_url: str, tmp_path: Path, **more: str | float | Path
 ) -> dict[str, str]:
     """Settings for one isolated pipeline: its own topics, consumer group and data folder."""
     run = os.urandom(4).hex()
