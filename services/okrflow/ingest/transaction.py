@@ -50,9 +50,11 @@ class PlanCache:
     def __init__(self) -> None:
         self.loaded = LoadedPlans(-1, MatchIndex([]))
 
-    def refresh(self, conn: Connection) -> LoadedPlans:
-        """The plans in force as `conn` sees them (reloaded only when the revision moved)."""
-        revision = plans_revision(conn)
+    def refresh(self, conn: Connection, *, hold_clock: bool = False) -> LoadedPlans:
+        """The plans in force as `conn` sees them (reloaded only when the revision moved).
+        `hold_clock`: inside a batch transaction, keep the plan clock share-locked to its end,
+        so an apply cannot commit between this read and the batch's commit."""
+        revision = plans_revision(conn, share_lock=hold_clock)
         loaded = self.loaded
         if revision != loaded.revision:
             loaded = LoadedPlans(revision, MatchIndex(load_active_plans(conn)))
@@ -166,7 +168,9 @@ def _apply(
     applied = read_applied_offsets(conn, batch.topic, batch.next_offsets, lock=True)
     fresh = not_yet_applied(batch.events, applied)
     replayed = len(batch) - len(fresh) - _fresh_rejected(batch, applied)
-    loaded = plans.refresh(conn)
+    # After the applied_offsets row locks, before anything is counted (lock order: offsets,
+    # then the plan clock; apply takes only the clock).
+    loaded = plans.refresh(conn, hold_clock=True)
     index = loaded.index
     if precounted is not None and (
         len(fresh) != len(batch.events) or precounted.revision != loaded.revision

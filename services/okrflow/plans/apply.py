@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.plans.diff import Change, diff_plan
 from okrflow.plans.parse import ParsedPlan, PlanError, Problem, parse_plan, read_plan_file
 from okrflow.plans.vocabulary import plan_warnings
@@ -107,26 +108,47 @@ def apply_parsed(
     now: datetime,
     dry_run: bool = False,
     expected: Mapping[str, list[Change]] | None = None,
+    clock_timeout_seconds: float = 30,
 ) -> list[ApplyResult]:
     """Apply files already checked by `parse_files`, each shop in its own transaction.
 
     With `expected` (shop -> the changes previewed), a shop whose changes differ is not
-    written and its result is `stale`."""
+    written and its result is `stale`. Each write holds the plan clock (waiting up to
+    `clock_timeout_seconds` for batch transactions in flight, then OperatorError): no batch
+    counts across the apply with the older plan."""
     from okrflow.plans.stored import plan_write
-    from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
+    from okrflow.store.plans import (
+        PlanClockBusy,
+        advance_plan_clock,
+        load_stored_plan,
+        lock_shop,
+        take_plan_clock,
+        write_plan,
+    )
 
     results = []
     for path, text, parsed in parsed_files:
         shop = parsed.plan.shop
-        with engine.begin() as conn:
-            lock_shop(conn, shop)
-            stored = load_stored_plan(conn, shop)
-            changes = diff_plan(parsed.source, stored)
-            revision = None
-            stale = expected is not None and expected.get(shop) != changes
-            if changes and not dry_run and not stale:
-                revision = write_plan(conn, plan_write(parsed.source, stored, changes, text), now)
-            else:
-                conn.rollback()
+        try:
+            with engine.begin() as conn:
+                lock_shop(conn, shop)
+                if not dry_run:  # waits for the batch transactions in flight (plan clock)
+                    take_plan_clock(conn, clock_timeout_seconds)
+                stored = load_stored_plan(conn, shop)
+                changes = diff_plan(parsed.source, stored)
+                revision = None
+                stale = expected is not None and expected.get(shop) != changes
+                if changes and not dry_run and not stale:
+                    write = plan_write(parsed.source, stored, changes, text)
+                    revision = write_plan(conn, write, now)
+                    advance_plan_clock(conn, revision)
+                else:
+                    conn.rollback()
+        except PlanClockBusy:
+            raise OperatorError(
+                ExitCode.FAILED,
+                f"{shop}: workers are mid-batch (the plan clock stayed busy for "
+                f"{clock_timeout_seconds:g} s); nothing applied for this shop: run apply again",
+            ) from None
         results.append(ApplyResult(str(path), shop, changes, revision, stale))
     return results

@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from okrflow.store.dialect import upsert
-from okrflow.store.tables import key_results, kr_series, objectives, plan_revisions, shops
+from okrflow.store.tables import (
+    key_results,
+    kr_series,
+    objectives,
+    plan_clock,
+    plan_revisions,
+    shops,
+)
 
 
 @dataclass(frozen=True)
@@ -211,12 +219,50 @@ def _retire_key_result(conn: Connection, kr_id: int, now: datetime) -> None:
     conn.execute(update(key_results).where(key_results.c.id == kr_id).values(retired_at=now))
 
 
-_NEWEST_REVISION = select(func.coalesce(func.max(plan_revisions.c.id), 0))
+_CLOCK = select(plan_clock.c.revision).where(plan_clock.c.id == 1)
 
 
-def plans_revision(conn: Connection) -> int:
-    """Changes whenever any shop's plan changes (the newest revision id; 0 when none)."""
-    return int(conn.execute(_NEWEST_REVISION).scalar_one())
+def plans_revision(conn: Connection, *, share_lock: bool = False) -> int:
+    """Changes whenever any shop's plan changes (the plan clock: the newest revision id; 0
+    when none). With `share_lock`, a batch transaction holds the clock until it ends
+    (PostgreSQL FOR KEY SHARE: batches never block each other, an apply waits for them, and
+    a batch that starts during an apply waits for it and then reads the apply's revision).
+    SQLite needs no lock: writer transactions begin IMMEDIATE, so they are serial anyway."""
+    query = _CLOCK
+    if share_lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True, key_share=True)
+    revision = conn.execute(query).scalar_one_or_none()
+    return 0 if revision is None else int(revision)
+
+
+class PlanClockBusy(RuntimeError):
+    """Batch transactions held the plan clock longer than the apply would wait."""
+
+
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def take_plan_clock(conn: Connection, timeout_seconds: float = 30) -> None:
+    """Hold the plan clock exclusively until the transaction ends: waits (up to
+    `timeout_seconds`, then PlanClockBusy) for every batch transaction in flight. Call after
+    `lock_shop`, before reading anything the apply decides on."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: the apply's BEGIN IMMEDIATE already excludes every batch
+    conn.execute(text(f"SET LOCAL lock_timeout = {max(1, round(timeout_seconds * 1000))}"))
+    try:
+        conn.execute(_CLOCK.with_for_update())
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+            raise PlanClockBusy(
+                f"workers held the plan clock for more than {timeout_seconds:g} s"
+            ) from exc
+        raise
+    conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+
+
+def advance_plan_clock(conn: Connection, revision: int) -> None:
+    """Set the clock to the revision just written (inside the apply's transaction)."""
+    conn.execute(update(plan_clock).where(plan_clock.c.id == 1).values(revision=revision))
 
 
 def read_active_plans(conn: Connection, shop: str | None = None) -> list[ShopPlanRows]:

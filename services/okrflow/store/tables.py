@@ -10,6 +10,7 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -35,6 +36,16 @@ applied_offsets = Table(
     Column("topic", String(249), primary_key=True),
     Column("kafka_partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
+)
+
+# The plan clock: one row (id 1) holding the newest plan revision. A batch transaction reads
+# it under a shared row lock (PostgreSQL FOR KEY SHARE) before counting; `apply` takes it
+# FOR UPDATE and advances it, so no batch counts across an apply with the older plan.
+plan_clock = Table(
+    "plan_clock",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("revision", BigInteger, nullable=False),
 )
 
 # (shop, event id) already counted: absorbs producer retries within the dedupe window.
