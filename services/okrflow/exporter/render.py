@@ -69,6 +69,11 @@ FAMILIES: list[tuple[str, str, str]] = [
         "Time of the last event counted in the key result",
     ),
     (
+        "okr_key_result_backfill",
+        "gauge",
+        "1 while the key result's backfill is pending or running (its value is partial)",
+    ),
+    (
         "okr_shop_events_total",
         "counter",
         "Valid events counted per shop with a plan, by built-in or planned type (the rest: other)",
@@ -264,6 +269,10 @@ class OkrRenderer:
                             f"okr_key_result_last_event_timestamp_seconds{kl} {number(p.last_event_at.timestamp())}\n"
                         )
                     key_results.add(k_labels.rule, p.progress, kl, k_labels.status)
+                    backfilling = active.key_result_ids[o.key, kr.key] in snapshot.backfilling
+                    static["okr_key_result_backfill"].append(
+                        f"okr_key_result_backfill{kl} {1 if backfilling else 0}\n"
+                    )
         for shop, event_type, n in bounded_shop_events(snapshot.plans, snapshot.shop_events):
             static["okr_shop_events_total"].append(
                 f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, func, select
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import KeyResultState
 from okrflow.plans.stored import load_active_plans
+from okrflow.store.backfill import backfill_clock, backfilling_key_results
 from okrflow.store.counters import read_series_states
 from okrflow.store.plans import plans_revision
 from okrflow.store.tables import applied_offsets, shop_event_totals, shops
@@ -35,6 +36,7 @@ class ProgressSnapshot:
     plans: tuple[ActivePlan, ...]
     states: Mapping[int, KeyResultState]  # key-result id -> counted series
     shop_events: tuple[tuple[str, str, int], ...]  # (shop, type, events)
+    backfilling: frozenset[int] = frozenset()  # key-result ids whose backfill is not done
 
 
 @contextmanager
@@ -77,7 +79,7 @@ class SnapshotReader:
         self.checkpoint = checkpoint
         self._revision = -1
         self._plans: tuple[ActivePlan, ...] = ()
-        self._applied = -1
+        self._applied: tuple[int, tuple[int, int]] | None = None
 
     def __call__(self, taken_at: float) -> ProgressSnapshot | None:
         """A new snapshot, or None when nothing changed since the last one (no plan applied,
@@ -87,7 +89,7 @@ class SnapshotReader:
         reads again. Blocks on the database; raises SQLAlchemy errors when it is unreachable."""
         with read_snapshot(self.engine) as conn:
             revision = plans_revision(conn)
-            applied = int(conn.execute(_APPLIED_OFFSETS_SUM).scalar_one())
+            applied = (int(conn.execute(_APPLIED_OFFSETS_SUM).scalar_one()), backfill_clock(conn))
             if revision == self._revision and applied == self._applied:
                 return None
             plans = self._plans
@@ -96,11 +98,13 @@ class SnapshotReader:
             rows = conn.execute(_SHOP_EVENT_TOTALS).all()
             ids = [kr_id for plan in plans for kr_id in plan.key_result_ids.values()]
             states = read_series_states(conn, ids, self.checkpoint)
+            backfilling = backfilling_key_results(conn)
         # The transaction ended cleanly: only now is this what the exporter serves.
         self._revision, self._plans, self._applied = revision, plans, applied
-        return ProgressSnapshot(taken_at, plans, states, tuple((s, t, int(n)) for s, t, n in rows))
+        shop_events = tuple((s, t, int(n)) for s, t, n in rows)
+        return ProgressSnapshot(taken_at, plans, states, shop_events, backfilling)
 
     def forget(self) -> None:
         """The last snapshot was not served after all (rendering it failed): read the next one
         in full instead of answering None."""
-        self._applied = -1
+        self._applied = None

@@ -16,6 +16,7 @@ topic skip records whose reason is `reset`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,6 +25,7 @@ from sqlalchemy import Engine
 from okrflow.ingest.deadletters import HEADER_OFFSET, HEADER_REASON, HEADER_TOPIC
 from okrflow.kafkaclient import client_kwargs, start_client
 from okrflow.settings import Settings
+from okrflow.store.backfill import fail_unfinished_jobs
 from okrflow.store.batches import read_applied_offsets, write_applied_offsets
 
 RESET_REASON = "reset"
@@ -80,6 +82,14 @@ def reset(
     changes = [(o, o.log_start if to == "log-start" else o.log_end) for o in chosen]
     with engine.begin() as conn:
         write_applied_offsets(conn, topic, {o.partition: new for o, new in changes})
+    if changes:  # backfill cuts are positions in the log as it was: they hold no longer
+        with engine.begin() as conn:
+            fail_unfinished_jobs(
+                conn,
+                f"`okrflow offsets reset --to {to}` moved the applied offsets of {topic} "
+                "after this job's cut was recorded",
+                datetime.now(UTC),
+            )
     return changes
 
 

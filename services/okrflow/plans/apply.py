@@ -21,6 +21,8 @@ from okrflow.plans.vocabulary import plan_warnings
 if TYPE_CHECKING:  # the database stack loads only once the files are good (fast refusals)
     from sqlalchemy import Engine
 
+    from okrflow.store.plans import StoredPlan
+
 
 @dataclass(frozen=True)
 class ApplyResult:
@@ -29,6 +31,9 @@ class ApplyResult:
     changes: list[Change]
     revision_id: int | None  # None: nothing written (no change, a dry run, or stale)
     stale: bool = False  # the changes differ from those previewed: nothing written
+    # New or re-metered key results whose period had begun: `okrflow backfill` counts their
+    # events from before this apply (one job, its cut recorded with the activation).
+    to_backfill: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,14 +114,20 @@ def apply_parsed(
     dry_run: bool = False,
     expected: Mapping[str, list[Change]] | None = None,
     clock_timeout_seconds: float = 30,
+    events_topic: str | None = None,
 ) -> list[ApplyResult]:
     """Apply files already checked by `parse_files`, each shop in its own transaction.
 
     With `expected` (shop -> the changes previewed), a shop whose changes differ is not
     written and its result is `stale`. Each write holds the plan clock (waiting up to
     `clock_timeout_seconds` for batch transactions in flight, then OperatorError): no batch
-    counts across the apply with the older plan."""
+    counts across the apply with the older plan. New or re-metered key results whose period
+    has begun get a backfill job whose cut is the database's applied offsets of
+    `events_topic` (default: the settings'), in the same transaction (none while nothing of
+    the topic was applied: the live worker counts all of it)."""
     from okrflow.plans.stored import plan_write
+    from okrflow.settings import load_settings
+    from okrflow.store.backfill import create_backfill_job
     from okrflow.store.plans import (
         PlanClockBusy,
         advance_plan_clock,
@@ -136,11 +147,16 @@ def apply_parsed(
                     take_plan_clock(conn, clock_timeout_seconds)
                 stored = load_stored_plan(conn, shop)
                 changes = diff_plan(parsed.source, stored)
-                revision = None
+                revision, to_backfill = None, 0
                 stale = expected is not None and expected.get(shop) != changes
                 if changes and not dry_run and not stale:
                     write = plan_write(parsed.source, stored, changes, text)
                     revision = write_plan(conn, write, now)
+                    begun = _begun_key_results(parsed, stored, load_stored_plan(conn, shop), now)
+                    if begun:
+                        topic = events_topic or load_settings().events_topic
+                        if create_backfill_job(conn, shop, revision, begun, topic, now):
+                            to_backfill = len(begun)
                     advance_plan_clock(conn, revision)
                 else:
                     conn.rollback()
@@ -150,5 +166,27 @@ def apply_parsed(
                 f"{shop}: workers are mid-batch (the plan clock stayed busy for "
                 f"{clock_timeout_seconds:g} s); nothing applied for this shop: run apply again",
             ) from None
-        results.append(ApplyResult(str(path), shop, changes, revision, stale))
+        results.append(ApplyResult(str(path), shop, changes, revision, stale, to_backfill))
     return results
+
+
+def _begun_key_results(
+    parsed: ParsedPlan, before: StoredPlan, after: StoredPlan, now: datetime
+) -> list[int]:
+    """The key result rows the apply just inserted (new, or re-metered) whose objective's
+    period began before `now` (its first local midnight): events before the apply count for
+    them only through a backfill. A period starting later needs none: every event from its
+    start on arrives after the apply."""
+    from okrflow.domain.periods import local_midnight
+
+    old_ids = {kr.id for kr in before.key_results.values()}
+    started = {
+        o.key
+        for o in parsed.plan.objectives
+        if local_midnight(o.period.start, parsed.plan.timezone) < now
+    }
+    return sorted(
+        kr.id
+        for (objective, _key), kr in after.key_results.items()
+        if kr.id not in old_ids and objective in started
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from okrflow.domain.history import end_of_day, plan_states_as_of
 from okrflow.domain.model import Objective
 from okrflow.domain.progress import KeyResultProgress, ObjectiveProgress, plan_progress
 from okrflow.plans.stored import load_active_plans
+from okrflow.store.backfill import read_backfill_states
 from okrflow.store.counters import read_series_rows, read_series_states
 
 
@@ -26,8 +28,13 @@ def _ratio(x: float) -> float | None:
     return round(x, 6) if math.isfinite(x) else None
 
 
-def _key_result(kr: Any, p: KeyResultProgress) -> dict[str, Any]:
-    return {"key": p.key, "title": kr.title, **key_result_figures(p)}
+def _key_result(
+    kr: Any, p: KeyResultProgress, backfill: Mapping[str, str] | None
+) -> dict[str, Any]:
+    entry = {"key": p.key, "title": kr.title, **key_result_figures(p)}
+    if backfill is not None:  # null (none), "pending", "running" (partial values) or "done"
+        entry["backfill"] = backfill.get(p.key)
+    return entry
 
 
 def key_result_figures(p: KeyResultProgress) -> dict[str, Any]:
@@ -49,7 +56,9 @@ def objective_figures(r: ObjectiveProgress) -> dict[str, Any]:
     return {"progress": _ratio(r.progress), "expected": _ratio(r.expected), "status": r.status}
 
 
-def _objective(objective: Objective, r: ObjectiveProgress) -> dict[str, Any]:
+def _objective(
+    objective: Objective, r: ObjectiveProgress, backfill: Mapping[str, str] | None
+) -> dict[str, Any]:
     return {
         "key": objective.key,
         "title": objective.title,
@@ -59,7 +68,8 @@ def _objective(objective: Objective, r: ObjectiveProgress) -> dict[str, Any]:
         "period": {"start": objective.period.start.isoformat(), "end": objective.period.end.isoformat()},
         **objective_figures(r),
         "key_results": [
-            _key_result(kr, p) for kr, p in zip(objective.key_results, r.key_results, strict=True)
+            _key_result(kr, p, backfill)
+            for kr, p in zip(objective.key_results, r.key_results, strict=True)
         ],
     }  # fmt: skip
 
@@ -89,7 +99,19 @@ def progress_report(
         entry: dict[str, Any] = {"shop": plan.shop, "timezone": plan.timezone}
         if as_of is not None:
             entry["as_of"] = {"date": as_of.isoformat(), "instant": judged_at.isoformat()}
-        entry["objectives"] = [_objective(o, results[o.key]) for o in plan.objectives]
+        # The backfill state is today's: shown with today's values, not with a past day's
+        # (history shows none either).
+        backfill: dict[str, dict[str, str]] | None = None
+        if as_of is None:
+            by_id = read_backfill_states(conn, active.key_result_ids.values())
+            backfill = {o.key: {} for o in plan.objectives}
+            for (objective_key, kr_key), kr_id in active.key_result_ids.items():
+                if kr_id in by_id:
+                    backfill[objective_key][kr_key] = by_id[kr_id]
+        entry["objectives"] = [
+            _objective(o, results[o.key], None if backfill is None else backfill[o.key])
+            for o in plan.objectives
+        ]
         shops.append(entry)
     if as_of is not None:
         return {"at": None, "as_of": as_of.isoformat(), "shops": shops}

@@ -66,9 +66,18 @@ def render_progress(report: dict[str, Any], console: Console) -> None:
                 table.add_row(
                     Text(f"  {kr['title']}", no_wrap=True, overflow="ellipsis"), _num(kr["value"]), _num(kr["target"]), _pct(kr["progress"]),
                     _bar(kr["progress"]), _pct(kr["expected"]),
-                    Text(kr["status"], style=STATUS_STYLE.get(kr["status"], "")),
+                    _kr_status(kr),
                 )  # fmt: skip
         console.print(table)
+
+
+def _kr_status(kr: dict[str, Any]) -> Text:
+    """The status, marked while a backfill has not counted the events from before the apply
+    (the value is partial)."""
+    status = Text(kr["status"], style=STATUS_STYLE.get(kr["status"], ""))
+    if kr.get("backfill") in ("pending", "running"):
+        status.append(" backfilling", style="italic yellow")
+    return status
 
 
 def render_history(report: dict[str, Any], console: Console) -> None:

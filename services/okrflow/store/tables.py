@@ -93,6 +93,39 @@ key_results = Table(
     Column("definition", Text, nullable=False),
     Column("counting", Text, nullable=False),  # what decides which events count: metric, time zone
     Column("retired_at", DateTime(timezone=True), nullable=True),
+    # The backfill job that counts this key result's events from before its activation.
+    Column("backfill_job_id", Integer, nullable=True, index=True),
+)
+
+# A backfill: one per (apply, shop) that activated key results whose period had begun. State
+# pending -> running -> done (or cancelled, failed); owner and lease_until fence runners.
+backfill_jobs = Table(
+    "backfill_jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("shop", String(63), nullable=False, index=True),
+    Column("revision_id", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("owner", String(255), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("skipped_events", BigInteger, nullable=False),
+    Column("lost_messages", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),
+)
+
+# Per job and partition: the cut (the live worker counts from it on) and the scan's progress
+# (next_offset NULL: not started, the log's start).
+backfill_partitions = Table(
+    "backfill_partitions",
+    metadata,
+    Column("job_id", Integer, primary_key=True),
+    Column("kafka_partition", Integer, primary_key=True),
+    Column("cut_offset", BigInteger, nullable=False),
+    Column("next_offset", BigInteger, nullable=True),
+    Column("freeze_offset", BigInteger, nullable=True),
 )
 
 # Every apply that changed something, for audit: when, what changed, and the file.
