@@ -101,7 +101,9 @@ def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
     if args.dry_run:
         return run_dry_run(settings.database_url, args.files, args.detailed_exitcode, retention)
     ask = ask_on_terminal if sys.stdin.isatty() else None
-    return run_apply(settings.database_url, args.files, args.yes, ask, retention)
+    return run_apply(
+        settings.database_url, args.files, args.yes, ask, retention, settings.events_topic
+    )
 
 
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:

@@ -114,9 +114,11 @@ def run_apply(
     yes: bool,
     ask: Ask | None,
     retention: timedelta | None = None,
+    events_topic: str | None = None,
 ) -> int:
     """Apply: preview, confirm retirements (`ask` is None without a terminal: refused unless
-    `yes`), then write what was previewed. Warnings include periods older than `retention`."""
+    `yes`), then write what was previewed. Warnings include periods older than `retention`;
+    backfill cuts are taken on `events_topic`."""
     from okrflow.store.engine import make_engine
     from okrflow.store.schema import ensure_schema
 
@@ -140,8 +142,9 @@ def run_apply(
         if not ask(f"Retire {retiring} objective(s)/key result(s) listed above?"):
             raise OperatorError(ExitCode.USAGE, "not confirmed; nothing was applied")
     results = apply_parsed(
-        engine, parsed, datetime.now(UTC), expected={p.shop: p.changes for p in previews}
-    )
+        engine, parsed, datetime.now(UTC), expected={p.shop: p.changes for p in previews},
+        events_topic=events_topic,
+    )  # fmt: skip
     _print_results(results, shown)
     stale = [r.shop for r in results if r.stale]
     if stale:
@@ -165,3 +168,7 @@ def _print_results(results: list[ApplyResult], changes_shown: bool) -> None:
         if not changes_shown:
             for change in result.changes:
                 print(f"  {change}")
+        if result.to_backfill:
+            print(f"  {result.to_backfill} key result(s) start mid-period: they count events "
+                  "from now on; the events before this apply are pending a backfill "
+                  "(`okrflow progress` marks them)")  # fmt: skip
