@@ -129,10 +129,11 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
             live = [json.dumps(e) for e in demo_shops.live(rng, datetime.now(UTC), tick)]
             if live:
                 asyncio.run(emit_lines(settings, live))
-            if _counted(engine) == 0:
+            counted = _counted(engine)
+            if counted == 0:
                 print("  waiting for the worker to count the first events...", flush=True)
             else:
-                print(status_line(engine), flush=True)
+                print(status_line(engine, counted), flush=True)
             time.sleep(TICK_SECONDS)
     except KeyboardInterrupt:
         pass
@@ -164,12 +165,12 @@ def _counted(engine: Engine) -> int:
         return count_shop_events(conn, demo_shops.SHOPS)
 
 
-def status_line(engine: Engine) -> str:
-    """One line from the database: events counted, and each objective's progress against its
+def status_line(engine: Engine, counted: int) -> str:
+    """One line from the database: `counted` events, and each objective's progress against its
     expected pace, with its status."""
     with engine.connect() as conn:
         report = progress_report(conn, datetime.now(UTC))
-    parts = [f"{datetime.now().strftime('%H:%M:%S')} counted {_counted(engine):,}"]
+    parts = [f"{datetime.now().strftime('%H:%M:%S')} counted {counted:,}"]
     for shop in report["shops"]:
         if shop["shop"] not in demo_shops.SHOPS:
             continue

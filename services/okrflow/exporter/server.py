@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -16,7 +15,7 @@ from okrflow.exporter.collector import OkrCollector, ScrapeGate, refresh_forever
 from okrflow.exporter.snapshot import SnapshotReader
 from okrflow.gctuning import collect_less_often
 from okrflow.ops.buildinfo import process_registry
-from okrflow.ops.http import OpsServer, Reply
+from okrflow.ops.http import OpsServer, Reply, json_reply
 from okrflow.ops.startup import wait_for_database
 from okrflow.settings import Settings
 from okrflow.store.engine import DatabaseMissing, open_existing
@@ -44,19 +43,15 @@ class ExporterEndpoints:
         return Reply(200, chunks, CONTENT_TYPE_LATEST)
 
     def healthz(self) -> Reply:
-        return _json(200, {"status": "ok"})
+        return json_reply(200, {"status": "ok"})
 
     def readyz(self) -> Reply:
         """Ready when a snapshot is served and the database matched it recently."""
         age = time.time() - self._collector.verified_at
         if self._collector.renderer is not None and age <= self._stale_after:
-            return _json(200, {"status": "ready", "snapshot_age_seconds": round(age, 3)})
+            return json_reply(200, {"status": "ready", "snapshot_age_seconds": round(age, 3)})
         problem = self._collector.last_error or "no snapshot taken yet"
-        return _json(503, {"status": "not ready", "problems": {"database": problem}})
-
-
-def _json(status: int, body: dict[str, object]) -> Reply:
-    return Reply(status, [json.dumps(body).encode() + b"\n"], "application/json")
+        return json_reply(503, {"status": "not ready", "problems": {"database": problem}})
 
 
 def run_exporter(settings: Settings) -> int:

@@ -3,14 +3,13 @@ the group has given this worker its assignment."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from mode.types.signals import BaseSignalT
 from sqlalchemy import Engine
 
-from okrflow.ops.http import Reply
+from okrflow.ops.http import Reply, json_reply
 from okrflow.ops.probes import KafkaProbe, database_answers
 from okrflow.settings import Settings
 
@@ -41,8 +40,8 @@ class WorkerHealth:
     def healthz(self) -> Reply:
         fatal = self.stopping_because()
         if fatal is not None:
-            return _json(503, {"status": "stopping", "reason": fatal})
-        return _json(200, {"status": "ok"})
+            return json_reply(503, {"status": "stopping", "reason": fatal})
+        return json_reply(200, {"status": "ok"})
 
     def readyz(self) -> Reply:
         problems = {}
@@ -58,9 +57,5 @@ class WorkerHealth:
         if self.assignment is None:
             problems["consumer"] = "not assigned yet (joining the consumer group)"
         if problems:
-            return _json(503, {"status": "not ready", "problems": problems})
-        return _json(200, {"status": "ready", "partitions": sorted(self.assignment or ())})
-
-
-def _json(status: int, body: dict[str, object]) -> Reply:
-    return Reply(status, [json.dumps(body).encode() + b"\n"], "application/json")
+            return json_reply(503, {"status": "not ready", "problems": problems})
+        return json_reply(200, {"status": "ready", "partitions": sorted(self.assignment or ())})

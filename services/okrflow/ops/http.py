@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import json
 import logging
 import socket
 import threading
@@ -35,6 +36,11 @@ class Reply:
 
 def text(status: int, line: str) -> Reply:
     return Reply(status, [line.encode() + b"\n"])
+
+
+def json_reply(status: int, body: dict[str, object]) -> Reply:
+    """A JSON object as the answer (the probes' bodies)."""
+    return Reply(status, [json.dumps(body).encode() + b"\n"], "application/json")
 
 
 Route = Callable[[], Reply]
