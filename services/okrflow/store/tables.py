@@ -95,6 +95,13 @@ key_results = Table(
     Column("retired_at", DateTime(timezone=True), nullable=True),
     # The backfill job that counts this key result's events from before its activation.
     Column("backfill_job_id", Integer, nullable=True, index=True),
+    # A baseline measured from data (`baseline: {from: history | previous_period}`): the
+    # value, `waiting` until the backfill is done and the window over, then `measured`.
+    Column("measured_baseline", Float, nullable=True),
+    Column("baseline_state", String(8), nullable=True),
+    Column("baseline_measured_at", DateTime(timezone=True), nullable=True),
+    # 'kr' for a key result, 'kpi' for a KPI (its objective_key is '').
+    Column("kind", String(8), nullable=False, server_default="kr"),
 )
 
 # A backfill: one per (apply, shop) that activated key results whose period had begun. State
@@ -126,6 +133,15 @@ backfill_partitions = Table(
     Column("cut_offset", BigInteger, nullable=False),
     Column("next_offset", BigInteger, nullable=True),
     Column("freeze_offset", BigInteger, nullable=True),
+)
+
+# The event ids a backfill job has counted inside its scanned range; deleted when it is done.
+backfill_seen = Table(
+    "backfill_seen",
+    metadata,
+    Column("job_id", Integer, primary_key=True),
+    Column("shop", String(63), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
 )
 
 # Every apply that changed something, for audit: when, what changed, and the file.
@@ -166,6 +182,17 @@ kr_distinct_values = Table(
     Column("part", String(16), primary_key=True),
     Column("value", String(255), primary_key=True),
     Column("first_day", Date, nullable=True),
+)
+
+# Per KPI series, every local day a count_distinct value was seen (a rolling window needs
+# them all, not only the first).
+kpi_distinct_days = Table(
+    "kpi_distinct_days",
+    metadata,
+    Column("key_result_id", Integer, primary_key=True),
+    Column("part", String(16), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("value", String(255), primary_key=True),
 )
 
 # Per series: events counted, the level (latest/max/min) and when the last event happened.
