@@ -15,6 +15,8 @@ STATUSES: tuple[Status, ...] = (
     "not_started", "on_track", "at_risk", "off_track", "achieved", "missed",
 )  # fmt: skip
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Where a baseline measured from data comes from (`baseline: {from: ...}`, docs/formulas.md).
+BaselineFrom = Literal["history", "previous_period"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,10 @@ class KeyResult:
     weight: float = 1.0
     cadence: Cadence | None = None
     maintain: Maintain | None = None
+    # `baseline: {from: history | previous_period}`: `baseline` is the measured value once
+    # frozen; until then `baseline_waiting` (no baseline, target or progress yet).
+    baseline_from: BaselineFrom | None = None
+    baseline_waiting: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -52,6 +53,9 @@ class KeyResultMeasure:
     progress: float
     has_value: bool  # False while a level or ratio metric has seen no (usable) event
     last_event_at: datetime | None
+    # A baseline from data not measured yet: baseline, target and progress are NaN, and the
+    # objective's roll-up leaves the key result out.
+    waiting: bool = field(default=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -262,7 +266,11 @@ def measure_key_result(
         has_value = True
     else:
         additive = isinstance(kr.metric, SimpleMetric) and kr.metric.additive
-        if additive:
+        if additive and kr.baseline_from is not None:
+            # Measured from data: `history` counts the days before the period in the value
+            # itself (B + the period's); a `previous_period` total starts at 0.
+            value = raw or 0.0
+        elif additive:
             value = kr.baseline + (raw or 0.0)
         else:
             value = raw if raw is not None else kr.baseline
@@ -275,10 +283,24 @@ def measure_key_result(
             target = float(bound) if bound is not None else 0.0
             has_value = raw is not None
         else:
-            assert kr.target is not None
-            target = kr.target
-            progress = (value - kr.baseline) / (kr.target - kr.baseline)
-    return KeyResultMeasure(kr.key, value, baseline, target, progress, has_value, last)
+            target = kr.target if kr.target is not None else math.nan  # None: waits for B
+            if additive and kr.baseline_from == "previous_period":
+                progress = _share(value, 0.0, target)  # period totals compared: V / T
+            else:
+                progress = _share(value, kr.baseline, target)
+        if kr.baseline_waiting:
+            baseline, target, progress = math.nan, math.nan, math.nan
+    return KeyResultMeasure(
+        kr.key, value, baseline, target, progress, has_value, last, waiting=kr.baseline_waiting
+    )
+
+
+def _share(value: float, baseline: float, target: float) -> float:
+    """(V - B) / (T - B); with T = B (a measured baseline can make "+15%" of 0 equal it),
+    1 once the value reaches the target, else 0."""
+    if target == baseline:
+        return 1.0 if value >= target else 0.0
+    return (value - baseline) / (target - baseline)
 
 
 def key_result_progress(
@@ -315,7 +337,9 @@ def measure_objective(
         for kr in objective.key_results
     )
     weighted = [
-        (kr.weight, clamp01(m.progress)) for kr, m in zip(objective.key_results, krs, strict=True)
+        (kr.weight, clamp01(m.progress))
+        for kr, m in zip(objective.key_results, krs, strict=True)
+        if not m.waiting  # a baseline not measured yet: the others' weights
     ]
     weighted += [(w, clamp01(child)) for w, child in children]
     total_weight = sum(w for w, _ in weighted)

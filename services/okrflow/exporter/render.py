@@ -255,6 +255,12 @@ class OkrRenderer:
                     static["okr_key_result_value"].append(
                         f"okr_key_result_value{kl} {number(p.value)}\n"
                     )
+                    backfilling = active.key_result_ids[o.key, kr.key] in snapshot.backfilling
+                    if p.waiting:  # a baseline from data not measured yet: value and backfill
+                        static["okr_key_result_backfill"].append(
+                            f"okr_key_result_backfill{kl} {1 if backfilling else 0}\n"
+                        )
+                        continue
                     static["okr_key_result_baseline"].append(
                         f"okr_key_result_baseline{kl} {number(p.baseline)}\n"
                     )
@@ -269,7 +275,6 @@ class OkrRenderer:
                             f"okr_key_result_last_event_timestamp_seconds{kl} {number(p.last_event_at.timestamp())}\n"
                         )
                     key_results.add(k_labels.rule, p.progress, kl, k_labels.status)
-                    backfilling = active.key_result_ids[o.key, kr.key] in snapshot.backfilling
                     static["okr_key_result_backfill"].append(
                         f"okr_key_result_backfill{kl} {1 if backfilling else 0}\n"
                     )

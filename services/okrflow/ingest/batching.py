@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from okrflow.ingest.batch import MessageLike
@@ -120,6 +120,12 @@ class BatchStep(Generic[PreparedT, PendingT]):
                 await self._close()
             if self._writing is not None and self._writing.done():
                 await self._finish()
+
+    async def when_idle(self, task: Callable[[], Awaitable[None]]) -> None:
+        """Run `task` if no batch write is in flight (none starts meanwhile)."""
+        async with self._lock:
+            if self._writing is None:
+                await task()
 
     async def flush(self) -> None:
         """Close the open batch whatever its size or age, and wait until every batch is

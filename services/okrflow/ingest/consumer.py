@@ -73,6 +73,7 @@ class BatchConsumer(AIOKafkaConsumer):
                                 await callback(self._to_message(tp, record))
                 if self.flow_active:
                     await step.poll()
+                    await step.when_idle(worker.sink.maybe_freeze)  # every minute
             await step.flush()
         except WorkerFatal as exc:
             await step.finish_writing()

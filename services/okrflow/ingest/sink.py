@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from okrflow.events import InvalidEvent
+from okrflow.ingest.baselines import freeze_due_baselines
 from okrflow.ingest.batch import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
 from okrflow.ingest.batch import rejected_message as _rejected_message
 from okrflow.ingest.deadletters import DeadLetterWriter
@@ -37,6 +38,8 @@ from okrflow.settings import Settings
 from okrflow.store.batches import prune_seen_events
 
 logger = logging.getLogger(__name__)
+
+FREEZE_EVERY_SECONDS = 60.0  # how often a worker freezes the baselines from data that are due
 
 
 class WorkerStopping(RuntimeError):
@@ -95,6 +98,7 @@ class OkrflowSink:
         # transaction stays on the thread that opened it; SQLite insists).
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="okrflow-db")
         self._last_prune = 0.0
+        self._last_freeze = 0.0
 
     async def prepare(self, records: Sequence[MessageLike]) -> PreparedBatch:
         """Decode, check the invalid share, count against the plans in force (the plan
@@ -191,7 +195,26 @@ class OkrflowSink:
         )
         return PendingBatch(prepared, written, unique, started)
 
+    async def maybe_freeze(self) -> None:
+        """Every minute, freeze the baselines from data that are due (okrflow.ingest.baselines).
+        Call only while no batch transaction of this worker is open (after a commit, or
+        when idle): the freeze takes the plan clock, which an open batch holds."""
+        if time.monotonic() - self._last_freeze >= FREEZE_EVERY_SECONDS:
+            await asyncio.get_running_loop().run_in_executor(self._db, self._freeze)
+
+    def _freeze(self) -> None:
+        self._last_freeze = time.monotonic()
+        try:
+            freeze_due_baselines(self.engine, self.topic, self._now())
+        except DBAPIError as exc:  # the database is down, or busy: the next minute retries
+            logger.warning(
+                "could not freeze baselines (%s); trying again in a minute",
+                str(exc.orig or exc).strip().splitlines()[0],
+            )
+
     def _maybe_prune(self) -> None:
+        if time.monotonic() - self._last_freeze >= FREEZE_EVERY_SECONDS:
+            self._freeze()  # after a commit: no batch transaction of this worker is open
         now = time.monotonic()
         if now - self._last_prune >= self.settings.dedupe_prune_seconds:
             self._last_prune = now

@@ -128,6 +128,7 @@ def apply_parsed(
     from okrflow.plans.stored import plan_write
     from okrflow.settings import load_settings
     from okrflow.store.backfill import create_backfill_job
+    from okrflow.store.baselines import mark_waiting
     from okrflow.store.plans import (
         PlanClockBusy,
         advance_plan_clock,
@@ -152,7 +153,11 @@ def apply_parsed(
                 if changes and not dry_run and not stale:
                     write = plan_write(parsed.source, stored, changes, text)
                     revision = write_plan(conn, write, now)
-                    begun = _begun_key_results(parsed, stored, load_stored_plan(conn, shop), now)
+                    after = load_stored_plan(conn, shop)
+                    begun = _begun_key_results(parsed, stored, after, now)
+                    measured = _measured_from_data(parsed, stored, after)
+                    mark_waiting(conn, measured)  # their baseline is frozen later
+                    begun = sorted({*begun, *measured})  # a job even before the period
                     if begun:
                         topic = events_topic or load_settings().events_topic
                         if create_backfill_job(conn, shop, revision, begun, topic, now):
@@ -167,7 +172,29 @@ def apply_parsed(
                 f"{clock_timeout_seconds:g} s); nothing applied for this shop: run apply again",
             ) from None
         results.append(ApplyResult(str(path), shop, changes, revision, stale, to_backfill))
+    if not dry_run and any(r.revision_id is not None for r in results):
+        from okrflow.ingest.baselines import freeze_due_baselines
+
+        # Baselines whose window is over and whose events are all counted (a key result
+        # activated while nothing of the topic was applied has no backfill to wait for).
+        freeze_due_baselines(engine, events_topic or load_settings().events_topic, now)
     return results
+
+
+def _measured_from_data(parsed: ParsedPlan, before: StoredPlan, after: StoredPlan) -> list[int]:
+    """The key result rows the apply just inserted whose baseline is measured from data
+    (`baseline: {from: ...}`): they wait for it, and their backfill measures it whenever
+    their period starts."""
+    old_ids = {kr.id for kr in before.key_results.values()}
+    wanted = {
+        (o.key, kr.key)
+        for o in parsed.plan.objectives
+        for kr in o.key_results
+        if kr.baseline_from is not None
+    }
+    return sorted(
+        kr.id for pair, kr in after.key_results.items() if kr.id not in old_ids and pair in wanted
+    )
 
 
 def _begun_key_results(

@@ -59,8 +59,21 @@ def resolve_target(target: float | str | None, baseline: float) -> float | None:
     return round(baseline * (1 + percent / 100), 9)
 
 
+# The key under which `load_active_plans` hands `build_key_result` a key result's frozen
+# measured baseline (a column of its row, never a field of the file: the schema refuses it).
+MEASURED_BASELINE = "measured_baseline"
+
+
 def build_key_result(d: dict[str, Any]) -> KeyResult:
-    baseline = float(d.get("baseline", 0))
+    spec = d.get("baseline", 0)
+    baseline_from = spec["from"] if isinstance(spec, dict) else None
+    measured = d.get(MEASURED_BASELINE)
+    if baseline_from is None:
+        baseline = float(spec)
+    else:  # measured from data: 0 until frozen, and no relative target before then
+        baseline = float(measured) if measured is not None else 0.0
+    waiting = baseline_from is not None and measured is None
+    target = d.get("target")
     cadence = None
     if "cadence" in d:
         c = d["cadence"]
@@ -74,10 +87,12 @@ def build_key_result(d: dict[str, Any]) -> KeyResult:
         title=d.get("title", d["key"]),
         metric=build_metric(d["metric"]),
         baseline=baseline,
-        target=resolve_target(d.get("target"), baseline),
+        target=None if waiting and isinstance(target, str) else resolve_target(target, baseline),
         weight=float(d.get("weight", 1)),
         cadence=cadence,
         maintain=maintain,
+        baseline_from=baseline_from,
+        baseline_waiting=waiting,
     )
 
 

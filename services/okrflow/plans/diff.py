@@ -94,9 +94,14 @@ def objective_definition(objective: dict[str, Any]) -> dict[str, Any]:
 def counting_fingerprint(key_result: dict[str, Any], timezone: str) -> str:
     """What decides which events a key result counts: its metric and the shop's time zone.
 
-    Counters survive any change that keeps this (title, target, weight, baseline, period...).
+    Counters survive any change that keeps this (title, target, weight, a numeric baseline,
+    period...). A baseline measured from data (`baseline: {from: ...}`) is part of it.
     """
-    return json.dumps({"metric": key_result["metric"], "timezone": timezone}, sort_keys=True)
+    counting: dict[str, Any] = {"metric": key_result["metric"], "timezone": timezone}
+    baseline = key_result.get("baseline")
+    if isinstance(baseline, dict):  # measured from data: its window is counted too
+        counting["baseline_from"] = baseline["from"]
+    return json.dumps(counting, sort_keys=True)
 
 
 def diff_plan(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
@@ -125,8 +130,10 @@ def diff_plan(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
             elif current.counting != counting_fingerprint(kr, tz):
                 fields = field_changes(current.definition, kr)
                 what = (
-                    "metric" if any(f.path.startswith("metric.") for f in fields) else "time zone"
-                )
+                    "metric" if any(f.path.startswith("metric.") for f in fields)
+                    else "baseline" if any(f.path.startswith("baseline") for f in fields)
+                    else "time zone"
+                )  # fmt: skip
                 note = f"{what} changed: counters restart at zero"
                 changes.append(_changed("changed", name, fields, note))
             elif current.definition != kr:

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from okrflow.domain.model import Filter, SimpleMetric, metric_parts
-from okrflow.domain.periods import period_bounds
+from okrflow.domain.baselines import counted_series
+from okrflow.domain.model import Filter, SimpleMetric
 from okrflow.domain.plans import ActivePlan
 from okrflow.events import CloudEvent
 
@@ -122,10 +122,13 @@ class MatchIndex:
             plan = active.plan
             named = self.planned_types.setdefault(plan.shop, set())
             for objective in plan.objectives:
-                start, end = (t.timestamp() for t in period_bounds(objective.period, plan.timezone))
                 for kr in objective.key_results:
                     kr_id = active.key_result_ids[objective.key, kr.key]
-                    for part, metric in metric_parts(kr.metric):
+                    # Each series with its window: the period, or wider for a baseline
+                    # measured from data (domain.baselines; different windows: other targets).
+                    for counted in counted_series(kr, objective.period, plan.timezone):
+                        part, metric = counted.part, counted.metric
+                        start, end = counted.start, counted.end
                         named.add(metric.event)
                         signature = (plan.shop, metric, plan.timezone, start, end)
                         target = by_signature.get(signature)

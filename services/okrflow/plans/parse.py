@@ -249,6 +249,11 @@ def _key_result_problems(
             )
         if m["aggregate"] == "count" and "field" in m:
             problems.append(problem((*m_at, "field"), "aggregate count takes no field"))
+    measured = isinstance(kr.get("baseline"), dict)  # `baseline: {from: ...}`
+    if measured and "cadence" in kr:
+        problems.append(
+            problem((*at, "baseline"), "a cadence key result has no baseline to measure")
+        )
     if "cadence" in kr:
         cadence = kr["cadence"]
         if "ratio" in metric or metric["aggregate"] != "count":
@@ -268,7 +273,7 @@ def _key_result_problems(
                     )
             except (ZoneInfoNotFoundError, ValueError):
                 pass  # reported on `timezone`
-    if "target" in kr and not problems:
+    if "target" in kr and not problems and not measured:
         built = build_key_result(kr)
         if built.target == built.baseline:
             problems.append(

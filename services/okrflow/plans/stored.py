@@ -7,10 +7,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from okrflow.domain.model import Plan, metric_parts
+from okrflow.domain.baselines import stored_parts
+from okrflow.domain.model import Plan
 from okrflow.domain.plans import ActivePlan
-from okrflow.plans.build import build_objective
+from okrflow.plans.build import MEASURED_BASELINE, build_objective
 from okrflow.plans.diff import Change, counting_fingerprint, objective_definition
+from okrflow.store.baselines import read_measured_baselines
 from okrflow.store.plans import (
     KeyResultRow,
     KeyResultWrite,
@@ -24,6 +26,7 @@ from okrflow.store.plans import (
 def load_active_plans(conn: Connection, shop: str | None = None) -> list[ActivePlan]:
     """Every shop's plan in force (or one shop's), objectives and key results in file order."""
     plans: list[ActivePlan] = []
+    measured = read_measured_baselines(conn, shop)  # baselines from data, once frozen
     for rows in read_active_plans(conn, shop):
         krs: dict[str, list[KeyResultRow]] = {}
         for kr in rows.key_results:
@@ -34,7 +37,15 @@ def load_active_plans(conn: Connection, shop: str | None = None) -> list[ActiveP
             ordered = sorted(krs.get(objective.key, []), key=lambda kr: kr.position)
             built.append(
                 build_objective(
-                    {**objective.definition, "key_results": [kr.definition for kr in ordered]}
+                    {
+                        **objective.definition,
+                        "key_results": [
+                            {**kr.definition, MEASURED_BASELINE: measured[kr.id]}
+                            if kr.id in measured
+                            else kr.definition
+                            for kr in ordered
+                        ],
+                    }
                 )
             )
             ids.update({(objective.key, kr.definition["key"]): kr.id for kr in ordered})
@@ -64,14 +75,14 @@ def plan_write(
                     KeyResultWrite(kr["key"], kr_position, kr, counting, (), update_id=current.id)
                 )
                 continue
-            metric = build_objective({**objective, "key_results": [kr]}).key_results[0].metric
+            built = build_objective({**objective, "key_results": [kr]}).key_results[0]
             key_results.append(
                 KeyResultWrite(
                     kr["key"],
                     kr_position,
                     kr,
                     counting,
-                    tuple(part for part, _ in metric_parts(metric)),
+                    stored_parts(built),  # with a baseline's series (`b.value`...)
                     retire_id=None if current is None else current.id,
                 )
             )

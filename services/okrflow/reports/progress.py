@@ -44,8 +44,9 @@ def key_result_figures(p: KeyResultProgress) -> dict[str, Any]:
         "baseline": _number(p.baseline),
         "target": _number(p.target),
         "progress": _ratio(p.progress),
-        "expected": _ratio(p.expected),
-        "status": p.status,
+        # A baseline from data not measured yet: no pace or status (its backfill says why).
+        "expected": None if p.waiting else _ratio(p.expected),
+        "status": None if p.waiting else p.status,
         "has_value": p.has_value,
         "last_event_at": p.last_event_at.isoformat() if p.last_event_at else None,
     }

@@ -74,7 +74,8 @@ def render_progress(report: dict[str, Any], console: Console) -> None:
 def _kr_status(kr: dict[str, Any]) -> Text:
     """The status, marked while a backfill has not counted the events from before the apply
     (the value is partial)."""
-    status = Text(kr["status"], style=STATUS_STYLE.get(kr["status"], ""))
+    # No status while a baseline from data is not measured yet.
+    status = Text(kr["status"] or "-", style=STATUS_STYLE.get(kr["status"] or "", ""))
     if kr.get("backfill") in ("pending", "running"):
         status.append(" backfilling", style="italic yellow")
     return status
@@ -111,6 +112,6 @@ def render_history(report: dict[str, Any], console: Console) -> None:
                 k = kr["days"][i]
                 table.add_row(
                     "", f"  {kr['key']}", _num(k["value"]), _num(k["target"]), _pct(k["progress"]),
-                    _pct(k["expected"]), Text(k["status"], style=STATUS_STYLE.get(k["status"], "")),
+                    _pct(k["expected"]), Text(k["status"] or "-", style=STATUS_STYLE.get(k["status"] or "", "")),
                 )  # fmt: skip
         console.print(table)
