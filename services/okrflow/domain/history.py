@@ -166,6 +166,19 @@ def state_as_of(aggregate: str, series: SeriesRows, day: date, tz: str) -> Serie
     return states_by_day(aggregate, series, [day], tz)[0]
 
 
+def state_between(
+    aggregate: str, rows: Iterable[DayRow], first: date, last: date, tz: str
+) -> SeriesState:
+    """The fold of the stored days in [first, last] only (a KPI's rolling window), as it
+    stood at the end of local day `last`. No summary: a window never reaches before the
+    per-day levels existed (KPIs came after them)."""
+    fold = _Fold(aggregate)
+    for row in rows:
+        if first <= row.day <= last:
+            fold.add(row)
+    return fold.state(end_of_day(last, tz), None)
+
+
 def end_of_day(day: date, tz: str) -> datetime:
     """The instant a local day ends: the next day's local midnight, in UTC."""
     return local_midnight(day + timedelta(days=1), tz)

@@ -122,9 +122,22 @@ class Objective:
 
 
 @dataclass(frozen=True)
+class Kpi:
+    """A key performance indicator: a metric over a rolling window of local days (today
+    included), with an optional healthy band (`healthy: {above: X}` or `{below: X}`)."""
+
+    key: str
+    title: str
+    metric: Metric
+    window_days: int
+    healthy: Maintain | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
-    """One shop's whole set of objectives (one `okrs.yaml`)."""
+    """One shop's whole set of objectives (one `okrs.yaml`), and its KPIs."""
 
     shop: str
     timezone: str
     objectives: tuple[Objective, ...]
+    kpis: tuple[Kpi, ...] = ()

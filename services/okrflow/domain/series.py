@@ -25,6 +25,9 @@ class SeriesDelta:
     # batch's level and newest event time are folded from them (once, not per event).
     day_levels: dict[date, tuple[float, datetime]] = field(default_factory=dict)
     day_last_event_at: dict[date, datetime] = field(default_factory=dict)
+    # A KPI's count_distinct (rolling windows): every (local day, value) seen, not only each
+    # value's earliest day. None for every other series.
+    value_days: set[tuple[date, str]] | None = None
 
     @property
     def level(self) -> float | None:
@@ -62,6 +65,8 @@ class SeriesDelta:
             seen = self.distinct.get(str(value))
             if seen is None or day < seen:
                 self.distinct[str(value)] = day
+            if self.value_days is not None:
+                self.value_days.add((day, str(value)))
         else:
             bucket = self.days.setdefault(day, [0, 0.0])
             bucket[0] += 1

@@ -101,7 +101,10 @@ def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount
                 day, day_tz = local_day(event.time, target.timezone), target.timezone
             entry = by_target.get(id(target))
             if entry is None:
-                entry = by_target[id(target)] = (target, SeriesDelta(target.metric.aggregate))
+                delta = SeriesDelta(target.metric.aggregate)
+                if target.rolling and target.metric.aggregate == "count_distinct":
+                    delta.value_days = set()  # a KPI's windows need every day of a value
+                entry = by_target[id(target)] = (target, delta)
             entry[1].add(event.time, day, value)
             matched = True
         if not matched:

@@ -34,6 +34,7 @@ class ApplyResult:
     # New or re-metered key results whose period had begun: `okrflow backfill` counts their
     # events from before this apply (one job, its cut recorded with the activation).
     to_backfill: int = 0
+    kpis_to_backfill: int = 0  # new or re-metered KPIs: their windows reach into the past
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def apply_parsed(
                     take_plan_clock(conn, clock_timeout_seconds)
                 stored = load_stored_plan(conn, shop)
                 changes = diff_plan(parsed.source, stored)
-                revision, to_backfill = None, 0
+                revision, to_backfill, kpis_to_backfill = None, 0, 0
                 stale = expected is not None and expected.get(shop) != changes
                 if changes and not dry_run and not stale:
                     write = plan_write(parsed.source, stored, changes, text)
@@ -158,10 +159,12 @@ def apply_parsed(
                     measured = _measured_from_data(parsed, stored, after)
                     mark_waiting(conn, measured)  # their baseline is frozen later
                     begun = sorted({*begun, *measured})  # a job even before the period
-                    if begun:
+                    new_kpis = _new_kpis(stored, after)
+                    if begun or new_kpis:
                         topic = events_topic or load_settings().events_topic
-                        if create_backfill_job(conn, shop, revision, begun, topic, now):
-                            to_backfill = len(begun)
+                        measures = begun + new_kpis
+                        if create_backfill_job(conn, shop, revision, measures, topic, now):
+                            to_backfill, kpis_to_backfill = len(begun), len(new_kpis)
                     advance_plan_clock(conn, revision)
                 else:
                     conn.rollback()
@@ -171,7 +174,9 @@ def apply_parsed(
                 f"{shop}: workers are mid-batch (the plan clock stayed busy for "
                 f"{clock_timeout_seconds:g} s); nothing applied for this shop: run apply again",
             ) from None
-        results.append(ApplyResult(str(path), shop, changes, revision, stale, to_backfill))
+        results.append(
+            ApplyResult(str(path), shop, changes, revision, stale, to_backfill, kpis_to_backfill)
+        )
     if not dry_run and any(r.revision_id is not None for r in results):
         from okrflow.ingest.baselines import freeze_due_baselines
 
@@ -195,6 +200,13 @@ def _measured_from_data(parsed: ParsedPlan, before: StoredPlan, after: StoredPla
     return sorted(
         kr.id for pair, kr in after.key_results.items() if kr.id not in old_ids and pair in wanted
     )
+
+
+def _new_kpis(before: StoredPlan, after: StoredPlan) -> list[int]:
+    """The KPI rows the apply just inserted (new, or re-metered): every one needs a backfill,
+    its rolling window reaching into the days before the apply."""
+    old_ids = {kpi.id for kpi in before.kpis.values()}
+    return sorted(kpi.id for kpi in after.kpis.values() if kpi.id not in old_ids)
 
 
 def _begun_key_results(

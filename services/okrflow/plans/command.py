@@ -172,3 +172,6 @@ def _print_results(results: list[ApplyResult], changes_shown: bool) -> None:
             print(f"  {result.to_backfill} key result(s) start mid-period: they count events "
                   "from now on; the events before this apply are pending a backfill "
                   "(`okrflow progress` marks them)")  # fmt: skip
+        if result.kpis_to_backfill:
+            print(f"  {result.kpis_to_backfill} KPI(s) new or re-metered: their windows' events "
+                  "from before this apply are pending a backfill")  # fmt: skip

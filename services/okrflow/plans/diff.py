@@ -145,4 +145,32 @@ def diff_plan(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
     for pair in stored.key_results:
         if pair not in wanted_krs:
             changes.append(Change("retired", f"key result {pair[0]}/{pair[1]}"))
+    return changes + _kpi_changes(source, stored)
+
+
+def kpi_counting_fingerprint(kpi: dict[str, Any], timezone: str) -> str:
+    """What decides which events a KPI counts: its metric and the shop's time zone. Its
+    `window` and `healthy` band are read at query time, so changing them keeps the counters."""
+    return json.dumps({"metric": kpi["metric"], "timezone": timezone}, sort_keys=True)
+
+
+def _kpi_changes(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
+    tz = source["timezone"]
+    changes: list[Change] = []
+    wanted = set()
+    for kpi in source.get("kpis", []):
+        wanted.add(kpi["key"])
+        current = stored.kpis.get(kpi["key"])
+        name = f"kpi {kpi['key']}"
+        if current is None:
+            changes.append(Change("added", name))
+        elif current.counting != kpi_counting_fingerprint(kpi, tz):
+            fields = field_changes(current.definition, kpi)
+            what = "metric" if any(f.path.startswith("metric.") for f in fields) else "time zone"
+            changes.append(
+                _changed("changed", name, fields, f"{what} changed: counters restart at zero")
+            )
+        elif current.definition != kpi:
+            changes.append(_changed("changed", name, field_changes(current.definition, kpi)))
+    changes.extend(Change("retired", f"kpi {key}") for key in stored.kpis if key not in wanted)
     return changes

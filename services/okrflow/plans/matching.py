@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from okrflow.domain.baselines import counted_series
-from okrflow.domain.model import Filter, SimpleMetric
+from okrflow.domain.model import Filter, SimpleMetric, metric_parts
 from okrflow.domain.plans import ActivePlan
 from okrflow.events import CloudEvent
 
@@ -29,6 +30,9 @@ class Target:
     start: float  # unix time, inclusive
     end: float  # unix time, exclusive
     accepts: Predicate | None  # every `where` filter, compiled (None: no filter)
+    # A KPI's way of counting (window -inf..+inf): a count_distinct also keeps every day
+    # each value was seen, for its rolling windows (`kpi_distinct_days`).
+    rolling: bool = False
 
 
 def path_value(event: CloudEvent, path: tuple[str, ...]) -> Any:
@@ -113,6 +117,7 @@ class MatchIndex:
 
     def __init__(self, plans: Iterable[ActivePlan]) -> None:
         self._by_type: dict[tuple[str, str], list[Target]] = {}
+        self._kpi_targets: dict[tuple[str, SimpleMetric, str], Target] = {}
         # Shop -> the event types its plan names: the shops and types whose event totals are
         # kept (labels come from definitions, never from payloads).
         self.planned_types: dict[str, set[str]] = {}
@@ -140,6 +145,25 @@ class MatchIndex:
                             self._by_type.setdefault((plan.shop, metric.event), []).append(target)
                         target.series.append((kr_id, part))
                         self.target_count += 1
+            self._add_kpis(active, named)
+
+    def _add_kpis(self, active: ActivePlan, named: set[str]) -> None:
+        """KPI series count every event, whenever it happened: their windows roll, so every
+        local day is kept. They share targets only with KPIs counting the same way."""
+        plan = active.plan
+        for kpi in plan.kpis:
+            for part, metric in metric_parts(kpi.metric):
+                named.add(metric.event)
+                signature = (plan.shop, metric, plan.timezone)
+                target = self._kpi_targets.get(signature)
+                if target is None:
+                    target = self._kpi_targets[signature] = Target(
+                        [], metric, plan.timezone, -math.inf, math.inf,
+                        compile_filters(metric.where), rolling=True,
+                    )  # fmt: skip
+                    self._by_type.setdefault((plan.shop, metric.event), []).append(target)
+                target.series.append((active.kpi_ids[kpi.key], part))
+                self.target_count += 1
 
     def targets(self, event: CloudEvent, timestamp: float | None = None) -> list[Target]:
         """The ways this event is counted: its shop and type, its time inside the period,

@@ -17,6 +17,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from okrflow.domain.model import NEEDS_FIELD, Plan
 from okrflow.domain.periods import cadence_slots
 from okrflow.plans.build import build_key_result, build_objective
+from okrflow.plans.kpis import MAX_KPIS, MAX_WINDOW_DAYS, build_kpis, kpi_problems
 from okrflow.plans.yamlsource import (
     Check,
     Path,
@@ -131,7 +132,8 @@ def parse_plan(text: str, filename: str) -> ParsedPlan:
     if problems:
         raise PlanError(problems)
     objectives = tuple(build_objective(o) for o in data["objectives"])
-    return ParsedPlan(Plan(data["shop"], data["timezone"], objectives), data, filename, lines)
+    plan = Plan(data["shop"], data["timezone"], objectives, build_kpis(data))
+    return ParsedPlan(plan, data, filename, lines)
 
 
 def _limits() -> Check:
@@ -144,9 +146,11 @@ def _limits() -> Check:
                 return f"over the limit: a plan file holds at most {MAX_OBJECTIVES} objectives"
             case ("objectives", int(), "key_results", int(j)) if j >= MAX_KEY_RESULTS:
                 return f"over the limit: an objective has at most {MAX_KEY_RESULTS} key results"
+            case ("kpis", int(i)) if i >= MAX_KPIS:
+                return f"over the limit: a plan file holds at most {MAX_KPIS} KPIs"
             case ("objectives", int(), "title") | (
                 "objectives", int(), "key_results", int(), "title"
-            ):  # fmt: skip
+            ) | ("kpis", int(), "title"):  # fmt: skip
                 if isinstance(value, str) and len(value) > MAX_TITLE_CHARS:
                     return f"{len(value)} characters: a title holds at most {MAX_TITLE_CHARS}"
         return None
@@ -158,6 +162,8 @@ def _schema_message(error: ValidationError) -> str:
     path = list(error.absolute_path)
     if path and path[-1] == "target":
         return 'must be a number or a relative target like "+15%" or "-10%"'
+    if path[:1] == ["kpis"] and path[-1:] == ["window"]:
+        return f'must be a number of local days like "7d", from "1d" to "{MAX_WINDOW_DAYS}d"'
     if error.context:
         # A oneOf/anyOf failed: explain it by the branch that came closest (fewest errors).
         branches: dict[object, list[ValidationError]] = {}
@@ -219,6 +225,7 @@ def _semantic_problems(data: dict[str, Any], problem: Any) -> list[Problem]:
             seen.setdefault(kr["key"], j)
             problems.extend(_key_result_problems(kr, kr_at, o, data["timezone"], problem))
     problems.extend(_cycle_problems(objectives, first_index, problem))
+    problems.extend(kpi_problems(data, problem))
     return problems
 
 

@@ -8,10 +8,16 @@ from typing import Any
 from sqlalchemy import Connection
 
 from okrflow.domain.baselines import stored_parts
-from okrflow.domain.model import Plan
+from okrflow.domain.model import Plan, metric_parts
 from okrflow.domain.plans import ActivePlan
 from okrflow.plans.build import MEASURED_BASELINE, build_objective
-from okrflow.plans.diff import Change, counting_fingerprint, objective_definition
+from okrflow.plans.diff import (
+    Change,
+    counting_fingerprint,
+    kpi_counting_fingerprint,
+    objective_definition,
+)
+from okrflow.plans.kpis import build_kpi
 from okrflow.store.baselines import read_measured_baselines
 from okrflow.store.plans import (
     KeyResultRow,
@@ -49,7 +55,10 @@ def load_active_plans(conn: Connection, shop: str | None = None) -> list[ActiveP
                 )
             )
             ids.update({(objective.key, kr.definition["key"]): kr.id for kr in ordered})
-        plans.append(ActivePlan(Plan(rows.shop, rows.timezone, tuple(built)), ids))
+        kpi_rows = sorted(rows.kpis, key=lambda k: k.position)
+        kpis = tuple(build_kpi(k.definition) for k in kpi_rows)
+        kpi_ids = {k.definition["key"]: k.id for k in kpi_rows}
+        plans.append(ActivePlan(Plan(rows.shop, rows.timezone, tuple(built), kpis), ids, kpi_ids))
     return plans
 
 
@@ -95,6 +104,19 @@ def plan_write(
                 tuple(key_results),
             )
         )
+    kpis = []
+    for position, kpi in enumerate(source.get("kpis", [])):
+        current = stored.kpis.get(kpi["key"])
+        counting = kpi_counting_fingerprint(kpi, tz)
+        if current is not None and current.counting == counting:
+            kpis.append(
+                KeyResultWrite(kpi["key"], position, kpi, counting, (), update_id=current.id)
+            )
+            continue
+        parts = tuple(part for part, _ in metric_parts(build_kpi(kpi).metric))
+        retire = None if current is None else current.id
+        kpis.append(KeyResultWrite(kpi["key"], position, kpi, counting, parts, retire_id=retire))
+    wanted_kpis = {kpi["key"] for kpi in source.get("kpis", [])}
     return PlanWrite(
         shop=shop,
         timezone=tz,
@@ -105,4 +127,6 @@ def plan_write(
             stored.key_results[pair].id for pair in stored.key_results.keys() - wanted_krs
         ),
         objectives=tuple(objectives),
+        kpis=tuple(kpis),
+        retired_kpi_ids=tuple(row.id for key, row in stored.kpis.items() if key not in wanted_kpis),
     )

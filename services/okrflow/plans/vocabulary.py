@@ -59,26 +59,36 @@ def plan_warnings(parsed: ParsedPlan, seen_types: Collection[str] | None = None)
             Problem(parsed.filename, parsed.line(path), format_path(path), f"warning: {message}")
         )
 
-    for i, objective in enumerate(parsed.source["objectives"]):
-        for j, kr in enumerate(objective.get("key_results", [])):
-            at: Path = ("objectives", i, "key_results", j, "metric")
-            for metric, m_at in _simple_metrics(kr["metric"], at):
-                event_type = metric["event"]
-                if event_type not in known_types:
-                    seen = " nor seen for this shop" if database else " (checked offline)"
-                    warn(
-                        (*m_at, "event"),
-                        f"event type {event_type!r} is not built in{seen}; until such events "
-                        "arrive this key result stays at its baseline"
-                        + _closest(event_type, known_types),
-                    )
-                paths = [((*m_at, "where", p), p) for p in metric.get("where", {})]
-                if "field" in metric:
-                    paths.append(((*m_at, "field"), metric["field"]))
-                for where, path in paths:
-                    problem = _path_problem(event_type, path)
-                    if problem:
-                        warn(where, problem)
+    measures: list[tuple[dict[str, Any], Path, str]] = [
+        (
+            kr["metric"],
+            ("objectives", i, "key_results", j, "metric"),
+            "key result stays at its baseline",
+        )
+        for i, objective in enumerate(parsed.source["objectives"])
+        for j, kr in enumerate(objective.get("key_results", []))
+    ]
+    measures += [
+        (kpi["metric"], ("kpis", i, "metric"), "KPI counts nothing")
+        for i, kpi in enumerate(parsed.source.get("kpis", []))
+    ]
+    for measure_metric, at, until in measures:
+        for metric, m_at in _simple_metrics(measure_metric, at):
+            event_type = metric["event"]
+            if event_type not in known_types:
+                seen = " nor seen for this shop" if database else " (checked offline)"
+                warn(
+                    (*m_at, "event"),
+                    f"event type {event_type!r} is not built in{seen}; until such events "
+                    f"arrive this {until}" + _closest(event_type, known_types),
+                )
+            paths = [((*m_at, "where", p), p) for p in metric.get("where", {})]
+            if "field" in metric:
+                paths.append(((*m_at, "field"), metric["field"]))
+            for where, path in paths:
+                problem = _path_problem(event_type, path)
+                if problem:
+                    warn(where, problem)
     return warnings
 
 

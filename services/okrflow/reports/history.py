@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from okrflow.domain.history import end_of_day, plan_states_by_day
+from okrflow.domain.kpis import band_text
 from okrflow.domain.model import Objective
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import plan_progress
+from okrflow.reports.kpis import kpi_figures, kpi_history
 from okrflow.reports.progress import key_result_figures, objective_figures
 from okrflow.store.counters import read_series_rows
 
@@ -97,7 +99,31 @@ def history_report(
         "timezone": plan.timezone,
         "today": today.isoformat(),
         "objectives": objectives,
+        "kpis": _kpis(conn, active, query, today, lo),
     }
+
+
+def _kpis(
+    conn: Connection, active: ActivePlan, query: HistoryQuery, today: date, lo: date | None
+) -> list[dict[str, Any]]:
+    """Each KPI per day over the window ending that day: from `--from` (or the first day
+    of the objectives shown, or today) to `--to` (or today). None when the query selects an
+    objective or a key result."""
+    if query.objective is not None or query.key_result is not None:
+        return []
+    first = query.first or lo or today
+    last = min(query.last or today, today)
+    days = _days(first, last) if first <= last else []
+    by_key = kpi_history(conn, active, days)
+    return [
+        {
+            "key": kpi.key, "title": kpi.title, "window": f"{kpi.window_days}d",
+            "band": band_text(kpi.healthy) or None,
+            "days": [{"day": p.last_day.isoformat(), **kpi_figures(p)}
+                     for p in by_key.get(kpi.key, [])],
+        }
+        for kpi in active.plan.kpis
+    ]  # fmt: skip
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -105,14 +131,15 @@ def _days(first: date, last: date) -> list[date]:
 
 
 CSV_COLUMNS = (
-    "shop", "objective", "key_result", "day", "value", "baseline", "target", "progress",
-    "expected", "status", "has_value",
+    "shop", "objective", "key_result", "kpi", "day", "value", "baseline", "target", "progress",
+    "expected", "status", "has_value", "healthy",
 )  # fmt: skip
 
 
 def history_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per objective and day, then per key result and day (objective rows have no
-    key result, value, baseline or target)."""
+    key result, value, baseline or target), then per KPI and day (no objective, key
+    result, baseline, target, progress, expected or status)."""
     out: list[dict[str, Any]] = []
     for o in report["objectives"]:
         for day in o["days"]:
@@ -121,6 +148,10 @@ def history_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             for day in kr["days"]:
                 out.append({"shop": report["shop"], "objective": o["key"],
                             "key_result": kr["key"], **day})  # fmt: skip
+    for kpi in report.get("kpis", []):
+        for day in kpi["days"]:
+            out.append({"shop": report["shop"], "objective": "", "key_result": "",
+                        "kpi": kpi["key"], **day})  # fmt: skip
     return out
 
 

@@ -11,8 +11,10 @@ from sqlalchemy import Connection
 
 from okrflow.domain.history import end_of_day, plan_states_as_of
 from okrflow.domain.model import Objective
+from okrflow.domain.periods import local_day
 from okrflow.domain.progress import KeyResultProgress, ObjectiveProgress, plan_progress
 from okrflow.plans.stored import load_active_plans
+from okrflow.reports.kpis import kpi_entry, read_kpi_progress
 from okrflow.store.backfill import read_backfill_states
 from okrflow.store.counters import read_series_rows, read_series_states
 
@@ -112,6 +114,11 @@ def progress_report(
         entry["objectives"] = [
             _objective(o, results[o.key], None if backfill is None else backfill[o.key])
             for o in plan.objectives
+        ]
+        # KPIs over the window ending today (or on the as-of day), in the shop's time zone.
+        today = as_of if as_of is not None else local_day(at, plan.timezone)
+        entry["kpis"] = [
+            kpi_entry(p) for p in read_kpi_progress(conn, active, today, as_of is None)
         ]
         shops.append(entry)
     if as_of is not None:

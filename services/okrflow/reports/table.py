@@ -69,6 +69,34 @@ def render_progress(report: dict[str, Any], console: Console) -> None:
                     _kr_status(kr),
                 )  # fmt: skip
         console.print(table)
+        if shop.get("kpis"):
+            console.print(_kpi_table(shop["kpis"]))
+
+
+def _kpi_table(kpis: list[dict[str, Any]]) -> Table:
+    """A shop's KPIs: value over the rolling window, band and health."""
+    table = Table(title="  KPIs (rolling windows of local days, today included)",
+                  title_justify="left")  # fmt: skip
+    for col in ("kpi", "window", "value", "healthy band", "health"):
+        table.add_column(col, justify="right" if col in ("window", "value") else "left")
+    for kpi in kpis:
+        table.add_row(
+            Text(f"{kpi['title']} [{kpi['key']}]", no_wrap=True, overflow="ellipsis"),
+            kpi["window"], _num(kpi["value"]), kpi["band"] or "-", _kpi_health(kpi),
+        )  # fmt: skip
+    return table
+
+
+def _kpi_health(kpi: dict[str, Any]) -> Text:
+    if kpi["healthy"] is None:
+        health = Text("-" if kpi["band"] else "", style="dim")
+    elif kpi["healthy"]:
+        health = Text("healthy", style="green")
+    else:
+        health = Text("unhealthy", style="bold red")
+    if kpi.get("backfill") in ("pending", "running"):
+        health.append(" backfilling", style="italic yellow")
+    return health
 
 
 def _kr_status(kr: dict[str, Any]) -> Text:
@@ -84,7 +112,8 @@ def _kr_status(kr: dict[str, Any]) -> Text:
 def render_history(report: dict[str, Any], console: Console) -> None:
     """One table per objective: per day, the objective's line, then each key result's."""
     objectives = report["objectives"]
-    if not any(o["days"] for o in objectives):
+    kpis = [k for k in report.get("kpis", []) if k["days"]]
+    if not any(o["days"] for o in objectives) and not kpis:
         console.print(
             f"{report['shop']}: no day to show yet (today is {report['today']} in "
             f"{report['timezone']}; a period shows from its first day)"
@@ -115,3 +144,23 @@ def render_history(report: dict[str, Any], console: Console) -> None:
                     _pct(k["expected"]), Text(k["status"] or "-", style=STATUS_STYLE.get(k["status"] or "", "")),
                 )  # fmt: skip
         console.print(table)
+    if kpis:
+        console.print(_kpi_history_table(report, kpis))
+
+
+def _kpi_history_table(report: dict[str, Any], kpis: list[dict[str, Any]]) -> Table:
+    """Per day, each KPI over the window ending that day."""
+    table = Table(
+        title=f"{report['shop']} / KPIs  ({report['timezone']}, the window ending each day)",
+        title_justify="left",
+    )
+    for col in ("day", "kpi", "window", "value", "health"):
+        table.add_column(col, justify="right" if col in ("window", "value") else "left")
+    for i, day in enumerate(kpis[0]["days"]):
+        for n, kpi in enumerate(kpis):
+            k = kpi["days"][i]
+            table.add_row(
+                day["day"] if n == 0 else "", kpi["key"], kpi["window"], _num(k["value"]),
+                _kpi_health({**k, "band": kpi["band"]}),
+            )  # fmt: skip
+    return table

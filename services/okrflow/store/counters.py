@@ -22,6 +22,7 @@ from okrflow.domain.history import DayRow, SeriesRows, StoredSeries, current_sta
 from okrflow.domain.progress import SeriesState
 from okrflow.domain.series import SeriesDelta, SeriesKey, merge_level
 from okrflow.store.dialect import insert_new_rows, upsert
+from okrflow.store.kpis import write_kpi_distinct_days
 from okrflow.store.tables import key_results, kr_day_totals, kr_distinct_values, kr_series
 
 
@@ -47,6 +48,11 @@ def write_series_deltas(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) 
                 at
             )
     _count_distinct_values(conn, deltas, buckets)
+    write_kpi_distinct_days(conn, [
+        (kr_id, part, day, value)
+        for (kr_id, part), delta in deltas.items() if delta.value_days
+        for day, value in delta.value_days
+    ])  # fmt: skip
     _upsert_days(conn, buckets)
     _merge_series(conn, deltas)
 

@@ -26,6 +26,8 @@ from okrflow.store.tables import (
     shops,
 )
 
+KPI = "kpi"  # key_results.kind of a KPI ('kr': a key result)
+
 
 @dataclass(frozen=True)
 class StoredKeyResult:
@@ -41,6 +43,7 @@ class StoredPlan:
     timezone: str | None = None
     objectives: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> definition
     key_results: dict[tuple[str, str], StoredKeyResult] = field(default_factory=dict)
+    kpis: dict[str, StoredKeyResult] = field(default_factory=dict)  # key -> row (kind 'kpi')
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ class PlanWrite:
     retired_objectives: tuple[str, ...]
     retired_key_result_ids: tuple[int, ...]
     objectives: tuple[ObjectiveWrite, ...]
+    # KPIs: rows of `key_results` with kind 'kpi' and no objective, written like key results.
+    kpis: tuple[KeyResultWrite, ...] = ()
+    retired_kpi_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,7 @@ class ShopPlanRows:
     timezone: str
     objectives: list[ObjectiveRow]
     key_results: list[KeyResultRow]
+    kpis: list[KeyResultRow] = field(default_factory=list)  # kind 'kpi', objective_key ''
 
 
 def lock_shop(conn: Connection, shop: str) -> None:
@@ -129,13 +136,17 @@ def load_stored_plan(conn: Connection, shop: str) -> StoredPlan:
         )
     ):
         stored.objectives[key] = json.loads(definition)
-    for kr_id, obj_key, key, definition, counting in conn.execute(
+    for kr_id, obj_key, key, definition, counting, kind in conn.execute(
         select(
             key_results.c.id, key_results.c.objective_key, key_results.c.key,
-            key_results.c.definition, key_results.c.counting,
+            key_results.c.definition, key_results.c.counting, key_results.c.kind,
         ).where(key_results.c.shop == shop, key_results.c.retired_at.is_(None))
     ):  # fmt: skip
-        stored.key_results[obj_key, key] = StoredKeyResult(kr_id, json.loads(definition), counting)
+        measure = StoredKeyResult(kr_id, json.loads(definition), counting)
+        if kind == KPI:
+            stored.kpis[key] = measure
+        else:
+            stored.key_results[obj_key, key] = measure
     return stored
 
 
@@ -163,7 +174,7 @@ def write_plan(conn: Connection, plan: PlanWrite, now: datetime) -> int:
             )
             .values(retired_at=now)
         )
-    for kr_id in plan.retired_key_result_ids:
+    for kr_id in (*plan.retired_key_result_ids, *plan.retired_kpi_ids):
         _retire_key_result(conn, kr_id, now)
 
     for objective in plan.objectives:
@@ -185,34 +196,36 @@ def write_plan(conn: Connection, plan: PlanWrite, now: datetime) -> int:
                 )
             )
         for kr in objective.key_results:
-            values = {
-                "definition": json.dumps(kr.definition, sort_keys=True),
-                "position": kr.position,
-            }
-            if kr.update_id is not None:
-                conn.execute(
-                    update(key_results).where(key_results.c.id == kr.update_id).values(**values)
-                )
-                continue
-            if kr.retire_id is not None:
-                _retire_key_result(conn, kr.retire_id, now)
-            kr_id = conn.execute(
-                key_results.insert()
-                .values(
-                    shop=shop,
-                    objective_key=objective.key,
-                    key=kr.key,
-                    counting=kr.counting,
-                    **values,
-                )
-                .returning(key_results.c.id)
-            ).scalar_one()
-            # Series rows exist from the start, so ingest can lock them before updating.
-            conn.execute(
-                kr_series.insert(),
-                [{"key_result_id": kr_id, "part": part, "events": 0} for part in kr.series_parts],
-            )
+            _write_measure(conn, shop, objective.key, kr, "kr", now)
+    for kpi in plan.kpis:
+        _write_measure(conn, shop, "", kpi, KPI, now)
     return int(revision_id)
+
+
+def _write_measure(
+    conn: Connection, shop: str, objective_key: str, kr: KeyResultWrite, kind: str,
+    now: datetime,
+) -> None:  # fmt: skip
+    """Update a key result's (or KPI's) row in force, or insert a new one with zeroed series."""
+    values = {"definition": json.dumps(kr.definition, sort_keys=True), "position": kr.position}
+    if kr.update_id is not None:
+        conn.execute(update(key_results).where(key_results.c.id == kr.update_id).values(**values))
+        return
+    if kr.retire_id is not None:
+        _retire_key_result(conn, kr.retire_id, now)
+    kr_id = conn.execute(
+        key_results.insert()
+        .values(
+            shop=shop, objective_key=objective_key, key=kr.key, counting=kr.counting, kind=kind,
+            **values,
+        )
+        .returning(key_results.c.id)
+    ).scalar_one()  # fmt: skip
+    # Series rows exist from the start, so ingest can lock them before updating.
+    conn.execute(
+        kr_series.insert(),
+        [{"key_result_id": kr_id, "part": part, "events": 0} for part in kr.series_parts],
+    )
 
 
 def _retire_key_result(conn: Connection, kr_id: int, now: datetime) -> None:
@@ -274,17 +287,19 @@ def read_active_plans(conn: Connection, shop: str | None = None) -> list[ShopPla
         shop_query = shop_query.where(shops.c.shop == shop)
     plans: list[ShopPlanRows] = []
     for shop_name, tz in conn.execute(shop_query).all():
-        krs = [
-            KeyResultRow(kr_id, obj_key, position, json.loads(definition))
-            for kr_id, obj_key, position, definition in conn.execute(
-                select(
-                    key_results.c.id,
-                    key_results.c.objective_key,
-                    key_results.c.position,
-                    key_results.c.definition,
-                ).where(key_results.c.shop == shop_name, key_results.c.retired_at.is_(None))
-            )
-        ]
+        krs: list[KeyResultRow] = []
+        kpis: list[KeyResultRow] = []
+        for kr_id, obj_key, position, definition, kind in conn.execute(
+            select(
+                key_results.c.id,
+                key_results.c.objective_key,
+                key_results.c.position,
+                key_results.c.definition,
+                key_results.c.kind,
+            ).where(key_results.c.shop == shop_name, key_results.c.retired_at.is_(None))
+        ):
+            row = KeyResultRow(kr_id, obj_key, position, json.loads(definition))
+            (kpis if kind == KPI else krs).append(row)
         objs = [
             ObjectiveRow(key, json.loads(definition))
             for key, definition in conn.execute(
@@ -293,7 +308,7 @@ def read_active_plans(conn: Connection, shop: str | None = None) -> list[ShopPla
                 .order_by(objectives.c.position)
             )
         ]
-        plans.append(ShopPlanRows(shop_name, tz, objs, krs))
+        plans.append(ShopPlanRows(shop_name, tz, objs, krs, kpis))
     return plans
 
 
