@@ -128,6 +128,12 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from okrflow.ingest.backfill_command import run_backfill
+
+    return run_backfill(settings, args.shop, args.wait)
+
+
 def cmd_revisions(settings: Settings, args: argparse.Namespace) -> int:
     from okrflow.plans.revisions import run_list, run_show
 
@@ -461,6 +467,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a table for people (default), CSV or JSON for scripts",
     )  # fmt: skip
     history.set_defaults(run=cmd_history)
+
+    backfill = sub.add_parser(
+        "backfill",
+        help="count, from the events topic, what key results added mid-period missed",
+    )
+    backfill.add_argument("--shop", help="only this shop's backfills (exit 10 if it has no plan)")
+    backfill.add_argument(
+        "--wait", action="store_true",
+        help="also wait for backfills another runner holds (taking them over if it stopped), "
+        "until every one is done",
+    )  # fmt: skip
+    backfill.set_defaults(run=cmd_backfill)
 
     revisions = sub.add_parser(
         "revisions", help="the plans `apply` wrote: list them, show one's changes and file"

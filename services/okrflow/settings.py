@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # (shop, id) pairs are remembered this long to absorb producer retries.
     dedupe_window_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     dedupe_prune_seconds: float = Field(default=60, gt=0)
+    # `okrflow backfill`: a runner holds its job this long past its last chunk (another takes
+    # it over after), and counts this many messages per transaction.
+    backfill_lease_seconds: float = Field(default=30, ge=1)
+    backfill_chunk_size: int = Field(default=5000, ge=1, le=100_000)
     # A worker that dies is noticed by the group after this long (>= the broker's 6 s minimum).
     kafka_session_timeout: float = Field(default=10.0, ge=6)
     worker_data_dir: Path = Path(".cache/worker")

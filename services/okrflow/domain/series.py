@@ -75,14 +75,17 @@ class SeriesDelta:
 
 
 def merge_level(
-    aggregate: str, level: float | None, level_at: datetime | None, value: float, at: datetime
-) -> tuple[float, datetime]:
-    """latest: the value with the newest event time (a tie keeps the later arrival);
+    aggregate: str, level: float | None, level_at: datetime | None, value: float, at: datetime,
+    *, prefer_existing: bool = False,
+) -> tuple[float, datetime]:  # fmt: skip
+    """latest: the value with the newest event time (a tie keeps the later arrival, or with
+    `prefer_existing` the stored level: a backfill's events precede everything stored live);
     max / min: the extreme value (its time is when it was reached)."""
     if level is None or level_at is None:
         return value, at
     if aggregate == "latest":
-        return (value, at) if at >= level_at else (level, level_at)
+        newer = at > level_at if prefer_existing else at >= level_at
+        return (value, at) if newer else (level, level_at)
     if aggregate == "max":
         return (value, at) if value > level else (level, level_at)
     return (value, at) if value < level else (level, level_at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from okrflow.domain.baselines import counted_series
@@ -164,6 +164,22 @@ class MatchIndex:
                     self._by_type.setdefault((plan.shop, metric.event), []).append(target)
                 target.series.append((active.kpi_ids[kpi.key], part))
                 self.target_count += 1
+
+    def restricted_to(self, measure_ids: Iterable[int]) -> MatchIndex:
+        """The same index with only the series of `measure_ids` (a backfill counts only its
+        job's key results: a target shared with others keeps just their series)."""
+        wanted = set(measure_ids)
+        index = MatchIndex([])
+        for (shop, type_), targets in self._by_type.items():
+            for target in targets:
+                series = [s for s in target.series if s[0] in wanted]
+                if series:
+                    index._by_type.setdefault((shop, type_), []).append(
+                        replace(target, series=series)
+                    )
+                    index.planned_types.setdefault(shop, set()).add(type_)
+                    index.target_count += len(series)
+        return index
 
     def targets(self, event: CloudEvent, timestamp: float | None = None) -> list[Target]:
         """The ways this event is counted: its shop and type, its time inside the period,

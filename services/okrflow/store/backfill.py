@@ -3,14 +3,33 @@ exporter, failed by `offsets reset` (docs/design/history-and-backfill.md 1.2-1.3
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)  # fmt: skip
 
-from okrflow.store.tables import applied_offsets, backfill_jobs, backfill_partitions, key_results
+from okrflow.store.counters import as_utc
+from okrflow.store.dialect import insert_new_rows
+from okrflow.store.tables import (
+    applied_offsets,
+    backfill_jobs,
+    backfill_partitions,
+    backfill_seen,
+    key_results,
+)  # fmt: skip
 
 BackfillState = Literal["pending", "running", "done"]
 UNFINISHED = ("pending", "running")
@@ -143,3 +162,207 @@ def backfill_clock(conn: Connection) -> tuple[int, int]:
         select(func.coalesce(func.sum(func.coalesce(backfill_partitions.c.next_offset, 0)), 0))
     ).scalar_one()
     return int(finished), int(scanned)
+
+
+# --- the runner's side (okrflow.ingest.backfill): take, scan in chunks, finish ----------------
+
+
+def db_now(conn: Connection) -> datetime:
+    """The database's clock, aware UTC: leases are judged by it, never by a host's clock."""
+    now: datetime = conn.execute(select(func.current_timestamp())).scalar_one()
+    return as_utc(now)
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    shop: str
+    state: str
+    owner: str | None
+    lease_until: datetime | None
+    skipped_events: int
+    lost_messages: int
+    error: str | None
+
+
+_JOB_COLUMNS = (
+    backfill_jobs.c.id, backfill_jobs.c.shop, backfill_jobs.c.state, backfill_jobs.c.owner,
+    backfill_jobs.c.lease_until, backfill_jobs.c.skipped_events, backfill_jobs.c.lost_messages,
+    backfill_jobs.c.error,
+)  # fmt: skip
+
+
+def _job(row: Row[Any, Any, Any, Any, Any, Any, Any, Any]) -> JobRow:
+    return JobRow(
+        int(row.id), row.shop, row.state, row.owner,
+        as_utc(row.lease_until) if row.lease_until is not None else None,
+        int(row.skipped_events), int(row.lost_messages), row.error,
+    )  # fmt: skip
+
+
+def list_jobs(conn: Connection, shop: str | None, states: Sequence[str]) -> list[JobRow]:
+    """Jobs in `states` (of `shop`, or every shop), oldest first."""
+    query = select(*_JOB_COLUMNS).where(backfill_jobs.c.state.in_(list(states)))
+    if shop is not None:
+        query = query.where(backfill_jobs.c.shop == shop)
+    return [_job(r) for r in conn.execute(query.order_by(backfill_jobs.c.id))]
+
+
+def take_job(
+    conn: Connection, job_id: int, owner: str, now: datetime, lease_until: datetime
+) -> bool:
+    """Take a pending job, or a running one whose lease ran out; True when taken."""
+    result = conn.execute(
+        update(backfill_jobs)
+        .where(
+            backfill_jobs.c.id == job_id,
+            backfill_jobs.c.state.in_(UNFINISHED),
+            or_(backfill_jobs.c.owner.is_(None), backfill_jobs.c.lease_until < now),
+        )
+        .values(
+            owner=owner,
+            lease_until=lease_until,
+            state="running",
+            started_at=func.coalesce(backfill_jobs.c.started_at, now),
+        )
+    )
+    return int(result.rowcount) == 1
+
+
+def lock_job(conn: Connection, job_id: int) -> JobRow | None:
+    """The job's row, locked to the end of the transaction (SQLite: the writer's lock)."""
+    query = select(*_JOB_COLUMNS).where(backfill_jobs.c.id == job_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).one_or_none()
+    return None if row is None else _job(row)
+
+
+@dataclass(frozen=True)
+class PartitionScan:
+    cut_offset: int
+    next_offset: int | None  # None: not started (the log's start)
+    freeze_offset: int | None
+
+
+def read_partitions(conn: Connection, job_id: int) -> dict[int, PartitionScan]:
+    rows = conn.execute(
+        select(
+            backfill_partitions.c.kafka_partition, backfill_partitions.c.cut_offset,
+            backfill_partitions.c.next_offset, backfill_partitions.c.freeze_offset,
+        ).where(backfill_partitions.c.job_id == job_id)
+    )  # fmt: skip
+    return {
+        int(p): PartitionScan(int(cut), None if nxt is None else int(nxt),
+                              None if frz is None else int(frz))
+        for p, cut, nxt, frz in rows
+    }  # fmt: skip
+
+
+def advance_partitions(conn: Connection, job_id: int, next_offsets: Mapping[int, int]) -> None:
+    """Record how far the scan got, per partition (offsets below are counted)."""
+    if not next_offsets:
+        return
+    conn.execute(
+        update(backfill_partitions)
+        .where(backfill_partitions.c.job_id == job_id,
+               backfill_partitions.c.kafka_partition == bindparam("b_partition"))
+        .values(next_offset=bindparam("b_next")),
+        [{"b_partition": p, "b_next": o} for p, o in sorted(next_offsets.items())],
+    )  # fmt: skip
+
+
+def update_job(conn: Connection, job_id: int, **values: object) -> None:
+    conn.execute(update(backfill_jobs).where(backfill_jobs.c.id == job_id).values(**values))
+
+
+def add_job_counts(conn: Connection, job_id: int, skipped: int = 0, lost: int = 0) -> None:
+    if skipped or lost:
+        update_job(
+            conn, job_id,
+            skipped_events=backfill_jobs.c.skipped_events + skipped,
+            lost_messages=backfill_jobs.c.lost_messages + lost,
+        )  # fmt: skip
+
+
+def job_measures(conn: Connection, job_id: int) -> list[int]:
+    """The job's key results (and KPIs) still in force."""
+    return [
+        int(i)
+        for i in conn.execute(
+            select(key_results.c.id).where(
+                key_results.c.backfill_job_id == job_id, key_results.c.retired_at.is_(None)
+            )
+        ).scalars()
+    ]
+
+
+def measures_waiting_for_baseline(conn: Connection, job_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                key_results.c.backfill_job_id == job_id,
+                key_results.c.retired_at.is_(None),
+                key_results.c.baseline_state == "waiting",
+            )
+        ).scalar_one()
+    )
+
+
+def freeze_partitions(conn: Connection, job_id: int, log_ends: Mapping[int, int]) -> None:
+    """Record each partition's log end at the scan's end (kept if already recorded)."""
+    conn.execute(
+        update(backfill_partitions)
+        .where(backfill_partitions.c.job_id == job_id,
+               backfill_partitions.c.kafka_partition == bindparam("b_partition"),
+               backfill_partitions.c.freeze_offset.is_(None))
+        .values(freeze_offset=bindparam("b_end")),
+        [{"b_partition": p, "b_end": o} for p, o in sorted(log_ends.items())],
+    )  # fmt: skip
+
+
+def claim_backfill_ids(conn: Connection, job_id: int, keys: Sequence[tuple[str, str]]) -> set[int]:
+    """Insert each (shop, event id) (unique within `keys`) into the job's dedupe set; return
+    the positions of the keys that were already there."""
+    if not keys:
+        return set()
+    rows = [{"job_id": job_id, "shop": shop, "event_id": event_id} for shop, event_id in keys]
+    fresh = {
+        (s, e)
+        for _, s, e in insert_new_rows(conn, backfill_seen, rows, ["job_id", "shop", "event_id"])
+    }
+    return {i for i, key in enumerate(keys) if key not in fresh}
+
+
+def delete_seen(conn: Connection, job_id: int, limit: int) -> int:
+    """Delete up to `limit` of a finished job's dedupe rows; returns how many."""
+    some = (
+        select(backfill_seen.c.shop, backfill_seen.c.event_id)
+        .where(backfill_seen.c.job_id == job_id)
+        .limit(limit)
+    )
+    result = conn.execute(
+        delete(backfill_seen).where(
+            backfill_seen.c.job_id == job_id,
+            tuple_(backfill_seen.c.shop, backfill_seen.c.event_id).in_(some),
+        )
+    )
+    return int(result.rowcount)
+
+
+def remaining_messages(conn: Connection) -> dict[str, int]:
+    """Per shop with an unfinished job: messages below the cuts not scanned yet (an upper
+    bound until a scan starts: the log's start is not known here)."""
+    rows = conn.execute(
+        select(
+            backfill_jobs.c.shop,
+            func.sum(
+                backfill_partitions.c.cut_offset
+                - func.coalesce(backfill_partitions.c.next_offset, 0)
+            ),
+        )
+        .join(backfill_partitions, backfill_partitions.c.job_id == backfill_jobs.c.id)
+        .where(backfill_jobs.c.state.in_(UNFINISHED))
+        .group_by(backfill_jobs.c.shop)
+    )
+    return {shop: max(0, int(n or 0)) for shop, n in rows}

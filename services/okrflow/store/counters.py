@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -25,14 +25,22 @@ from okrflow.store.dialect import insert_new_rows, upsert
 from okrflow.store.kpis import write_kpi_distinct_days
 from okrflow.store.tables import key_results, kr_day_totals, kr_distinct_values, kr_series
 
+Arrival = Literal["later", "earlier"]
+
 
 def as_utc(moment: datetime) -> datetime:
     """Aware UTC; SQLite hands back naive datetimes, which okrflow always writes as UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def write_series_deltas(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) -> None:
-    """Add one batch's deltas to the stored series. Call inside the batch transaction."""
+def write_series_deltas(
+    conn: Connection, deltas: dict[SeriesKey, SeriesDelta], arrival: Arrival = "later"
+) -> None:
+    """Add one batch's deltas to the stored series. Call inside the batch transaction.
+
+    `arrival`: "later" for the live worker (its events follow everything stored), "earlier"
+    for a backfill (its events precede, in the log, everything the live worker stored after
+    the cut): a `latest` tie on event time goes to the event later in the log either way."""
     if not deltas:
         return
     buckets: dict[tuple[int, str, date], _Bucket] = {}
@@ -53,8 +61,8 @@ def write_series_deltas(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) 
         for (kr_id, part), delta in deltas.items() if delta.value_days
         for day, value in delta.value_days
     ])  # fmt: skip
-    _upsert_days(conn, buckets)
-    _merge_series(conn, deltas)
+    _upsert_days(conn, buckets, arrival)
+    _merge_series(conn, deltas, arrival)
 
 
 class _Bucket:
@@ -134,13 +142,17 @@ def _add_values(
     bucket.total += n
 
 
-def _upsert_days(conn: Connection, buckets: dict[tuple[int, str, date], _Bucket]) -> None:
+def _upsert_days(
+    conn: Connection, buckets: dict[tuple[int, str, date], _Bucket], arrival: Arrival
+) -> None:
     """One upsert per kind of level merge: events and totals add up, the day's level merges
     as `merge_level` does (latest: the newest time, a tie to the later arrival; max / min:
     the extreme), the newest event time wins."""
     by_kind: dict[str, list[dict[str, object]]] = {}
     for (kr_id, part, day), b in sorted(buckets.items()):
         kind = b.aggregate if b.aggregate in _LEVEL_WINS else "additive"
+        if kind == "latest" and arrival == "earlier":
+            kind = "latest_earlier"
         by_kind.setdefault(kind, []).append({
             "key_result_id": kr_id, "part": part, "day": day, "events": b.events,
             "total": b.total, "level": b.level, "level_at": b.level_at,
@@ -169,12 +181,13 @@ def _upsert_days(conn: Connection, buckets: dict[tuple[int, str, date], _Bucket]
 
 _LEVEL_WINS: dict[str, Callable[[Table, Any], ColumnElement[bool]]] = {
     "latest": lambda t, new: new.level_at >= t.c.level_at,  # a tie: the later arrival
+    "latest_earlier": lambda t, new: new.level_at > t.c.level_at,  # a tie: the stored one
     "max": lambda t, new: new.level > t.c.level,
     "min": lambda t, new: new.level < t.c.level,
 }
 
 
-def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) -> None:
+def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta], arrival: Arrival) -> None:
     keys = sorted(deltas)
     conn.execute(
         upsert(conn, kr_series).on_conflict_do_nothing(),
@@ -190,8 +203,9 @@ def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta]) -> Non
         level, level_at = row.level, as_utc(row.level_at) if row.level_at else None
         if delta.level is not None and delta.level_at is not None:
             level, level_at = merge_level(
-                delta.aggregate, level, level_at, delta.level, delta.level_at
-            )
+                delta.aggregate, level, level_at, delta.level, delta.level_at,
+                prefer_existing=arrival == "earlier",
+            )  # fmt: skip
         last = row.last_event_at and as_utc(row.last_event_at)
         if delta.last_event_at is not None and (last is None or delta.last_event_at > last):
             last = delta.last_event_at

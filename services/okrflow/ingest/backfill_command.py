@@ -1,0 +1,178 @@
+"""`okrflow backfill [--shop S] [--wait]`: run the pending backfills, with a progress bar.
+
+Without `--wait` it runs every job it can take and reports the ones another runner holds.
+With `--wait` it also waits for those, takes them over when their lease runs out, and returns
+once every job of the selection is done (or has only a baseline window left to close).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+from aiokafka.errors import KafkaError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from sqlalchemy import Engine
+
+from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.ingest.backfill import JobProgress, ProgressView, Runner, kafka_failure
+from okrflow.readonly import open_for_reading
+from okrflow.settings import Settings
+from okrflow.store.backfill import UNFINISHED, JobRow, job_measures, list_jobs, read_partitions
+from okrflow.store.engine import make_engine
+from okrflow.store.lookups import planned_shops
+
+logger = logging.getLogger(__name__)
+
+_POLL_SECONDS = 1.0
+_LOG_EVERY_SECONDS = 10.0
+
+
+class BarView(ProgressView):
+    """A rich progress bar per job on a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[counted]} counted"), console=console, transient=False,
+        )  # fmt: skip
+        self._tasks: dict[int, TaskID] = {}
+
+    def started(self, job: JobProgress) -> None:
+        if not self._tasks:
+            self._progress.start()
+        self._tasks[job.job_id] = self._progress.add_task(
+            f"job {job.job_id} ({job.shop})", total=max(job.total, 1), counted=0
+        )
+
+    def advanced(self, job: JobProgress) -> None:
+        self._progress.update(
+            self._tasks[job.job_id], completed=job.scanned, counted=f"{job.counted:,}"
+        )
+
+    def finished(self, job: JobProgress) -> None:
+        task = self._tasks.get(job.job_id)
+        if task is not None:
+            self._progress.update(task, completed=max(job.total, 1))
+
+    def stop(self) -> None:
+        if self._tasks:
+            self._progress.stop()
+
+
+class LogView(ProgressView):
+    """One log line per job every 10 seconds, without a terminal."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def started(self, job: JobProgress) -> None:
+        logger.info("backfill job %d (%s): %d message(s) to read", job.job_id, job.shop, job.total)
+        self._last = time.monotonic()
+
+    def advanced(self, job: JobProgress) -> None:
+        if time.monotonic() - self._last >= _LOG_EVERY_SECONDS:
+            self._last = time.monotonic()
+            logger.info(
+                "backfill job %d (%s): %d of %d read, %d counted",
+                job.job_id, job.shop, job.scanned, job.total, job.counted,
+            )  # fmt: skip
+
+
+def run_backfill(settings: Settings, shop: str | None, wait: bool) -> int:
+    """The command; returns the exit code (raises OperatorError for operator errors)."""
+    open_for_reading(settings.database_url).dispose()  # exists, schema current: else 5 / 8
+    engine = make_engine(settings.database_url, writer=True)
+    try:
+        if shop is not None:
+            with engine.connect() as conn:
+                shops = planned_shops(conn)
+            if shop not in shops:
+                known = f"shops with a plan: {', '.join(shops)}" if shops else "no shop has a plan"
+                raise OperatorError(ExitCode.NOT_FOUND, f"no shop {shop!r} has a plan ({known})")
+        console = Console(stderr=True)
+        view: ProgressView = BarView(console) if console.is_terminal else LogView()
+        try:
+            outcomes = asyncio.run(_run(Runner(settings, engine, view), shop, wait))
+        except (KafkaError, OSError) as exc:
+            raise kafka_failure(exc, settings) from None
+        finally:
+            if isinstance(view, BarView):
+                view.stop()
+        return _report(engine, shop, outcomes, wait)
+    finally:
+        engine.dispose()
+
+
+async def _run(runner: Runner, shop: str | None, wait: bool) -> list[JobProgress]:
+    """Take and run jobs until none is left that this runner can take (`wait`: until every
+    job of the selection is finished or only waits for its baseline window)."""
+    outcomes: list[JobProgress] = []
+    while True:
+        jobs = _unfinished(runner, shop)
+        ran = False
+        for job in jobs:
+            if _scanned(runner, job):
+                continue  # waits for its baseline window only: nothing to read
+            if runner.take(job.id):
+                outcomes.append(await runner.run(job))
+                ran = True
+        if not wait:
+            return outcomes
+        left = [j for j in _unfinished(runner, shop) if not _scanned(runner, j)]
+        if not left:
+            return outcomes
+        if not ran:
+            await asyncio.sleep(_POLL_SECONDS)
+
+
+def _unfinished(runner: Runner, shop: str | None) -> list[JobRow]:
+    with runner.engine.connect() as conn:
+        return list_jobs(conn, shop, UNFINISHED)
+
+
+def _scanned(runner: Runner, job: JobRow) -> bool:
+    """Scanned to its cut and finished, but a key result waits for its baseline window."""
+    with runner.engine.connect() as conn:
+        scans = read_partitions(conn, job.id)
+    return (
+        job.owner is None
+        and job.state == "running"
+        and bool(scans)
+        and all(s.freeze_offset is not None for s in scans.values())
+    )
+
+
+def _report(engine: Engine, shop: str | None, outcomes: list[JobProgress], wait: bool) -> int:
+    """One line per job run, then what is left: jobs held elsewhere, waiting for a baseline
+    window, or failed (exit 1)."""
+    out = sys.stdout
+    for job in outcomes:
+        line = (
+            f"job {job.job_id} ({job.shop}): {job.outcome}, {job.counted:,} event(s) counted, "
+            f"{job.skipped:,} skipped"
+        )
+        if job.lost:
+            line += f", {job.lost:,} message(s) lost to retention before they were read"
+        print(line, file=out)
+    with engine.connect() as conn:
+        left = list_jobs(conn, shop, UNFINISHED)
+        # A failed job whose key results were retired since matters no more.
+        failed = [j for j in list_jobs(conn, shop, ("failed",)) if job_measures(conn, j.id)]
+    for row in left:
+        if row.owner is not None:
+            print(f"job {row.id} ({row.shop}): held by {row.owner}", file=out)
+        else:
+            print(f"job {row.id} ({row.shop}): waits for its baseline window", file=out)
+    if not outcomes and not left:
+        print("no backfill to run", file=out)
+    for row in failed:
+        print(
+            f"okrflow backfill: job {row.id} ({row.shop}) failed: {row.error}; its key "
+            "results stay partial",
+            file=sys.stderr,
+        )
+    return ExitCode.FAILED if failed else ExitCode.OK
