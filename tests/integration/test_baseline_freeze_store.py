@@ -273,3 +273,31 @@ def test_the_freeze_waits_for_the_backfill_and_the_live_worker(
     with engine.connect() as conn:
         (job,) = conn.execute(select(backfill_jobs)).all()
     assert job.state == "done" and job.finished_at is not None
+
+
+def test_a_job_whose_waiting_key_result_was_retired_is_done(
+    database_url: str, tmp_path: Path
+) -> None:
+    engine = make_engine(database_url, writer=True)
+    ensure_schema(engine)
+    feed = _Feed(engine)
+    head = _plan().split("      - {key: hist_n")[0]
+    measured = '      - {key: m, metric: {event: shop.sale, aggregate: count}, baseline: {from: history}, target: "+15%"}\n'  # fmt: skip
+    (tmp_path / "v1.yaml").write_text(head)
+    apply_files(engine, [tmp_path / "v1.yaml"], datetime(2026, 1, 1, tzinfo=UTC))
+    feed.send(_sales(random.Random(5), 10, datetime(2026, 2, 1, tzinfo=UTC), S, "e"), S)
+    mid_period = S + timedelta(days=2)
+    for name, text in (("v2.yaml", head + measured), ("v3.yaml", head)):
+        (tmp_path / name).write_text(text)
+        parsed = parse_files([tmp_path / name])
+        if name == "v3.yaml":  # the runner finished the scan; its key result still waited
+            with engine.begin() as conn:
+                conn.execute(update(backfill_partitions).values(freeze_offset=10**6))
+                conn.execute(update(backfill_jobs).values(state="running"))
+            with engine.connect() as conn:
+                assert conn.execute(select(backfill_jobs.c.state)).scalar_one() == "running"
+        apply_parsed(engine, parsed, mid_period, events_topic=TOPIC)
+    # Retired: nothing waits any more; the apply's freeze marks the job done.
+    with engine.connect() as conn:
+        (job,) = conn.execute(select(backfill_jobs)).all()
+    assert job.state == "done"

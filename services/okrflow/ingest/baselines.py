@@ -31,6 +31,7 @@ from okrflow.store.baselines import (
     insert_measured_revision,
     read_waiting,
     scanned_and_applied,
+    scanned_unfinished_jobs,
     write_measured_baseline,
 )
 from okrflow.store.counters import read_series_rows
@@ -55,15 +56,17 @@ def freeze_due_baselines(engine: Engine, topic: str, now: datetime) -> list[str]
     """Freeze every baseline that is due; returns one line per baseline frozen, e.g.
     `measured key result grow/clients: baseline 214 (from history)`. Idempotent."""
     with engine.connect() as conn:  # most calls: nothing waits, no lock taken
-        if not any_waiting(conn):
+        if not any_waiting(conn) and not scanned_unfinished_jobs(conn):
             return []
     try:
         with engine.begin() as conn:
             take_plan_clock(conn, CLOCK_TIMEOUT_SECONDS)  # no batch in flight until commit
             due = _due(conn, topic, now)
-            if not due:
-                return []
-            return _freeze(conn, due, now)
+            lines = _freeze(conn, due, now) if due else []
+            # Done: every scanned job none of whose key results in force still waits (also
+            # one whose waiting key result was retired after its scan finished).
+            finish_jobs_without_waiting(conn, scanned_unfinished_jobs(conn), now)
+            return lines
     except PlanClockBusy:
         logger.info("baselines not frozen: workers held the plan clock; the next call retries")
         return []
@@ -110,7 +113,6 @@ def _freeze(conn: Connection, due: list[_Due], now: datetime) -> list[str]:
         lines.append(f"{d.shop}: measured {what}: {detail}")
     revision = max(insert_measured_revision(conn, shop, c, now) for shop, c in changes.items())
     advance_plan_clock(conn, revision)
-    finish_jobs_without_waiting(conn, {d.job_id for d in due if d.job_id is not None}, now)
     for line in lines:
         logger.info("%s", line)
     return lines

@@ -134,6 +134,20 @@ def insert_measured_revision(
     return revision_id
 
 
+def scanned_unfinished_jobs(conn: Connection) -> list[int]:
+    """Jobs the runner finished scanning (every partition has its `freeze_offset`) that are
+    not marked done yet: the runner leaves them so while a key result waits for its baseline."""
+    unfrozen = exists().where(
+        backfill_partitions.c.job_id == backfill_jobs.c.id,
+        backfill_partitions.c.freeze_offset.is_(None),
+    )
+    scanned = exists().where(backfill_partitions.c.job_id == backfill_jobs.c.id)
+    query = select(backfill_jobs.c.id).where(
+        backfill_jobs.c.state.in_(("pending", "running")), scanned, ~unfrozen
+    )
+    return [int(j) for j in conn.execute(query).scalars()]
+
+
 def finish_jobs_without_waiting(conn: Connection, job_ids: Iterable[int], now: datetime) -> None:
     """Mark `done` each of these jobs none of whose key results in force still waits."""
     ids = list(job_ids)
