@@ -120,8 +120,8 @@ class Runner:
             **client_kwargs(self.settings), group_id=None, enable_auto_commit=False,
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )  # fmt: skip
-        await start_client(consumer, self.settings)
         try:
+            await start_client(consumer, self.settings)
             outcome = await self._scan(job, consumer, topic, skip, progress)
             if outcome is None:
                 tps = [TopicPartition(topic, p) for p in self._scans(job.id)]
@@ -351,9 +351,9 @@ async def dead_lettered_offsets(settings: Settings) -> dict[int, frozenset[int]]
         **client_kwargs(settings), group_id=None, enable_auto_commit=False,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
     )  # fmt: skip
-    await start_client(consumer, settings)
     found: dict[int, set[int]] = {}
     try:
+        await start_client(consumer, settings)
         await consumer._client.force_metadata_update()
         partitions = sorted(consumer.partitions_for_topic(settings.dlq_topic) or ())
         tps = [TopicPartition(settings.dlq_topic, p) for p in partitions]

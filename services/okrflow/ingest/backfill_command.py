@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.ingest.backfill import JobProgress, ProgressView, Runner, kafka_failure
+from okrflow.ingest.offsets import log_bounds
+from okrflow.ops.startup import wait_for_kafka
 from okrflow.readonly import open_for_reading
 from okrflow.settings import Settings
 from okrflow.store.backfill import UNFINISHED, JobRow, job_measures, list_jobs, read_partitions
@@ -111,6 +113,9 @@ async def _run(runner: Runner, shop: str | None, wait: bool) -> list[JobProgress
     """Take and run jobs until none is left that this runner can take (`wait`: until every
     job of the selection is finished or only waits for its baseline window)."""
     outcomes: list[JobProgress] = []
+    if _unfinished(runner, shop):  # Kafka is needed: wait for it like the worker (else exit 6)
+        settings = runner.settings
+        await wait_for_kafka(settings, lambda: log_bounds(settings, settings.events_topic))
     while True:
         jobs = _unfinished(runner, shop)
         ran = False

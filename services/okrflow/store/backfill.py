@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -168,7 +168,11 @@ def backfill_clock(conn: Connection) -> tuple[int, int]:
 
 
 def db_now(conn: Connection) -> datetime:
-    """The database's clock, aware UTC: leases are judged by it, never by a host's clock."""
+    """The database's clock, aware UTC: leases are judged by it, never by a host's clock.
+    (SQLite's CURRENT_TIMESTAMP has whole seconds; its strftime gives milliseconds.)"""
+    if conn.dialect.name == "sqlite":
+        text = conn.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
+        return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
     now: datetime = conn.execute(select(func.current_timestamp())).scalar_one()
     return as_utc(now)
 
