@@ -214,8 +214,10 @@ def test_kpis_count_rolling_windows(
             "SELECT j.state, k.key FROM backfill_jobs j JOIN key_results k "
             "ON k.backfill_job_id = j.id WHERE k.kind = 'kpi' AND k.retired_at IS NULL"
         )).all()  # fmt: skip
-        kinds = dict(conn.execute(sa.text(
-            "SELECT key, kind FROM key_results WHERE retired_at IS NULL")).all())  # fmt: skip
+        kinds: dict[str, str] = {
+            key: kind for key, kind in conn.execute(
+                sa.text("SELECT key, kind FROM key_results WHERE retired_at IS NULL"))
+        }  # fmt: skip
     engine.dispose()
     assert [tuple(j) for j in jobs] == [("pending", "revenue-week")]
     assert kinds == {"orders": "kr", "orders-week": "kpi", "clients-month": "kpi",
@@ -231,7 +233,10 @@ def test_kpis_count_rolling_windows(
     after_cut = expected(events.orders[orders_after_cut:], [], today)
     want["revenue-week"] = after_cut["revenue-week"]
     assert [k["key"] for k in shop["kpis"]] == [
-        "orders-week", "clients-month", "refund-rate", "revenue-week"
+        "orders-week",
+        "clients-month",
+        "refund-rate",
+        "revenue-week",
     ]
     _same(_shown(shop["kpis"]), want, "now")
     by_key = {k["key"]: k for k in shop["kpis"]}

@@ -234,8 +234,7 @@ def _problems(kpis: str) -> list[str]:
 
 def test_a_valid_kpis_section_builds_kpis() -> None:
     parsed = parse_plan(
-        HEAD
-        + "  - {key: orders, title: Orders a day, window: 7d, healthy: {above: 20},\n"
+        HEAD + "  - {key: orders, title: Orders a day, window: 7d, healthy: {above: 20},\n"
         "     metric: {event: order.placed, aggregate: count}}\n"
         "  - key: refunds\n"
         "    window: 366d\n"
@@ -261,14 +260,18 @@ def test_a_valid_kpis_section_builds_kpis() -> None:
         ),
         (
             "  - {key: a, window: 0d, metric: {event: e, aggregate: count}}\n",
-            ['okrs.yaml:11: kpis[0].window: must be a number of local days like "7d", '
-             'from "1d" to "366d"'],
-        ),  # fmt: skip
+            [
+                'okrs.yaml:11: kpis[0].window: must be a number of local days like "7d", '
+                'from "1d" to "366d"'
+            ],
+        ),
         (
             "  - {key: a, window: 7 days, metric: {event: e, aggregate: count}}\n",
-            ['okrs.yaml:11: kpis[0].window: must be a number of local days like "7d", '
-             'from "1d" to "366d"'],
-        ),  # fmt: skip
+            [
+                'okrs.yaml:11: kpis[0].window: must be a number of local days like "7d", '
+                'from "1d" to "366d"'
+            ],
+        ),
         (
             "  - {key: a, window: 367d, metric: {event: e, aggregate: count}}\n",
             ["okrs.yaml:11: kpis[0].window: 367 days: a window holds 1d to 366d"],
@@ -286,9 +289,11 @@ def test_a_valid_kpis_section_builds_kpis() -> None:
         (
             "  - key: a\n    window: 7d\n    metric: {event: e, aggregate: count}\n"
             "    target: 10\n",
-            ["okrs.yaml:11: kpis[0]: Additional properties are not allowed "
-             "('target' was unexpected)"],
-        ),  # fmt: skip
+            [
+                "okrs.yaml:11: kpis[0]: Additional properties are not allowed "
+                "('target' was unexpected)"
+            ],
+        ),
         (
             "  - key: a\n    metric: {event: e, aggregate: count}\n",
             ["okrs.yaml:11: kpis[0]: 'window' is a required property"],
