@@ -318,3 +318,24 @@ def test_a_valid_kpis_section_builds_kpis() -> None:
 )
 def test_bad_kpis_are_refused_at_their_line(kpis: str, expected: list[str]) -> None:
     assert _problems(kpis) == expected
+
+
+def test_vocabulary_warnings_cover_kpi_metrics() -> None:
+    from okrflow.plans.vocabulary import plan_warnings
+
+    parsed = parse_plan(
+        HEAD + "  - key: refunds\n"
+        "    window: 7d\n"
+        "    metric: {ratio: {numerator: {event: order.refundd, aggregate: count},\n"
+        "                     denominator: {event: order.placed, aggregate: count,\n"
+        "                                   where: {data.totl: {gt: 5}}}}}\n",
+        "okrs.yaml",
+    )
+    assert [str(w) for w in plan_warnings(parsed)] == [
+        "okrs.yaml:13: kpis[0].metric.ratio.numerator.event: warning: event type "
+        "'order.refundd' is not built in (checked offline); until such events arrive this KPI "
+        "counts nothing; did you mean 'order.refunded'?",
+        "okrs.yaml:15: kpis[0].metric.ratio.denominator.where.data.totl: warning: 'data.totl' "
+        "is not defined for order.placed: only events that add it match; did you mean "
+        "'data.total'?",
+    ]
