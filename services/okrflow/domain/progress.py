@@ -249,7 +249,10 @@ def measure_key_result(
 ) -> KeyResultMeasure:
     """Value and progress of one key result from what was counted (no clock involved)."""
     raw = metric_value(kr, state)
-    last = max((s.last_event_at for s in state.values() if s.last_event_at), default=None)
+    last = max(
+        (s.last_event_at for part, s in state.items() if s.last_event_at and part[:2] != "b."),
+        default=None,
+    )  # not a baseline's series (`b.value`: the events of its window, domain.baselines)
     if kr.cadence is not None:
         slots = cadence_slots(period, kr.cadence, tz)
         n = kr.cadence.at_least
@@ -407,7 +410,14 @@ def plan_progress(
     plan: Plan, states: Mapping[tuple[str, str], KeyResultState], now: datetime
 ) -> dict[str, ObjectiveProgress]:
     """Every objective of `plan` at `now`: `measure_plan`, judged at `now`."""
-    measures = measure_plan(plan, states)
+    return judge_plan(plan, measure_plan(plan, states), now)
+
+
+def judge_plan(
+    plan: Plan, measures: Mapping[str, ObjectiveMeasure], now: datetime
+) -> dict[str, ObjectiveProgress]:
+    """`measure_plan`'s measures judged at `now` (the pages measure once per snapshot and
+    judge at every request: pace and status move with the clock)."""
     return {
         o.key: _judged_objective(o, plan.timezone, measures[o.key], now) for o in plan.objectives
     }

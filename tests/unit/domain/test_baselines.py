@@ -273,3 +273,16 @@ def test_a_waiting_key_result_has_no_figures_and_is_left_out_of_the_roll_up() ->
     rolled = measure_objective(objective, TZ, {"w": _state(300), "p": _state(4)})
     assert rolled.progress == pytest.approx(0.4)
     assert isinstance(_kr(RATIO, "history").metric, RatioMetric)
+
+
+def test_the_last_event_is_not_one_of_the_baseline_window() -> None:
+    before = datetime(2026, 3, 12, tzinfo=UTC)
+    state = {
+        "value": SeriesState(),
+        "b.value": SeriesState(events=1, total=1, last_event_at=before),
+    }
+    kr = _kr(COUNT, "previous_period")
+    assert measure_key_result(kr, PERIOD, TZ, state).last_event_at is None
+    during = datetime(2026, 3, 21, tzinfo=UTC)
+    state["value"] = SeriesState(events=1, total=1, last_event_at=during)
+    assert measure_key_result(kr, PERIOD, TZ, state).last_event_at == during
