@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     exporter_host: str = "127.0.0.1"
     exporter_port: int = Field(default=9464, ge=0, le=65535)
     exporter_refresh_seconds: float = Field(default=2.0, gt=0)
+    # The exporter's pages (docs/pages.md): a shop's pages need one of its intake tokens.
+    pages_require_token: bool = False
 
     # HTTP intake (`okrflow intake`, docs/intake.md).
     intake_host: str = "127.0.0.1"

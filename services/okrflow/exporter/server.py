@@ -1,4 +1,5 @@
-"""`okrflow exporter`: serve /metrics from the database, with /healthz and /readyz."""
+"""`okrflow exporter`: serve /metrics from the database, with /healthz and /readyz, and the
+pages for people (`okrflow.pages`: /, /shops/...) from the same snapshot."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from okrflow.gctuning import collect_less_often
 from okrflow.ops.buildinfo import process_registry
 from okrflow.ops.http import OpsServer, Reply, json_reply
 from okrflow.ops.startup import wait_for_database
+from okrflow.pages.routes import pages_for, static_routes
 from okrflow.settings import Settings
 from okrflow.store.engine import DatabaseMissing, open_existing
 from okrflow.store.schema import SchemaMissing, require_schema
@@ -72,9 +74,10 @@ def run_exporter(settings: Settings) -> int:
     endpoints = ExporterEndpoints(collector, settings.exporter_refresh_seconds)
     server = OpsServer(
         settings.exporter_host, settings.exporter_port,
-        {"/metrics": endpoints.metrics, "/": endpoints.metrics,
-         "/healthz": endpoints.healthz, "/readyz": endpoints.readyz},
+        {"/metrics": endpoints.metrics, "/healthz": endpoints.healthz,
+         "/readyz": endpoints.readyz, **static_routes()},
         what="exporter's /metrics", setting="--port / OKRFLOW_EXPORTER_PORT",
+        prefixes={"/": pages_for(collector, engine, settings)},
     )  # fmt: skip
     server.start()
     logger.info("serving http://%s:%d/metrics", settings.exporter_host, server.port)

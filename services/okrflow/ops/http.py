@@ -1,4 +1,5 @@
-"""The small HTTP server of the worker and the exporter: /metrics, /healthz, /readyz.
+"""The small HTTP server of the worker and the exporter: /metrics, /healthz, /readyz, and the
+exporter's pages (prefix routes that see the request: path, query and headers).
 
 Standard library `ThreadingHTTPServer`, spoken as HTTP/1.1 (keep-alive, Content-Length on every
 answer), with a socket timeout so an idle or stalled client cannot hold a thread, and gzip when
@@ -16,8 +17,9 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote
 
 from okrflow.exitcodes import ExitCode, OperatorError
 
@@ -32,6 +34,17 @@ class Reply:
     status: int
     body: Sequence[bytes]
     content_type: str = "text/plain; charset=utf-8"
+    headers: tuple[tuple[str, str], ...] = ()  # more response headers (Set-Cookie, ...)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a prefix route sees: the decoded path, the query (first value of each name) and
+    the request headers (names in lower case)."""
+
+    path: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def text(status: int, line: str) -> Reply:
@@ -44,6 +57,7 @@ def json_reply(status: int, body: dict[str, object]) -> Reply:
 
 
 Route = Callable[[], Reply]
+PrefixRoute = Callable[[Request], Reply]
 
 
 class _Server(ThreadingHTTPServer):
@@ -52,7 +66,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def _handler(routes: Mapping[str, Route], idle: float) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    routes: Mapping[str, Route], idle: float, prefixes: Mapping[str, PrefixRoute]
+) -> type[BaseHTTPRequestHandler]:
+    # Longest prefix first: "/shops/" wins over "/".
+    ordered = sorted(prefixes.items(), key=lambda item: -len(item[0]))
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = idle  # seconds a connection may sit idle or stall (socket timeout)
@@ -64,11 +83,12 @@ def _handler(routes: Mapping[str, Route], idle: float) -> type[BaseHTTPRequestHa
             self._answer(send_body=False)
 
         def _answer(self, send_body: bool) -> None:
-            route = routes.get(self.path.split("?", 1)[0])
-            if route is None:
-                reply = text(404, f"not found; try {', '.join(sorted(routes))}")
-            else:
+            path, _, query = self.path.partition("?")
+            route = routes.get(path)
+            if route is not None:
                 reply = route()
+            else:
+                reply = self._prefixed(path, query)
             body = b"".join(reply.body)
             encoding = None
             accepted = self.headers.get("Accept-Encoding", "")
@@ -80,10 +100,27 @@ def _handler(routes: Mapping[str, Route], idle: float) -> type[BaseHTTPRequestHa
             self.send_header("Content-Length", str(len(body)))
             if encoding:
                 self.send_header("Content-Encoding", encoding)
+            for name, value in reply.headers:
+                self.send_header(name, value)
             self.send_header("Vary", "Accept-Encoding")
             self.end_headers()
             if send_body:
                 self.wfile.write(body)
+
+        def _prefixed(self, path: str, query: str) -> Reply:
+            for prefix, prefix_route in ordered:
+                if path.startswith(prefix):
+                    try:
+                        fields = parse_qs(query, max_num_fields=20)
+                    except ValueError:
+                        return text(400, "too many query parameters")
+                    request = Request(
+                        unquote(path),
+                        {k: v[0] for k, v in fields.items()},
+                        {k.lower(): v for k, v in self.headers.items()},
+                    )
+                    return prefix_route(request)
+            return text(404, f"not found; try {', '.join(sorted([*routes, *prefixes]))}")
 
         def log_message(self, format: str, *args: object) -> None:
             logger.debug("%s " + format, self.address_string(), *args)
@@ -96,9 +133,12 @@ class OpsServer:
 
     def __init__(
         self, host: str, port: int, routes: Mapping[str, Route], *, what: str, setting: str,
-        timeout: float = 30.0,
+        timeout: float = 30.0, prefixes: Mapping[str, PrefixRoute] | None = None,
     ) -> None:  # fmt: skip
-        self._server = bind_http(host, port, _handler(routes, timeout), what=what, setting=setting)
+        """`prefixes`: routes for every path starting with a prefix (longest first), tried
+        when no exact route matches; they get the `Request`."""
+        handler = _handler(routes, timeout, prefixes or {})
+        self._server = bind_http(host, port, handler, what=what, setting=setting)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from okrflow.domain.history import end_of_day, plan_states_as_of
-from okrflow.domain.model import Objective
+from okrflow.domain.kpis import KpiProgress
+from okrflow.domain.model import Objective, Plan
 from okrflow.domain.periods import local_day
 from okrflow.domain.progress import KeyResultProgress, ObjectiveProgress, plan_progress
 from okrflow.plans.stored import load_active_plans
@@ -77,6 +78,27 @@ def _objective(
     }  # fmt: skip
 
 
+def shop_entry(
+    plan: Plan,
+    results: Mapping[str, ObjectiveProgress],
+    backfill: Mapping[str, Mapping[str, str]] | None,
+    kpis: Sequence[KpiProgress],
+    as_of: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One shop of `progress --format json` from its judged objectives, the backfill state
+    of its key results (objective -> key result -> state; None: not shown) and its KPIs.
+    The exporter's pages print the same from their snapshot."""
+    entry: dict[str, Any] = {"shop": plan.shop, "timezone": plan.timezone}
+    if as_of is not None:
+        entry["as_of"] = as_of
+    entry["objectives"] = [
+        _objective(o, results[o.key], None if backfill is None else backfill.get(o.key, {}))
+        for o in plan.objectives
+    ]
+    entry["kpis"] = [kpi_entry(p) for p in kpis]
+    return entry
+
+
 def progress_report(
     conn: Connection, at: datetime, shop: str | None = None, as_of: date | None = None
 ) -> dict[str, Any]:
@@ -99,9 +121,9 @@ def progress_report(
             states = plan_states_as_of(active, rows, as_of)
             judged_at = end_of_day(as_of, plan.timezone)
         results = plan_progress(plan, states, judged_at)
-        entry: dict[str, Any] = {"shop": plan.shop, "timezone": plan.timezone}
+        as_of_entry = None
         if as_of is not None:
-            entry["as_of"] = {"date": as_of.isoformat(), "instant": judged_at.isoformat()}
+            as_of_entry = {"date": as_of.isoformat(), "instant": judged_at.isoformat()}
         # The backfill state is today's: shown with today's values, not with a past day's
         # (history shows none either).
         backfill: dict[str, dict[str, str]] | None = None
@@ -111,16 +133,10 @@ def progress_report(
             for (objective_key, kr_key), kr_id in active.key_result_ids.items():
                 if kr_id in by_id:
                     backfill[objective_key][kr_key] = by_id[kr_id]
-        entry["objectives"] = [
-            _objective(o, results[o.key], None if backfill is None else backfill[o.key])
-            for o in plan.objectives
-        ]
         # KPIs over the window ending today (or on the as-of day), in the shop's time zone.
         today = as_of if as_of is not None else local_day(at, plan.timezone)
-        entry["kpis"] = [
-            kpi_entry(p) for p in read_kpi_progress(conn, active, today, as_of is None)
-        ]
-        shops.append(entry)
+        kpis = read_kpi_progress(conn, active, today, as_of is None)
+        shops.append(shop_entry(plan, results, backfill, kpis, as_of_entry))
     if as_of is not None:
         return {"at": None, "as_of": as_of.isoformat(), "shops": shops}
     return {"at": at.isoformat(), "shops": shops}

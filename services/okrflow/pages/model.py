@@ -1,0 +1,153 @@
+"""What the pages show, from the exporter's served snapshot: the JSON twins.
+
+A shop's progress is `reports.progress.shop_entry` (the shape of `okrflow progress --format
+json` for one shop) over `domain.progress`: measured once per snapshot and shop, judged at
+every request (pace and status move with the clock). A key result's burn-up is
+`reports.history.history_report` (the shape of `okrflow history --format json`), read once per
+snapshot: the day rows are not in the snapshot. A shop page costs no SQL per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from okrflow.domain.periods import local_day
+from okrflow.domain.plans import ActivePlan
+from okrflow.domain.progress import ObjectiveMeasure, judge_plan, measure_plan
+from okrflow.exporter.snapshot import ProgressSnapshot, read_snapshot
+from okrflow.reports.history import HistoryQuery, NothingSelected, history_report
+from okrflow.reports.progress import shop_entry
+from okrflow.store.backfill import read_backfill_states
+
+__all__ = ["NotFound", "PagesModel", "SnapshotView"]
+
+
+class NotFound(LookupError):
+    """No such shop, objective or key result; the message names what exists."""
+
+
+@dataclass(frozen=True)
+class _Shop:
+    active: ActivePlan
+    measures: Mapping[str, ObjectiveMeasure]
+    backfill: Mapping[str, Mapping[str, str]]  # objective -> key result -> state
+
+
+class SnapshotView:
+    """One snapshot as the pages read it; per-shop work is done once, on first use."""
+
+    def __init__(self, snapshot: ProgressSnapshot, engine: Engine | None) -> None:
+        self.snapshot = snapshot
+        self._engine = engine
+        self._plans = {active.plan.shop: active for active in snapshot.plans}
+        self._shops: dict[str, _Shop] = {}
+        self._histories: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._backfill: Mapping[int, str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def shops(self) -> list[str]:
+        return sorted(self._plans)
+
+    def plan(self, shop: str) -> ActivePlan:
+        active = self._plans.get(shop)
+        if active is None:
+            known = ", ".join(self.shops) or "none has a plan yet"
+            raise NotFound(f"no shop {shop!r} has a plan (shops: {known})")
+        return active
+
+    def progress(self, shop: str, at: datetime) -> dict[str, Any]:
+        """`okrflow progress --shop SHOP --format json` at `at`, from this snapshot."""
+        view = self._shop(shop)
+        plan = view.active.plan
+        results = judge_plan(plan, view.measures, at)
+        kpis = self.snapshot.kpis.get(shop, ())
+        entry = shop_entry(plan, results, view.backfill, kpis)
+        return {"at": at.astimezone(UTC).isoformat(), "shops": [entry]}
+
+    def history(self, shop: str, objective: str, key_result: str) -> dict[str, Any]:
+        """`okrflow history SHOP --objective O --key-result K --format json`, read once per
+        snapshot (and per local day)."""
+        active = self.plan(shop)
+        query = HistoryQuery(objective, key_result)
+        today = local_day(datetime.fromtimestamp(self.snapshot.taken_at, UTC), active.plan.timezone)
+        try:
+            return self._cached_history((shop, objective, key_result), active, query, today)
+        except NothingSelected as exc:
+            raise NotFound(f"shop {shop!r}: {exc}") from None
+
+    def _cached_history(
+        self, key: tuple[str, str, str], active: ActivePlan, query: HistoryQuery, today: Any
+    ) -> dict[str, Any]:
+        with self._lock:
+            report = self._histories.get(key)
+        if report is not None and report["today"] == today.isoformat():
+            return report
+        fresh: dict[str, Any] = self._read(lambda conn: history_report(conn, active, query, today))
+        with self._lock:
+            self._histories[key] = fresh
+        return fresh
+
+    def _shop(self, shop: str) -> _Shop:
+        with self._lock:
+            cached = self._shops.get(shop)
+        if cached is not None:
+            return cached
+        active = self.plan(shop)
+        states = {
+            pair: self.snapshot.states.get(kr_id, {})
+            for pair, kr_id in active.key_result_ids.items()
+        }
+        by_id = self._backfill_states()
+        backfill: dict[str, dict[str, str]] = {o.key: {} for o in active.plan.objectives}
+        for (objective_key, kr_key), kr_id in active.key_result_ids.items():
+            if kr_id in by_id:
+                backfill[objective_key][kr_key] = by_id[kr_id]
+        view = _Shop(active, measure_plan(active.plan, states), backfill)
+        with self._lock:
+            self._shops[shop] = view
+        return view
+
+    def _backfill_states(self) -> Mapping[int, str]:
+        """The backfill state of every key result in force (`progress` shows it): one query
+        per snapshot, on the first page that needs it."""
+        if self._backfill is None:
+            ids = [i for a in self.snapshot.plans for i in a.key_result_ids.values()]
+            if self._engine is None:
+                self._backfill = {}
+            else:
+                self._backfill = self._read(lambda conn: read_backfill_states(conn, ids))
+        return self._backfill
+
+    def _read(self, read: Callable[[Any], Any]) -> Any:
+        if self._engine is None:
+            raise NotFound("no database to read the history from")
+        with read_snapshot(self._engine) as conn:
+            return read(conn)
+
+
+class PagesModel:
+    """The view of the snapshot the exporter serves now (a new view when it changes)."""
+
+    def __init__(
+        self, current: Callable[[], ProgressSnapshot | None], engine: Engine | None
+    ) -> None:
+        self._current = current
+        self._engine = engine
+        self._view: SnapshotView | None = None
+        self._lock = threading.Lock()
+
+    def view(self) -> SnapshotView | None:
+        snapshot = self._current()
+        if snapshot is None:
+            return None
+        with self._lock:
+            if self._view is None or self._view.snapshot is not snapshot:
+                self._view = SnapshotView(snapshot, self._engine)
+            return self._view

@@ -1,0 +1,159 @@
+"""A key result's burn-up chart as server-side SVG: the value at the end of each local day
+(from `okrflow history`), the pace line, the target, and for cadence key results the slots.
+
+Hand-written rather than a chart library: the chart is a few lines, paths and circles in a
+fixed frame, drawn without JavaScript (works offline, readable by tests and screen readers
+through its title, description and the table beside it). The pace line is the formula's own
+(`domain.progress.key_result_pace`: linear over the period, stepping through the slots for a
+cadence), sampled at every local midnight of the period.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from html import escape
+from typing import Any
+
+from okrflow.domain.model import KeyResult, Objective
+from okrflow.domain.periods import cadence_slots, local_midnight
+from okrflow.domain.progress import key_result_pace
+from okrflow.pages.render import number
+
+WIDTH, HEIGHT = 720, 320
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 40
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """Maps (days since the period's first midnight, value) to SVG coordinates."""
+
+    days: float
+    low: float
+    high: float
+
+    def x(self, day: float) -> float:
+        return round(LEFT + (WIDTH - LEFT - RIGHT) * day / self.days, 2)
+
+    def y(self, value: float) -> float:
+        span = self.high - self.low or 1.0
+        return round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - (value - self.low) / span), 2)
+
+
+def _finite(values: Sequence[Any]) -> list[float]:
+    return [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+
+
+def _pace(kr: KeyResult, objective: Objective, tz: str) -> list[tuple[float, float]]:
+    """(day offset, expected share of the way from baseline to target) at every midnight."""
+    rule = key_result_pace(kr, objective.period, tz, objective.thresholds)
+    first = objective.period.start
+    n = (objective.period.end - first).days + 1
+    return [
+        (float(i), rule.expected(local_midnight(first + timedelta(days=i), tz).timestamp()))
+        for i in range(n + 1)
+    ]
+
+
+def burn_up(kr: KeyResult, objective: Objective, tz: str, days: Sequence[dict[str, Any]]) -> str:
+    """The chart for one key result; `days` are its `history --format json` days."""
+    period = objective.period
+    total_days = (period.end - period.start).days + 1
+    last = days[-1] if days else {}
+    baseline, target = last.get("baseline"), last.get("target")
+    has_goal = isinstance(baseline, int | float) and isinstance(target, int | float)
+    values = _finite([d.get("value") for d in days])
+    bounds = values + _finite([baseline, target]) + [0.0]
+    low, high = min(bounds), max(bounds)
+    high = high + (high - low) * 0.08 or 1.0
+    frame = _Frame(float(total_days), low, high)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'class="burnup" role="img" aria-labelledby="chart-title chart-desc" '
+        f'data-key-result="{escape(kr.key)}">',
+        f'<title id="chart-title">{escape(kr.title)}: burn-up</title>',
+        f'<desc id="chart-desc">Value at the end of each day from {period.start} to '
+        f"{period.end}"
+        + (f", pace line from {number(baseline)} to target {number(target)}" if has_goal else "")
+        + ".</desc>",
+    ]
+    if kr.cadence is not None:
+        parts.append(_slots(kr, objective, tz, frame))
+    parts.append(_axes(frame, period.start, total_days))
+    if has_goal and kr.maintain is None:
+        assert isinstance(baseline, int | float) and isinstance(target, int | float)
+        pace = " ".join(
+            f"{frame.x(d)},{frame.y(baseline + share * (target - baseline))}"
+            for d, share in _pace(kr, objective, tz)
+        )
+        parts.append(f'<polyline class="pace" points="{pace}"><title>expected pace</title>'
+                     "</polyline>")  # fmt: skip
+    if isinstance(target, int | float):
+        y = frame.y(float(target))
+        label = "limit" if kr.maintain is not None else "target"
+        parts.append(
+            f'<line class="target" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}" '
+            f'data-target="{target}"><title>{label} {number(float(target))}</title></line>'
+            f'<text class="label" x="{WIDTH - RIGHT}" y="{y - 4}" text-anchor="end">'
+            f"{label} {number(float(target))}</text>"
+        )
+    parts.append(_values(frame, period.start, days))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _values(frame: _Frame, first: date, days: Sequence[dict[str, Any]]) -> str:
+    points: list[str] = []
+    dots: list[str] = []
+    for d in days:
+        value = d.get("value")
+        if not isinstance(value, int | float):
+            continue
+        offset = (date.fromisoformat(d["day"]) - first).days + 1  # the end of that day
+        x, y = frame.x(offset), frame.y(float(value))
+        points.append(f"{x},{y}")
+        dots.append(
+            f'<circle class="point" cx="{x}" cy="{y}" r="3" data-day="{d["day"]}" '
+            f'data-value="{value}"><title>{d["day"]}: {number(float(value))}</title></circle>'
+        )
+    line = f'<polyline class="value" points="{" ".join(points)}"/>' if points else ""
+    return f'<g class="values">{line}{"".join(dots)}</g>'
+
+
+def _axes(frame: _Frame, first: date, total_days: int) -> str:
+    bottom, right = HEIGHT - BOTTOM, WIDTH - RIGHT
+    out = [
+        f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{right}" y2="{bottom}"/>',
+        f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{bottom}"/>',
+    ]
+    for i in range(5):
+        value = frame.low + (frame.high - frame.low) * i / 4
+        y = frame.y(value)
+        out.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4}" text-anchor="end">'
+                   f"{number(value)}</text>")  # fmt: skip
+    step = max(1, total_days // 6)
+    for offset in range(0, total_days + 1, step):
+        x = frame.x(offset)
+        day = first + timedelta(days=offset)
+        out.append(f'<text class="tick" x="{x}" y="{bottom + 16}" text-anchor="middle">'
+                   f"{day:%d %b}</text>")  # fmt: skip
+    return "".join(out)
+
+
+def _slots(kr: KeyResult, objective: Objective, tz: str, frame: _Frame) -> str:
+    """Alternate shading of the cadence slots (each a local day, ISO week or month)."""
+    assert kr.cadence is not None
+    start = local_midnight(objective.period.start, tz).timestamp()
+    out = ['<g class="slots">']
+    for i, slot in enumerate(cadence_slots(objective.period, kr.cadence, tz)):
+        x1 = frame.x((slot.start.timestamp() - start) / 86400)
+        x2 = frame.x((slot.end.timestamp() - start) / 86400)
+        out.append(
+            f'<rect class="slot slot-{i % 2}" x="{x1}" y="{TOP}" width="{max(x2 - x1, 0.5)}" '
+            f'height="{HEIGHT - TOP - BOTTOM}" data-slot="{i}"><title>slot {i + 1}: '
+            f"{slot.days[0]} to {slot.days[-1]}</title></rect>"
+        )
+    out.append("</g>")
+    return "".join(out)
