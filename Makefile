@@ -45,7 +45,7 @@ test: $(DEV) kafka-jars lint typecheck
 	$(BIN)/pytest
 
 # Throughput against raw aiokafka, to SQLite and PostgreSQL (1,000,000 events; EVENTS=N to change);
-# the HTTP intake against a raw aiokafka producer (200,000 events).
+# the HTTP intake against a raw aiokafka producer (200,000 events); scrape and page latency.
 EVENTS ?= 1000000
 bench: $(DEV) kafka-jars
 	$(BIN)/python -m tests.perf.bench --events $(EVENTS)
@@ -53,6 +53,7 @@ bench: $(DEV) kafka-jars
 	$(BIN)/python -m tests.perf.scrape_bench
 	$(BIN)/python -m tests.perf.scrape_bench --postgres
 	$(BIN)/python -m tests.perf.scrape_bench --postgres --rate 10000
+	$(BIN)/python -m tests.perf.pages_bench
 
 unit: $(DEV)
 	$(BIN)/pytest tests/unit tests/contract

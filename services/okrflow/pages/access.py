@@ -58,6 +58,8 @@ class PageAccess:
                 f"{COOKIE}={token}; Path={shop_url(shop)}; HttpOnly; SameSite=Strict; "
                 "Max-Age=2592000"
             )
+            if headers.get("x-forwarded-proto") == "https":  # behind a TLS proxy
+                cookie += "; Secure"
             return Verdict(True, cookie)
         cookie_token = _cookie_token(headers)
         if cookie_token is not None and self._authenticate(cookie_token) == shop:

@@ -112,7 +112,7 @@ class Pages:
         if not verdict.allowed:
             line = (
                 f"the pages of shop {shop!r} need one of its tokens: open them with "
-                f"?token=… (okrflow tokens create {shop})"
+                f"?token=… (okrflow tokens create --shop {shop})"
             )
             return self._missing(fmt, 403, line, None)
         cookie = (("Set-Cookie", verdict.set_cookie),) if verdict.set_cookie else ()
