@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from html import escape
+from functools import lru_cache
+from html import escape as _escape
 from typing import Any
 from urllib.parse import quote
 
 from okrflow.domain.model import Objective, Plan
+
+# Titles, keys and statuses repeat on every render of a page: escaped once.
+escape = lru_cache(maxsize=65536)(_escape)
 
 LEVELS = ("company", "team", "individual")
 STATUS_TEXT = {
@@ -84,7 +88,7 @@ def _bar(label: str, progress: Any, expected: Any, status: str | None) -> str:
     return (
         f'<div class="bar" role="progressbar" aria-label="{escape(label)}" aria-valuemin="0" '
         f'aria-valuemax="100" aria-valuenow="{round(width)}" '
-        f'aria-valuetext="{escape(valuetext)}">'
+        f'aria-valuetext="{valuetext}">'
         f'<div class="fill" style="width:{width:.1f}%"></div>'
         f'<div class="pace" style="left:{pace:.1f}%" title="expected pace"></div></div>'
     )

@@ -27,6 +27,7 @@ from okrflow.intake.credentials import TokenAuthenticator
 from okrflow.ops.http import Reply, Request
 from okrflow.pages import render
 from okrflow.pages.access import PageAccess
+from okrflow.pages.cache import PageCache
 from okrflow.pages.model import NotFound, PagesModel, SnapshotView
 from okrflow.pages.svg import burn_up
 from okrflow.settings import Settings
@@ -48,9 +49,12 @@ SECURITY_HEADERS = (
 STATIC_TYPES = {"pages.css": "text/css; charset=utf-8", "pages.js": "text/javascript"}
 
 
+def _json_bytes(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, allow_nan=False).encode() + b"\n"
+
+
 def _json(status: int, body: Mapping[str, Any], headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    data = json.dumps(body, allow_nan=False).encode() + b"\n"
-    return Reply(status, [data], JSON, SECURITY_HEADERS + headers)
+    return Reply(status, [_json_bytes(body)], JSON, SECURITY_HEADERS + headers)
 
 
 def _html(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
@@ -79,6 +83,7 @@ class Pages:
         self._model = model
         self._access = access
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._cache = PageCache()
 
     def __call__(self, request: Request) -> Reply:
         fmt = request.query.get("format", "html")
@@ -98,12 +103,16 @@ class Pages:
         return self._missing(fmt, 404, f"no page at {request.path}", view)
 
     def _index(self, view: SnapshotView, fmt: str) -> Reply:
-        now = self._clock()
-        shops = [] if self._access.require_token else view.shops
-        reports = [view.progress(shop, now)["shops"][0] for shop in shops]
-        if fmt == "json":
-            return _json(200, {"at": now.isoformat(), "shops": reports})
-        return _html(200, render.index_page(reports, self._access.require_token))
+        def index() -> bytes:
+            now = self._clock()
+            shops = [] if self._access.require_token else view.shops
+            reports = [view.progress(shop, now)["shops"][0] for shop in shops]
+            if fmt == "json":
+                return _json_bytes({"at": now.isoformat(), "shops": reports})
+            return render.index_page(reports, self._access.require_token).encode()
+
+        body = self._cache.get(("/", fmt), view, index)
+        return Reply(200, [body], JSON if fmt == "json" else HTML, SECURITY_HEADERS)
 
     def _shop_route(
         self, view: SnapshotView, shop: str, rest: list[str], fmt: str, request: Request
@@ -118,10 +127,15 @@ class Pages:
         cookie = (("Set-Cookie", verdict.set_cookie),) if verdict.set_cookie else ()
         active = view.plan(shop)
         if not rest:
-            report = view.progress(shop, self._clock())
-            if fmt == "json":
-                return _json(200, report, cookie)
-            return _html(200, render.shop_page(active.plan, report), cookie)
+
+            def shop_page() -> bytes:
+                report = view.progress(shop, self._clock())
+                if fmt == "json":
+                    return _json_bytes(report)
+                return render.shop_page(active.plan, report).encode()
+
+            body = self._cache.get((shop, fmt), view, shop_page)
+            return Reply(200, [body], JSON if fmt == "json" else HTML, SECURITY_HEADERS + cookie)
         if len(rest) == 3 and rest[0] == "key-results":
             objective_key, kr_key = rest[1], rest[2]
             objectives = {o.key: o for o in active.plan.objectives}
