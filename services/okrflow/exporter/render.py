@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from okrflow.domain.model import STATUSES, Plan, metric_parts
+from okrflow.domain.kpis import KpiProgress
+from okrflow.domain.model import STATUSES, Kpi, Plan, metric_parts
 from okrflow.domain.periods import period_bounds
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import PaceRule, key_result_pace, measure_plan, objective_pace
@@ -72,6 +73,19 @@ FAMILIES: list[tuple[str, str, str]] = [
         "okr_key_result_backfill",
         "gauge",
         "1 while the key result's backfill is pending or running (its value is partial)",
+    ),
+    ("okr_kpi_info", "gauge", "KPI definition (always 1): title, rolling window, healthy band"),
+    ("okr_kpi_value", "gauge", "KPI's value over its rolling window of local days"),
+    (
+        "okr_kpi_healthy",
+        "gauge",
+        "1 while the KPI is inside its healthy band, 0 outside (with a band and a value only)",
+    ),
+    ("okr_kpi_healthy_bound", "gauge", "Bound of the KPI's healthy band, by side (above, below)"),
+    (
+        "okr_kpi_backfill",
+        "gauge",
+        "1 while the KPI's backfill is pending or running (its value is partial)",
     ),
     (
         "okr_shop_events_total",
@@ -214,6 +228,32 @@ def bounded_shop_events(
     return [(shop, event_type, n) for (shop, event_type), n in sorted(totals.items())]
 
 
+# A KPI's value is partial while its backfill is in one of these states.
+BACKFILLING = ("pending", "running")
+
+
+def kpi_lines(shop: str, kpi: Kpi, p: KpiProgress) -> list[tuple[str, str]]:
+    """A KPI's samples as (family, line): its info, its value while it has one, its health
+    with a band and a value and not while a backfill makes the value partial (a partial
+    window must page no one), the bounds of its band, and its backfill flag."""
+    kl = labels(shop=shop, kpi=kpi.key)
+    info = labels(shop=shop, kpi=kpi.key, title=p.title, window=p.window, band=p.band)
+    backfilling = p.backfill in BACKFILLING
+    out = [("okr_kpi_info", f"okr_kpi_info{info} 1.0\n")]
+    if p.value is not None:
+        out.append(("okr_kpi_value", f"okr_kpi_value{kl} {number(p.value)}\n"))
+    if p.healthy is not None and not backfilling:
+        out.append(("okr_kpi_healthy", f"okr_kpi_healthy{kl} {'1.0' if p.healthy else '0.0'}\n"))
+    if kpi.healthy is not None:
+        for side, bound in (("above", kpi.healthy.above), ("below", kpi.healthy.below)):
+            if bound is not None:
+                bl = labels(shop=shop, kpi=kpi.key, side=side)
+                line = f"okr_kpi_healthy_bound{bl} {number(bound)}\n"
+                out.append(("okr_kpi_healthy_bound", line))
+    out.append(("okr_kpi_backfill", f"okr_kpi_backfill{kl} {'1' if backfilling else '0'}\n"))
+    return out
+
+
 class OkrRenderer:
     """Renders one snapshot; `render(now)` may be called from any thread."""
 
@@ -237,6 +277,11 @@ class OkrRenderer:
             }
             checkpoint()
             results = measure_plan(plan, states)
+            kpis = {p.key: p for p in snapshot.kpis.get(plan.shop, ())}
+            for kpi in plan.kpis:
+                if kpi.key in kpis:
+                    for name, line in kpi_lines(plan.shop, kpi, kpis[kpi.key]):
+                        static[name].append(line)
             for o in plan.objectives:
                 checkpoint()
                 r = results[o.key]

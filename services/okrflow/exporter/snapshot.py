@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, Engine, func, select
 
+from okrflow.domain.kpis import KpiProgress
+from okrflow.domain.periods import local_day
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import KeyResultState
+from okrflow.exporter.kpis import read_kpis
 from okrflow.plans.stored import load_active_plans
 from okrflow.store.backfill import backfill_clock, backfilling_key_results
 from okrflow.store.counters import read_series_states
@@ -37,6 +41,16 @@ class ProgressSnapshot:
     states: Mapping[int, KeyResultState]  # key-result id -> counted series
     shop_events: tuple[tuple[str, str, int], ...]  # (shop, type, events)
     backfilling: frozenset[int] = frozenset()  # key-result ids whose backfill is not done
+    # shop -> its KPIs over the windows ending on its local day at `taken_at`, in file order
+    kpis: Mapping[str, tuple[KpiProgress, ...]] = field(default_factory=dict)
+
+
+def kpi_days(plans: tuple[ActivePlan, ...], taken_at: float) -> tuple[date | None, ...]:
+    """Per plan, the local day its KPI windows end on at `taken_at` (None without KPIs)."""
+    instant = datetime.fromtimestamp(taken_at, UTC)
+    return tuple(
+        local_day(instant, active.plan.timezone) if active.plan.kpis else None for active in plans
+    )
 
 
 @contextmanager
@@ -80,29 +94,37 @@ class SnapshotReader:
         self._revision = -1
         self._plans: tuple[ActivePlan, ...] = ()
         self._applied: tuple[int, tuple[int, int]] | None = None
+        self._days: tuple[date | None, ...] = ()
 
     def __call__(self, taken_at: float) -> ProgressSnapshot | None:
         """A new snapshot, or None when nothing changed since the last one (no plan applied,
-        no batch committed): checking costs two small queries, reading costs thousands of rows.
+        no batch committed, no local midnight moved a KPI window): checking costs two small
+        queries, reading costs thousands of rows.
         Every statement reads the same database snapshot (`read_snapshot`); what was read is
         remembered only once the whole read succeeded, so after a failed refresh the next one
         reads again. Blocks on the database; raises SQLAlchemy errors when it is unreachable."""
         with read_snapshot(self.engine) as conn:
             revision = plans_revision(conn)
             applied = (int(conn.execute(_APPLIED_OFFSETS_SUM).scalar_one()), backfill_clock(conn))
-            if revision == self._revision and applied == self._applied:
+            if (
+                revision == self._revision
+                and applied == self._applied
+                and kpi_days(self._plans, taken_at) == self._days
+            ):
                 return None
             plans = self._plans
             if revision != self._revision:
                 plans = tuple(load_active_plans(conn))
+            days = kpi_days(plans, taken_at)
+            kpis = read_kpis(conn, plans, days, self.checkpoint)
             rows = conn.execute(_SHOP_EVENT_TOTALS).all()
             ids = [kr_id for plan in plans for kr_id in plan.key_result_ids.values()]
             states = read_series_states(conn, ids, self.checkpoint)
             backfilling = backfilling_key_results(conn)
         # The transaction ended cleanly: only now is this what the exporter serves.
-        self._revision, self._plans, self._applied = revision, plans, applied
+        self._revision, self._plans, self._applied, self._days = revision, plans, applied, days
         shop_events = tuple((s, t, int(n)) for s, t, n in rows)
-        return ProgressSnapshot(taken_at, plans, states, shop_events, backfilling)
+        return ProgressSnapshot(taken_at, plans, states, shop_events, backfilling, kpis)
 
     def forget(self) -> None:
         """The last snapshot was not served after all (rendering it failed): read the next one
