@@ -200,9 +200,9 @@ def cmd_offsets(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from okrflow.ingest.worker import run_worker
+    from okrflow.ingest.supervisor import run_workers
 
-    return run_worker(settings)
+    return run_workers(settings)
 
 
 def cmd_exporter(settings: Settings, args: argparse.Namespace) -> int:
@@ -519,7 +519,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the stream processor until SIGTERM")
     worker.add_argument(
         "--metrics-port", type=int, dest="worker_metrics_port",
-        help="serve the worker's /metrics, /healthz and /readyz on this port (0: not served)",
+        help="serve the worker's /metrics, /healthz and /readyz on this port (0: not served); "
+        "with N processes, process i (0..N-1) serves on this port + i",
+    )  # fmt: skip
+    worker.add_argument(
+        "--processes", type=int, dest="worker_processes", metavar="N",
+        help="worker processes in the consumer group under one supervisor (default: one per "
+        "core; 1: a single process, no supervisor)",
     )  # fmt: skip
     worker.set_defaults(run=cmd_worker)
 
@@ -614,7 +620,7 @@ def _describe(parser: argparse.ArgumentParser) -> None:
 
 _SETTING_FLAGS = (
     "database_url", "kafka_bootstrap", "log_level",
-    "worker_metrics_port", "exporter_port", "exporter_host", "exporter_refresh_seconds",
+    "worker_metrics_port", "worker_processes", "exporter_port", "exporter_host", "exporter_refresh_seconds",
     "intake_port", "intake_host",
 )  # fmt: skip
 

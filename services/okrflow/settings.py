@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # A worker that dies is noticed by the group after this long (>= the broker's 6 s minimum).
     kafka_session_timeout: float = Field(default=10.0, ge=6)
     worker_data_dir: Path = Path(".cache/worker")
+    # `okrflow worker` runs this many worker processes in the consumer group (0: one per core,
+    # os.cpu_count()); each has its own <worker_data_dir>/process-<i> and metrics port + i.
+    worker_processes: int = Field(default=0, ge=0, le=256)
     # The worker's /metrics, /healthz and /readyz (port 0: not served).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)

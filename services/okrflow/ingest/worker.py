@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
 
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.gctuning import collect_less_often
@@ -34,16 +35,23 @@ class _Worker(faust.Worker):
         pass
 
 
-def run_worker(settings: Settings) -> int:
-    """Block until a signal stops the worker; the batch in flight is committed first.
-
-    Start-up waits for the database and Kafka (okrflow.ops.startup); a stop on purpose exits
-    with the WorkerFatal's code and line."""
+def wait_for_services(settings: Settings) -> Engine:
+    """The writing engine, once the database (with a current schema) and Kafka (with topics
+    okrflow can use) answer; an operator error otherwise (okrflow.ops.startup)."""
     engine = wait_for_database(settings, lambda url: make_engine(url, writer=True), ensure_schema)
     try:
         asyncio.run(wait_for_kafka(settings, lambda: ensure_topics(settings)))
     except TopicLayoutError as exc:
         raise OperatorError(ExitCode.KAFKA_LAYOUT, str(exc)) from None
+    return engine
+
+
+def run_worker(settings: Settings) -> int:
+    """Block until a signal stops the worker; the batch in flight is committed first.
+
+    Start-up waits for the database and Kafka (okrflow.ops.startup); a stop on purpose exits
+    with the WorkerFatal's code and line."""
+    engine = wait_for_services(settings)
     registry = process_registry("worker")
     metrics = PipelineMetrics(registry)
     reader = make_engine(settings.database_url)
