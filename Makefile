@@ -41,8 +41,10 @@ lint: $(DEV)
 typecheck: $(DEV)
 	$(BIN)/mypy --strict services
 
+# One pytest worker per core (each starts its own broker and PostgreSQL when a test needs
+# them); worksteal keeps both busy to the end, the long integration tests included.
 test: $(DEV) kafka-jars lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal
 
 # Throughput against raw aiokafka, to SQLite and PostgreSQL (1,000,000 events; EVENTS=N to change);
 # the HTTP intake against a raw aiokafka producer (200,000 events); scrape and page latency.
