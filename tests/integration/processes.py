@@ -16,6 +16,8 @@ from pathlib import Path
 def okrflow_env(**settings: str | float | Path) -> dict[str, str]:
     """The current environment plus OKRFLOW_* settings (keys are setting names)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OKRFLOW_")}
+    # One worker process unless a test asks for more (`okrflow worker`'s default: one per core).
+    env["OKRFLOW_WORKER_PROCESSES"] = "1"
     env.update({f"OKRFLOW_{k.upper()}": str(v) for k, v in settings.items()})
     env["PYTHONUNBUFFERED"] = "1"
     return env

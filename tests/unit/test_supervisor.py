@@ -35,5 +35,5 @@ def test_zero_processes_means_one_per_core() -> None:
 
 
 def test_operator_codes_are_not_restarted_but_a_crash_is() -> None:
-    assert {int(c) for c in OPERATOR_CODES} == {2, 5, 6, 7, 8, 9}
+    assert {int(c) for c in OPERATOR_CODES} == {2, 3, 5, 6, 7, 8, 9}
     assert ExitCode.FAILED not in OPERATOR_CODES

@@ -11,8 +11,9 @@ The supervisor:
 - restarts a process that dies, after 1 s, doubling to 30 s for one that keeps dying, the
   count reset once it has been up a minute (the same backoff as systemd's or Kubernetes');
 - stops when a process exits with an operator error (exit codes 2, 5, 6, 7, 8, 9: a retry
-  cannot fix a bad setting, a busy port or an old schema): it drains the others and exits with
-  that code and that process's one line;
+  cannot fix a bad setting, a busy port or an old schema) or stopped on purpose to protect the
+  data (3: the others would only meet the same invalid messages or offsets): it drains the
+  others and exits with that code and that process's one line;
 - on SIGTERM or SIGINT sends SIGTERM to every process, waits for each to commit its batch
   and exit, and exits 0.
 
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 OPERATOR_CODES = frozenset(
     {
         ExitCode.USAGE,
+        ExitCode.STOPPED_TO_PROTECT_DATA,
         ExitCode.DATABASE_UNREACHABLE,
         ExitCode.KAFKA_UNREACHABLE,
         ExitCode.PORT_IN_USE,
