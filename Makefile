@@ -14,7 +14,7 @@ DEV := $(VENV)/.dev-$(SUM)
 # $XDG_CACHE_HOME/okrflow/kafka (~/.cache/okrflow/kafka): see okrflow/settings.py.
 export OKRFLOW_KAFKA_CACHE_DIR ?= $(CURDIR)/.cache/kafka
 
-.PHONY: run test lint typecheck unit bench kafka-jars clean
+.PHONY: run test lint typecheck unit bench bench-soak kafka-jars clean
 
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: $(DEV) kafka-jars
 	$(BIN)/python -m tests.perf.scrape_bench --postgres
 	$(BIN)/python -m tests.perf.scrape_bench --postgres --rate 10000
 	$(BIN)/python -m tests.perf.pages_bench
+
+# One worker's memory over a long stream into PostgreSQL: RSS every 5 s, the peak, the growth
+# after the first minute (EVENTS=10000000 make bench-soak for the README's figures).
+bench-soak: $(DEV) kafka-jars
+	$(BIN)/python -m tests.perf.soak --events $(EVENTS)
 
 unit: $(DEV)
 	$(BIN)/pytest tests/unit tests/contract
