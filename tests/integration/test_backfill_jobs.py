@@ -167,6 +167,8 @@ def test_apply_records_a_job_and_its_cut_for_begun_new_and_remetered_key_results
         if line.startswith("okr_key_result_backfill{")
     }
     assert gauges == {"sales": "0", "big": "1", "revenue": "1", "visits": "0"}
+    # Nothing below the cut (5 + 3 messages) read yet.
+    assert f'okr_backfill_remaining_messages{{shop="{SHOP}"}} 8.0' in exposition.splitlines()
 
     # A job that finished reads done, and the exporter reads the change (not a cached one).
     with engine.begin() as conn:
@@ -174,6 +176,7 @@ def test_apply_records_a_job_and_its_cut_for_begun_new_and_remetered_key_results
     assert _backfill_marks(engine)["spring", "revenue"] == "done"
     snapshot = SnapshotReader(engine)(0.0)
     assert snapshot is not None and not snapshot.backfilling
+    assert "okr_backfill_remaining_messages{" not in OkrRenderer(snapshot).render(NOW)
 
 
 def test_offsets_reset_fails_the_unfinished_jobs(database_url: str, tmp_path: Path) -> None:

@@ -88,6 +88,11 @@ FAMILIES: list[tuple[str, str, str]] = [
         "1 while the KPI's backfill is pending or running (its value is partial)",
     ),
     (
+        "okr_backfill_remaining_messages",
+        "gauge",
+        "Messages below the cuts of the shop's unfinished backfill jobs not read yet",
+    ),
+    (
         "okr_shop_events_total",
         "counter",
         "Valid events counted per shop with a plan, by built-in or planned type (the rest: other)",
@@ -323,6 +328,12 @@ class OkrRenderer:
                     static["okr_key_result_backfill"].append(
                         f"okr_key_result_backfill{kl} {1 if backfilling else 0}\n"
                     )
+        planned = {active.plan.shop for active in snapshot.plans}
+        for shop, n in sorted(snapshot.backfill_remaining.items()):
+            if shop in planned:  # labels come from plans, never from the data
+                static["okr_backfill_remaining_messages"].append(
+                    f"okr_backfill_remaining_messages{labels(shop=shop)} {number(n)}\n"
+                )
         for shop, event_type, n in bounded_shop_events(snapshot.plans, snapshot.shop_events):
             static["okr_shop_events_total"].append(
                 f"okr_shop_events_total{labels(shop=shop, type=event_type)} {number(n)}\n"

@@ -15,7 +15,7 @@ from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import KeyResultState
 from okrflow.exporter.kpis import read_kpis
 from okrflow.plans.stored import load_active_plans
-from okrflow.store.backfill import backfill_clock, backfilling_key_results
+from okrflow.store.backfill import backfill_clock, backfilling_key_results, remaining_messages
 from okrflow.store.counters import read_series_states
 from okrflow.store.plans import plans_revision
 from okrflow.store.tables import applied_offsets, shop_event_totals, shops
@@ -43,6 +43,8 @@ class ProgressSnapshot:
     backfilling: frozenset[int] = frozenset()  # key-result ids whose backfill is not done
     # shop -> its KPIs over the windows ending on its local day at `taken_at`, in file order
     kpis: Mapping[str, tuple[KpiProgress, ...]] = field(default_factory=dict)
+    # shop -> messages below its unfinished backfill jobs' cuts not read yet
+    backfill_remaining: Mapping[str, int] = field(default_factory=dict)
 
 
 def kpi_days(plans: tuple[ActivePlan, ...], taken_at: float) -> tuple[date | None, ...]:
@@ -121,10 +123,11 @@ class SnapshotReader:
             ids = [kr_id for plan in plans for kr_id in plan.key_result_ids.values()]
             states = read_series_states(conn, ids, self.checkpoint)
             backfilling = backfilling_key_results(conn)
+            remaining = remaining_messages(conn)
         # The transaction ended cleanly: only now is this what the exporter serves.
         self._revision, self._plans, self._applied, self._days = revision, plans, applied, days
         shop_events = tuple((s, t, int(n)) for s, t, n in rows)
-        return ProgressSnapshot(taken_at, plans, states, shop_events, backfilling, kpis)
+        return ProgressSnapshot(taken_at, plans, states, shop_events, backfilling, kpis, remaining)
 
     def forget(self) -> None:
         """The last snapshot was not served after all (rendering it failed): read the next one
