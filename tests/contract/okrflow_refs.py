@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from okrflow.cli import build_parser
+from okrflow.ingest.supervisor import process_count
 from okrflow.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +71,13 @@ class Invocation:
     def listens_on(self) -> tuple[str, int]:
         host, port = LISTEN[self.subcommand]
         return str(getattr(self.settings, host)), int(getattr(self.settings, port))
+
+    def ports(self) -> set[int]:
+        """Every port its processes serve on: a worker's process i of N on the port + i."""
+        port = self.listens_on()[1]
+        if self.subcommand != "worker" or not port:
+            return {port}
+        return {port + i for i in range(process_count(self.settings))}
 
 
 @contextmanager

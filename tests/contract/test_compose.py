@@ -186,12 +186,14 @@ def test_servers_listen_where_their_healthcheck_and_ports_say(name: str) -> None
     invocation = _invocation(name)
     host, port = invocation.listens_on()
     assert host == "0.0.0.0", f"{name} listens on {host}: unreachable from other containers"
-    assert port in _container_ports(service), f"{name} serves on {port}"
-    (url,) = re.findall(r"https?://[^\s'\"]+", " ".join(service["healthcheck"]["test"]))
-    check = urlsplit(url)
-    assert (check.hostname, check.port) == ("127.0.0.1", port), url
-    assert check.path in SERVED[invocation.subcommand], url
-    assert check.path == "/readyz"
+    assert invocation.ports() <= _container_ports(service), f"{name} serves on {port}"
+    # Ready: every process (a worker's N processes each on its own port) answers /readyz.
+    urls = re.findall(r"https?://[^\s'\"]+", " ".join(service["healthcheck"]["test"]))
+    checks = [urlsplit(url) for url in urls]
+    assert {(c.hostname, c.port) for c in checks} == {("127.0.0.1", p) for p in invocation.ports()}
+    for check in checks:
+        assert check.path in SERVED[invocation.subcommand], check
+        assert check.path == "/readyz"
 
 
 def test_kafka_listeners_are_consistent() -> None:
@@ -241,18 +243,20 @@ def test_prometheus_scrapes_every_okrflow_server_where_it_listens() -> None:
     for rule_file in config["rule_files"]:
         assert (path.parent / rule_file).is_file(), rule_file
         assert (path.parent / rule_file).parent == DEPLOY / "prometheus" / "rules"
-    scraped = {}
+    scraped: dict[str, set[int]] = {}
     for job in config["scrape_configs"]:
         for host, port in _job_targets(job):
             assert host in services, f"{job['job_name']}: {host} is not a compose service"
             invocation = _invocation(host)
-            assert invocation.listens_on()[1] == port, f"{job['job_name']}: {host}:{port}"
+            assert port in invocation.ports(), f"{job['job_name']}: {host}:{port}"
             assert job.get("metrics_path", "/metrics") in SERVED[invocation.subcommand]
             # The rules and dashboards select jobs by these names.
             assert job["job_name"] == f"okrflow-{invocation.subcommand}"
-            scraped[host] = job["job_name"]
+            scraped.setdefault(host, set()).add(port)
     servers = {n for n in _okrflow_services() if _invocation(n).subcommand in SERVED}
     assert set(scraped) == servers
+    for host, ports in scraped.items():  # each of a worker's processes too
+        assert ports == _invocation(host).ports(), host
 
 
 def test_prometheus_sends_alerts_to_the_alertmanager_service() -> None:

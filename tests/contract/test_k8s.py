@@ -211,6 +211,8 @@ def test_the_worker_migrates_first_and_has_no_more_replicas_than_partitions() ->
     (container,) = worker["spec"]["template"]["spec"]["containers"]
     partitions = invoke(container["command"], _container_env(container)).settings
     assert 1 <= worker["spec"]["replicas"] <= partitions.events_partitions
+    # One process per pod: replicas are the scale, the kubelet the supervisor.
+    assert partitions.worker_processes == 1
     assert "replicas <= OKRFLOW_EVENTS_PARTITIONS" in (K8S / "worker.yaml").read_text()
     # No surge: at replicas == partitions a surge worker would only add a rebalance a step.
     assert worker["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
