@@ -47,8 +47,9 @@ def run_validate(files: list[str], retention: timedelta | None = None) -> int:
         objectives = plan.plan.objectives
         key_results = sum(len(o.key_results) for o in objectives)
         noted = f", {len(warnings)} warning(s)" if warnings else ""
+        kpis = f", {len(plan.plan.kpis)} KPI(s)" if plan.plan.kpis else ""
         print(f"{path}: shop {plan.plan.shop}: valid, {len(objectives)} objective(s), "
-              f"{key_results} key result(s){noted}")  # fmt: skip
+              f"{key_results} key result(s){kpis}{noted}")  # fmt: skip
     return ExitCode.OK
 
 
@@ -170,8 +171,8 @@ def _print_results(results: list[ApplyResult], changes_shown: bool) -> None:
                 print(f"  {change}")
         if result.to_backfill:
             print(f"  {result.to_backfill} key result(s) start mid-period: they count events "
-                  "from now on; the events before this apply are pending a backfill "
-                  "(`okrflow progress` marks them)")  # fmt: skip
+                  "from now on; run `okrflow backfill` to count the events before this apply "
+                  "(`okrflow progress` marks them until then)")  # fmt: skip
         if result.kpis_to_backfill:
-            print(f"  {result.kpis_to_backfill} KPI(s) new or re-metered: their windows' events "
-                  "from before this apply are pending a backfill")  # fmt: skip
+            print(f"  {result.kpis_to_backfill} KPI(s) new or re-metered: run `okrflow "
+                  "backfill` to count their windows' events from before this apply")  # fmt: skip
