@@ -1,0 +1,49 @@
+"""`okrflow backfill`'s progress: a bar per job on a terminal, a log line every 10 s without."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+from rich.console import Console
+
+from okrflow.ingest import backfill_command
+from okrflow.ingest.backfill import JobProgress
+from okrflow.ingest.backfill_command import BarView, LogView
+
+
+def test_the_bar_shows_each_job_and_what_it_counted() -> None:
+    out = io.StringIO()
+    view = BarView(Console(file=out, force_terminal=True, width=100, color_system=None))
+    job = JobProgress(7, "salone-bella", total=2000)
+    view.started(job)
+    job.scanned, job.counted = 1000, 640
+    view.advanced(job)
+    job.scanned = 2000
+    view.finished(job)
+    view.stop()
+    text = out.getvalue()
+    assert "job 7 (salone-bella)" in text
+    assert "2000/2000" in text and "640 counted" in text
+
+
+def test_without_a_terminal_a_line_every_ten_seconds(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(backfill_command.time, "monotonic", lambda: clock[0])
+    view = LogView()
+    job = JobProgress(3, "studio-lumen", total=500)
+    with caplog.at_level(logging.INFO, logger=backfill_command.__name__):
+        view.started(job)
+        for step in range(1, 26):  # 25 chunks, one a second
+            clock[0] += 1
+            job.scanned = step * 20
+            view.advanced(job)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "backfill job 3 (studio-lumen): 500 message(s) to read"
+    assert lines[1:] == [
+        "backfill job 3 (studio-lumen): 200 of 500 read, 0 counted",
+        "backfill job 3 (studio-lumen): 400 of 500 read, 0 counted",
+    ]
