@@ -55,8 +55,8 @@ class _Due:
 def freeze_due_baselines(engine: Engine, topic: str, now: datetime) -> list[str]:
     """Freeze every baseline that is due; returns one line per baseline frozen, e.g.
     `measured key result grow/clients: baseline 214 (from history)`. Idempotent."""
-    with engine.connect() as conn:  # most calls: nothing waits, no lock taken
-        if not any_waiting(conn) and not scanned_unfinished_jobs(conn):
+    with engine.connect() as conn:  # most calls: nothing is due, no lock taken
+        if not _anything_to_do(conn, topic, now):
             return []
     try:
         with engine.begin() as conn:
@@ -70,6 +70,15 @@ def freeze_due_baselines(engine: Engine, topic: str, now: datetime) -> list[str]
     except PlanClockBusy:
         logger.info("baselines not frozen: workers held the plan clock; the next call retries")
         return []
+
+
+def _anything_to_do(conn: Connection, topic: str, now: datetime) -> bool:
+    """Read without a lock: a baseline due, or a scanned job no key result waits for. The
+    freeze then takes the plan clock (pausing batches) and decides again under it."""
+    if any_waiting(conn) and _due(conn, topic, now):
+        return True
+    waited_for = set(read_waiting(conn).values())
+    return any(job not in waited_for for job in scanned_unfinished_jobs(conn))
 
 
 def _due(conn: Connection, topic: str, now: datetime) -> list[_Due]:
