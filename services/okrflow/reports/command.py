@@ -24,6 +24,11 @@ def parse_at(text: str | None) -> datetime:
     return at.astimezone(UTC)
 
 
+# Days a report can be asked for: windows reach up to 366 days before one and a day after it,
+# which the ends of Python's calendar (years 1 and 9999) cannot hold.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+
+
 def parse_day(flag: str, text: str | None) -> date | None:
     """A local date flag (`--as-of`, `--from`, `--to`): YYYY-MM-DD."""
     if text is None:
@@ -31,11 +36,16 @@ def parse_day(flag: str, text: str | None) -> date | None:
     try:
         if len(text) != 10:
             raise ValueError(text)
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise OperatorError(
             ExitCode.USAGE, f"{flag} {text!r}: not a date (YYYY-MM-DD, a local day)"
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise OperatorError(
+            ExitCode.USAGE, f"{flag} {text}: out of range (from {FIRST_DAY} to {LAST_DAY})"
+        )
+    return day
 
 
 def _no_such_shop(conn: Any, shop: str) -> OperatorError:
