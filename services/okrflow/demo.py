@@ -96,6 +96,8 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
     print(f"  logs: {children.logs['worker']}, {children.logs['exporter']}")
     metrics_url = f"http://{settings.exporter_host}:{settings.exporter_port}/metrics"
     print(f"  worker and exporter started; metrics at {metrics_url}")
+    pages_url = f"http://{settings.exporter_host}:{settings.exporter_port}/"
+    print(f"  pages (live OKR progress): {pages_url}")
     stop = False
 
     def on_stop_signal(_signum: int, _frame: object) -> None:

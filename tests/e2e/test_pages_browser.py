@@ -65,15 +65,20 @@ def _events(prefix: str, campaigns: int) -> list[dict[str, Any]]:
 
     for i in range(campaigns):
         add(SALON, "campaign.launched", earlier if i % 2 else recent,
-            {"service": "scalp-care", "kind": "promo"})  # fmt: skip
+            {"campaign_id": f"{prefix}{i}", "channel": "instagram", "service": "scalp-care",
+             "kind": "promo"})  # fmt: skip
     for i in range(3):
         add(SALON, "customer.created", recent, {"customer_id": f"{prefix}-c{i}"})
-        add(SALON, "order.placed", earlier, {"service": "scalp-care", "total": 45.5 + i})
+        add(SALON, "order.placed", earlier, {"order_id": f"{prefix}{i}", "customer_id": "c",
+                                             "service": "scalp-care", "total": 45.5 + i,
+                                             "currency": "EUR"})  # fmt: skip
     add(SALON, "partnership.signed", recent, {"partner_id": f"{prefix}-p"})
     for i in range(4):
-        add(STUDIO, "social.post.published", earlier if i % 2 else recent, {"platform": "tiktok"})
+        add(STUDIO, "social.post.published", earlier if i % 2 else recent,
+            {"platform": "tiktok", "post_id": f"{prefix}{i}"})  # fmt: skip
     add(STUDIO, "social.followers.changed", recent, {"platform": "tiktok", "followers": 131})
-    add(STUDIO, "campaign.launched", earlier, {"channel": "tiktok", "kind": "ad"})
+    add(STUDIO, "campaign.launched", earlier,
+        {"campaign_id": f"{prefix}-ad", "channel": "tiktok", "kind": "ad"})  # fmt: skip
     add(STUDIO, "influencer.contacted", recent, {"platform": "tiktok", "influencer": prefix})
     return out
 
