@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
+import msgspec
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 from okrflow.domain.history import DayRow, SeriesRows, StoredSeries, current_state
 from okrflow.domain.progress import SeriesState
 from okrflow.domain.series import SeriesDelta, SeriesKey, merge_level
-from okrflow.store.dialect import insert_new_rows, upsert
+from okrflow.store.dialect import insert_new_rows, recordset, upsert
 from okrflow.store.kpis import write_kpi_distinct_days
 from okrflow.store.tables import key_results, kr_day_totals, kr_distinct_values, kr_series
 
@@ -97,14 +98,63 @@ def _count_distinct_values(
     for kr_id, part, value in inserted:
         delta = deltas[kr_id, part]
         _add_values(buckets, (kr_id, part, delta.distinct[value]), delta.aggregate, 1)
-    # Known values, grouped by series and batch day: only the ones stored on a later day move.
-    known: dict[tuple[int, str, date], list[str]] = {}
-    for (kr_id, part), delta in deltas.items():
-        for value, day in delta.distinct.items():
-            if (kr_id, part, value) not in new:
-                known.setdefault((kr_id, part, day), []).append(value)
-    moves = []
-    for (kr_id, part, day), values in sorted(known.items()):
+    known = [row for row in rows if (row["key_result_id"], row["part"], row["value"]) not in new]
+    if not known:
+        return
+    if conn.dialect.name == "postgresql":
+        moved = move_to_earlier_days(conn, known)
+    else:
+        moved = _earlier_days(conn, known)
+    for kr_id, part, _value, old_day, day in moved:
+        aggregate = deltas[kr_id, part].aggregate
+        _add_values(buckets, (kr_id, part, old_day), aggregate, -1)
+        _add_values(buckets, (kr_id, part, day), aggregate, 1)
+
+
+_MOVE_PG = """
+WITH input AS (
+    SELECT key_result_id, part, value, first_day
+    FROM json_populate_recordset(NULL::kr_distinct_values, %(rows)s)
+), old AS (
+    SELECT t.key_result_id, t.part, t.value, t.first_day AS old_day, input.first_day AS new_day
+    FROM kr_distinct_values t JOIN input USING (key_result_id, part, value)
+    WHERE t.first_day > input.first_day
+    ORDER BY t.key_result_id, t.part, t.value
+    FOR UPDATE OF t
+), moved AS (
+    UPDATE kr_distinct_values t SET first_day = old.new_day FROM old
+    WHERE t.key_result_id = old.key_result_id AND t.part = old.part AND t.value = old.value
+)
+SELECT key_result_id, part, value, old_day, new_day FROM old
+"""
+
+
+def move_to_earlier_days(
+    conn: Connection, known: list[dict[str, Any]]
+) -> list[tuple[int, str, str, date, date]]:
+    """PostgreSQL: in one statement over one JSON document, move every known value whose
+    stored day is later than the batch's to the batch's day (rows locked); returns (id, part,
+    value, old day, new day) of those moved."""
+    encoded = msgspec.json.encode(known).decode()
+    return [
+        (int(kr_id), part, value, old_day, new_day)
+        for kr_id, part, value, old_day, new_day in conn.exec_driver_sql(
+            _MOVE_PG, {"rows": encoded}
+        )
+    ]
+
+
+def _earlier_days(
+    conn: Connection, known: list[dict[str, Any]]
+) -> list[tuple[int, str, str, date, date]]:
+    """SQLite: the same as move_to_earlier_days, with IN lists grouped by series and day."""
+    by_day: dict[tuple[int, str, date], list[str]] = {}
+    for row in known:
+        by_day.setdefault((row["key_result_id"], row["part"], row["first_day"]), []).append(
+            row["value"]
+        )
+    moved: list[tuple[int, str, str, date, date]] = []
+    for (kr_id, part, day), values in sorted(by_day.items()):
         for chunk in range(0, len(values), _IN_CHUNK):
             query = select(kr_distinct_values.c.value, kr_distinct_values.c.first_day).where(
                 kr_distinct_values.c.key_result_id == kr_id,
@@ -112,22 +162,19 @@ def _count_distinct_values(
                 kr_distinct_values.c.value.in_(values[chunk : chunk + _IN_CHUNK]),
                 kr_distinct_values.c.first_day > day,
             )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update()
-            for value, old_day in conn.execute(query):
-                aggregate = deltas[kr_id, part].aggregate
-                _add_values(buckets, (kr_id, part, old_day), aggregate, -1)
-                _add_values(buckets, (kr_id, part, day), aggregate, 1)
-                moves.append({"b_id": kr_id, "b_part": part, "b_value": value, "b_day": day})
-    if moves:
+            moved.extend(
+                (kr_id, part, value, old_day, day) for value, old_day in conn.execute(query)
+            )
+    if moved:
         conn.execute(
             update(kr_distinct_values)
             .where(kr_distinct_values.c.key_result_id == bindparam("b_id"),
                    kr_distinct_values.c.part == bindparam("b_part"),
                    kr_distinct_values.c.value == bindparam("b_value"))
             .values(first_day=bindparam("b_day")),
-            moves,
+            [{"b_id": i, "b_part": p, "b_value": v, "b_day": d} for i, p, v, _, d in moved],
         )  # fmt: skip
+    return moved
 
 
 _IN_CHUNK = 500  # values per IN list: far below SQLite's bound-parameter limit
@@ -172,11 +219,13 @@ def _upsert_days(
             wins = or_(t.c.level.is_(None), t.c.level_at.is_(None), _LEVEL_WINS[kind](t, new))
             set_["level"] = case((wins, new.level), else_=t.c.level)
             set_["level_at"] = case((wins, new.level_at), else_=t.c.level_at)
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=[t.c.key_result_id, t.c.part, t.c.day],
-                                       set_=set_),
-            rows,
-        )  # fmt: skip
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.key_result_id, t.c.part, t.c.day], set_=set_
+        )
+        if conn.dialect.name == "postgresql":  # one JSON document, not ~10 parameters a row
+            conn.execute(stmt.from_select(list(rows[0]), recordset(t, rows)))
+        else:
+            conn.execute(stmt, rows)
 
 
 _LEVEL_WINS: dict[str, Callable[[Table, Any], ColumnElement[bool]]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, TextClause, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -16,6 +16,17 @@ def upsert(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"okrflow supports SQLite and PostgreSQL, not {conn.dialect.name}")
+
+
+def recordset(table: Table, rows: list[dict[str, Any]]) -> Any:
+    """PostgreSQL: a SELECT of `rows` (dicts of `table`'s column names) from one JSON
+    document encoded by msgspec and parsed by the server (json_populate_recordset), for
+    INSERT ... SELECT: one parameter however many rows."""
+    columns = list(rows[0])
+    source: TextClause = text(
+        f"SELECT {', '.join(columns)} FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS json))"
+    ).bindparams(bindparam("rows", msgspec.json.encode(rows).decode()))
+    return source.columns(*(table.c[c] for c in columns))
 
 
 def insert_new_rows(
