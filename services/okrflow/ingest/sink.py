@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -34,8 +34,10 @@ from okrflow.ingest.transaction import (
     precount,
     write_batch,
 )
+from okrflow.plans.kpis import MAX_WINDOW_DAYS
 from okrflow.settings import Settings
 from okrflow.store.batches import prune_seen_events
+from okrflow.store.kpis import prune_kpi_distinct_days
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +225,19 @@ class OkrflowSink:
             )
             if removed:
                 logger.info("pruned %d event ids older than the dedupe window", removed)
+            self._prune_kpi_days()
+
+    def _prune_kpi_days(self) -> None:
+        """A KPI's distinct values per day are kept as long as the events topic keeps events,
+        plus the longest window (366 days); with unlimited retention, forever."""
+        days = self.settings.events_retention_days
+        if days < 0:
+            return
+        before = self._now().date() - timedelta(days=days + MAX_WINDOW_DAYS)
+        with self.engine.begin() as conn:
+            removed = prune_kpi_distinct_days(conn, before)
+        if removed:
+            logger.info("pruned %d KPI distinct values of days before %s", removed, before)
 
     @staticmethod
     def _now() -> datetime:

@@ -59,3 +59,9 @@ def read_distinct_days(
             )
         )
     ]
+
+
+def prune_kpi_distinct_days(conn: Connection, before: date) -> int:
+    """Forget the (day, value) rows of days before `before`; returns how many."""
+    result = conn.execute(kpi_distinct_days.delete().where(kpi_distinct_days.c.day < before))
+    return int(result.rowcount or 0)
