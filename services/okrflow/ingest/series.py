@@ -13,11 +13,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
-from okrflow.domain.periods import local_day
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import InvalidEvent
 from okrflow.ingest.batch import Delivered
+from okrflow.ingest.localdays import LocalDays
 from okrflow.plans.matching import MatchIndex, Target, is_number, path_value
 
 # The largest magnitude a value may have to be aggregated: integers up to 2^53 are exact in
@@ -68,19 +69,35 @@ def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount
     """Deltas per series for `events` (already deduplicated), with the rejected events.
 
     Hot path: runs for every counted event, so the shop-local day is computed once per
-    event (not per key result), the common `count` needs no field lookup, and each way of
-    counting (`Target`) is aggregated once, then shared by every series that counts that way
-    (the deltas are not modified afterwards). An event's values are all read before any is
-    added, so a rejected event leaves no trace in any series.
+    event (not per key result) and memoised by the hour (LocalDays), the common `count` is
+    added inline with no field lookup, and each way of counting (`Target`) is aggregated
+    once, then shared by every series that counts that way (the deltas are not modified
+    afterwards). An event's values are all read before any is added, so a rejected event
+    leaves no trace in any series.
     """
     by_target: dict[int, tuple[Target, SeriesDelta]] = {}
+    # Per `count` target: local day -> [events, unix time of the newest, the newest time].
+    counts: dict[int, dict[date, list[Any]]] = {}
     count = SeriesCount()
     accept = count.accepted.append
+    candidates_of = index.candidates
+    local_days = LocalDays()
+    unmatched = 0
     for delivered in events:
         event = delivered.event
-        targets = index.targets(event, event.time.timestamp())
+        candidates = candidates_of(event.shop, event.type)
+        if not candidates:
+            unmatched += 1
+            accept(delivered)
+            continue
+        at = event.time
+        ts = at.timestamp()
+        targets = [
+            t for t in candidates
+            if t.start <= ts < t.end and (t.accepts is None or t.accepts(event))
+        ]  # fmt: skip
         if not targets:
-            count.unmatched += 1
+            unmatched += 1
             accept(delivered)
             continue
         try:
@@ -97,17 +114,40 @@ def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount
         for target, value in zip(targets, values, strict=True):
             if value is None:
                 continue
+            matched = True
             if day is None or day_tz != target.timezone:
-                day, day_tz = local_day(event.time, target.timezone), target.timezone
-            entry = by_target.get(id(target))
-            if entry is None:
+                day, day_tz = local_days.day(target.timezone, ts, at), target.timezone
+            key = id(target)
+            if key not in by_target:
                 delta = SeriesDelta(target.metric.aggregate)
                 if target.rolling and target.metric.aggregate == "count_distinct":
                     delta.value_days = set()  # a KPI's windows need every day of a value
-                entry = by_target[id(target)] = (target, delta)
-            entry[1].add(event.time, day, value)
-            matched = True
+                by_target[key] = (target, delta)
+                if delta.aggregate == "count":
+                    counts[key] = {}
+            days = counts.get(key)
+            if days is None:
+                by_target[key][1].add(at, day, value)
+                continue
+            bucket = days.get(day)
+            if bucket is None:
+                days[day] = [1, ts, at]
+            else:
+                bucket[0] += 1
+                if ts > bucket[1]:
+                    bucket[1], bucket[2] = ts, at
         if not matched:
-            count.unmatched += 1
+            unmatched += 1
+    for key, days in counts.items():
+        _fold_counts(by_target[key][1], days)
+    count.unmatched = unmatched
     count.deltas = {key: delta for target, delta in by_target.values() for key in target.series}
     return count
+
+
+def _fold_counts(delta: SeriesDelta, days: dict[date, list[Any]]) -> None:
+    """What SeriesDelta.add would have made of a `count` target's events, per day."""
+    for day, (events, _, newest) in days.items():
+        delta.events += events
+        delta.days[day] = [events, float(events)]
+        delta.day_last_event_at[day] = newest

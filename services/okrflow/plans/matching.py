@@ -181,6 +181,10 @@ class MatchIndex:
                     index.target_count += len(series)
         return index
 
+    def candidates(self, shop: str, event_type: str) -> list[Target] | None:
+        """The targets of a shop's event type, before their periods and filters."""
+        return self._by_type.get((shop, event_type))
+
     def targets(self, event: CloudEvent, timestamp: float | None = None) -> list[Target]:
         """The ways this event is counted: its shop and type, its time inside the period,
         every filter accepting it. `timestamp` is `event.time.timestamp()` if already known
