@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaError
 from rich.console import Console
@@ -19,11 +20,13 @@ from sqlalchemy import Engine
 
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.ingest.backfill import JobProgress, ProgressView, Runner, kafka_failure
+from okrflow.ingest.baselines import freeze_due_baselines
 from okrflow.ingest.offsets import log_bounds
 from okrflow.ops.startup import wait_for_kafka
 from okrflow.readonly import open_for_reading
 from okrflow.settings import Settings
 from okrflow.store.backfill import UNFINISHED, JobRow, job_measures, list_jobs, read_partitions
+from okrflow.store.baselines import scanned_and_applied
 from okrflow.store.engine import make_engine
 from okrflow.store.lookups import planned_shops
 
@@ -113,25 +116,39 @@ async def _run(runner: Runner, shop: str | None, wait: bool) -> list[JobProgress
     """Take and run jobs until none is left that this runner can take (`wait`: until every
     job of the selection is finished or only waits for its baseline window)."""
     outcomes: list[JobProgress] = []
+    settings = runner.settings
     if _unfinished(runner, shop):  # Kafka is needed: wait for it like the worker (else exit 6)
-        settings = runner.settings
         await wait_for_kafka(settings, lambda: log_bounds(settings, settings.events_topic))
     while True:
         jobs = _unfinished(runner, shop)
         ran = False
         for job in jobs:
             if _scanned(runner, job):
-                continue  # waits for its baseline window only: nothing to read
+                continue  # scanned: only its baselines are left to freeze
             if runner.take(job.id):
                 outcomes.append(await runner.run(job))
                 ran = True
+        _freeze(runner)
         if not wait:
             return outcomes
-        left = [j for j in _unfinished(runner, shop) if not _scanned(runner, j)]
-        if not left:
+        # Left to wait for: jobs to scan, and scanned ones whose freeze offsets the live
+        # worker has not reached yet. A scanned job the worker has passed whose baseline is
+        # still not frozen waits for its window to end: no point waiting here for that.
+        left = _unfinished(runner, shop)
+        scanned = [j.id for j in left if _scanned(runner, j)]
+        with runner.engine.connect() as conn:
+            passed = scanned_and_applied(conn, scanned, settings.events_topic)
+        if all(j.id in passed for j in left):
             return outcomes
         if not ran:
             await asyncio.sleep(_POLL_SECONDS)
+
+
+def _freeze(runner: Runner) -> None:
+    """Freeze the baselines that are due now (also the worker's and apply's job)."""
+    now = datetime.now(UTC)
+    for line in freeze_due_baselines(runner.engine, runner.settings.events_topic, now):
+        print(line, file=sys.stdout)
 
 
 def _unfinished(runner: Runner, shop: str | None) -> list[JobRow]:
@@ -171,7 +188,11 @@ def _report(engine: Engine, shop: str | None, outcomes: list[JobProgress], wait:
         if row.owner is not None:
             print(f"job {row.id} ({row.shop}): held by {row.owner}", file=out)
         else:
-            print(f"job {row.id} ({row.shop}): waits for its baseline window", file=out)
+            print(
+                f"job {row.id} ({row.shop}): scanned; its baselines are frozen once their "
+                "window has ended and the workers have counted past the scan",
+                file=out,
+            )
     if not outcomes and not left:
         print("no backfill to run", file=out)
     for row in failed:
