@@ -1,6 +1,8 @@
-"""Latency of the exporter's pages for one shop of 1,000 objectives x 5 key results, while a
+"""Latency of the exporter's pages with 1,000 objectives x 5 key results in force, while a
 writer commits batches to the same database (so snapshots keep changing under the pages).
-Prints p50/p99/max per page (HTML and JSON twin) and checks every answer is whole.
+A plan file holds at most 200 objectives: 5 shops of 200. `/` and its JSON twin judge all
+1,000 objectives; a shop page 200 (1,000 key results). Prints p50/p99/max per page and checks
+every answer is whole.
 
 Usage: python -m tests.perf.pages_bench [--requests N] [--database-url URL | --postgres]
                                         [--writer direct|none]
@@ -33,13 +35,18 @@ from tests.integration.processes import okrflow_env
 from tests.perf.scrape_bench import KEY_RESULTS, TYPES, _process
 from tests.services import free_port
 
-SHOP, OBJECTIVES = "pages-bench", 1000
+SHOPS, PER_SHOP = 5, 200  # 200: the most objectives a plan file may hold
+SHOP, OBJECTIVES = "pages-0", SHOPS * PER_SHOP
 
 
-def write_plan(folder: Path) -> Path:
+def write_plans(folder: Path) -> list[Path]:
+    return [write_plan(folder, f"pages-{s}") for s in range(SHOPS)]
+
+
+def write_plan(folder: Path, shop: str) -> Path:
     today = datetime.now(UTC).date()
-    lines = [f"shop: {SHOP}", "timezone: Europe/Rome", "objectives:"]
-    for o in range(OBJECTIVES):
+    lines = [f"shop: {shop}", "timezone: Europe/Rome", "objectives:"]
+    for o in range(PER_SHOP):
         lines += [
             f"  - key: obj-{o}",
             f"    title: Objective {o}",
@@ -49,7 +56,7 @@ def write_plan(folder: Path) -> Path:
             "    key_results:",
             KEY_RESULTS.rstrip("\n"),
         ]
-    path = folder / "pages-bench.yaml"
+    path = folder / f"{shop}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -63,7 +70,7 @@ def writer(url: str, stop: Any, counter: Any) -> None:
         if stop.is_set():
             break
         messages = [
-            Message(0, batch_no * 500 + i, encoded(event_id=f"w-{batch_no}-{i}", shop=SHOP,
+            Message(0, batch_no * 500 + i, encoded(event_id=f"w-{batch_no}-{i}", shop=f"pages-{i % SHOPS}",
                                                    event_type=TYPES[i % 4], time=now))
             for i in range(500)
         ]  # fmt: skip
@@ -91,13 +98,21 @@ def _measure(url: str, n: int, check: Any) -> tuple[list[float], int, list[str]]
 
 def _html_whole(raw: bytes) -> str | None:
     n = raw.count(b"<article ")
-    return None if n == OBJECTIVES and raw.endswith(b"</html>") else f"{n} objectives"
+    return None if n == PER_SHOP and raw.endswith(b"</html>") else f"{n} objectives"
 
 
-def _json_whole(raw: bytes) -> str | None:
-    (shop,) = json.loads(raw)["shops"]
-    krs = sum(len(o["key_results"]) for o in shop["objectives"])
-    return None if krs == 5 * OBJECTIVES else f"{krs} key results"
+def _index_whole(raw: bytes) -> str | None:
+    n = raw.count(b'<li><a href="/shops/')
+    return None if n == SHOPS and raw.endswith(b"</html>") else f"{n} shops"
+
+
+def _json_whole(objectives: int) -> Any:
+    def check(raw: bytes) -> str | None:
+        shops = json.loads(raw)["shops"]
+        krs = sum(len(o["key_results"]) for shop in shops for o in shop["objectives"])
+        return None if krs == 5 * objectives else f"{krs} key results"
+
+    return check
 
 
 def main() -> int:
@@ -125,15 +140,17 @@ def _run(args: argparse.Namespace, work: Path, pg_url: str | None) -> int:
     url = pg_url or args.database_url or f"sqlite:///{work / 'pages.db'}"
     engine = make_engine(url, writer=True)
     ensure_schema(engine)
-    apply_files(engine, [write_plan(work)], datetime.now(UTC))
+    apply_files(engine, write_plans(work), datetime.now(UTC))
     port = free_port()
     env = okrflow_env(
         database_url=url, exporter_port=port, exporter_refresh_seconds=2.0, log_level="WARNING"
     )
     base = f"http://127.0.0.1:{port}"
     pages = [
+        ("/ (HTML)", f"{base}/", _index_whole),
+        ("/ JSON (all 1,000)", f"{base}/?format=json", _json_whole(OBJECTIVES)),
         ("shop page (HTML)", f"{base}/shops/{SHOP}", _html_whole),
-        ("shop JSON twin", f"{base}/shops/{SHOP}?format=json", _json_whole),
+        ("shop JSON twin", f"{base}/shops/{SHOP}?format=json", _json_whole(PER_SHOP)),
         ("burn-up page", f"{base}/shops/{SHOP}/key-results/obj-7/posts", lambda raw: None),
     ]
     rows: list[tuple[str, list[float], int]] = []
@@ -158,13 +175,13 @@ def _run(args: argparse.Namespace, work: Path, pg_url: str | None) -> int:
             problems += [f"{name}: {p}" for p in bad]
     print(
         f"{args.requests} requests per page ({make_url(url).get_backend_name()}, writer: "
-        f"{args.writer}, {written.value:,} events written) of one shop of {OBJECTIVES} "
-        "objectives x 5 key results:"
+        f"{args.writer}, {written.value:,} events written), {SHOPS} shops of {PER_SHOP} "
+        f"objectives x 5 key results ({OBJECTIVES:,} objectives):"
     )
-    print(f"  {'page':<18} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'size':>10}")
+    print(f"  {'page':<20} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'size':>11}")
     for name, latencies, size in rows:
         q = statistics.quantiles(latencies, n=100)
-        print(f"  {name:<18} {q[49] * 1000:8.1f} {q[98] * 1000:8.1f} "
+        print(f"  {name:<20} {q[49] * 1000:8.1f} {q[98] * 1000:8.1f} "
               f"{max(latencies) * 1000:8.1f} {size / 1e6:8.2f} MB")  # fmt: skip
     print("  whole: " + ("yes" if not problems else f"NO: {problems[:5]}"))
     return 1 if problems else 0
