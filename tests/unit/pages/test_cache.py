@@ -4,6 +4,7 @@ too old or missing ones rendered on the request."""
 from __future__ import annotations
 
 import threading
+import time
 
 from okrflow.pages.cache import PageCache
 
@@ -39,7 +40,7 @@ def test_fresh_stale_and_too_old() -> None:
     for _ in range(100):  # bounded: the background thread stores its page
         if cache.get("shop", v2, lambda: render("x")) == b"c":
             break
-        done.wait(0.01)
+        time.sleep(0.01)
     assert cache.get("shop", v2, lambda: render("x")) == b"c"
     assert "x" not in renders
     clock.now += 60  # too old to show: rendered on the request
@@ -64,5 +65,5 @@ def test_a_failing_background_render_keeps_the_last_page() -> None:
         body = cache.get("k", version, lambda: b"new")
         if body == b"new":
             break
-        failed.wait(0.01)
+        time.sleep(0.01)
     assert body == b"new"  # the key was released: a later render replaced the page
