@@ -86,7 +86,12 @@ def _measure(url: str, n: int, check: Any) -> tuple[list[float], int, list[str]]
     size = 0
     for i in range(n):
         started = time.perf_counter()
-        raw = urllib.request.urlopen(url, timeout=10).read()
+        try:
+            raw = urllib.request.urlopen(url, timeout=30).read()
+        except OSError as exc:
+            latencies.append(time.perf_counter() - started)
+            problems.append(f"request {i}: {exc}")
+            continue
         latencies.append(time.perf_counter() - started)  # request sent -> whole body in
         size = len(raw)
         problem = check(raw)
