@@ -21,6 +21,7 @@ from okrflow.ingest.baselines import freeze_due_baselines
 from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_files, apply_parsed, parse_files
 from okrflow.reports.progress import progress_report
+from okrflow.store.backfill import add_uncut_partitions
 from okrflow.store.engine import make_engine
 from okrflow.store.plans import plans_revision
 from okrflow.store.schema import ensure_schema
@@ -171,7 +172,7 @@ def test_history_and_previous_period_baselines_freeze_to_the_events(
     engine = make_engine(database_url, writer=True)
     ensure_schema(engine)
     (tmp_path / "okrs.yaml").write_text(_plan())
-    applied_at = datetime(2026, 2, 1, tzinfo=UTC)  # nothing of the topic applied: no job
+    applied_at = datetime(2026, 2, 1, tzinfo=UTC)  # nothing of the topic applied: no cut
     apply_files(engine, [tmp_path / "okrs.yaml"], applied_at)
     rng = random.Random(7)
     feed = _Feed(engine)
@@ -197,6 +198,13 @@ def test_history_and_previous_period_baselines_freeze_to_the_events(
     with engine.connect() as conn:
         clock_before = plans_revision(conn)
     frozen_at = S + timedelta(days=6)
+    # Applied while nothing of the topic was: a job without a cut. The window is over, but
+    # the baselines wait until a scan has recorded where the log ends (else: frozen at 0).
+    assert freeze_due_baselines(engine, TOPIC, frozen_at) == []
+    with engine.begin() as conn:  # the runner's finish, simulated: the log ends at the feed's
+        job_id = conn.execute(select(backfill_jobs.c.id)).scalar_one()
+        add_uncut_partitions(conn, job_id, {0: feed.offset})
+        conn.execute(update(backfill_jobs).values(state="running"))
     lines = freeze_due_baselines(engine, TOPIC, frozen_at)
     expected = _expected(feed.arrived)
     assert sorted(lines) == sorted(

@@ -193,3 +193,35 @@ def test_baselines_from_history_and_the_previous_period(
         assert {k: after[key][k] for k in expected[key]} == {
             k: frozen[key][k] for k in expected[key]
         }, key
+
+
+def test_baselines_wait_for_the_log_when_nothing_was_applied_yet(
+    kafka_bootstrap: str, database_url: str, tmp_path: Path
+) -> None:
+    """A new install over a topic that already holds the history: the plan is applied before
+    the worker has counted anything (no cut). The baselines must not be frozen at once (at
+    0): `okrflow backfill` records where the log ends, and the worker freezes them once it has
+    counted that far."""
+    env = pipeline_env(kafka_bootstrap, database_url, tmp_path)
+    orders = _orders(random.Random(12))
+    assert okrflow(env, "emit", str(orders.write(tmp_path / "a.jsonl"))).returncode == 0
+    (tmp_path / "v2.yaml").write_text(_revised())
+    applied = okrflow(env, "apply", str(tmp_path / "v2.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    assert "okrflow backfill" in applied.stdout
+    assert _measured(database_url) == 0
+    waiting = _shown(env)
+    for key in MEASURED:
+        assert waiting[key]["baseline"] is None and waiting[key]["backfill"] == "pending", key
+    with running(env, "worker", log=tmp_path / "worker.log") as worker:
+        backfill = okrflow(env, "backfill", "--wait", timeout=300)
+        assert backfill.returncode == 0, backfill.stdout + backfill.stderr
+        wait_for(lambda: _measured(database_url), lambda n: n == len(MEASURED), 180,
+                 "the baselines frozen")  # fmt: skip
+        assert _counted(database_url) == 240
+        assert worker.poll() is None
+    frozen = _shown(env)
+    for key, want in _expected(orders.seen).items():
+        for name, value in want.items():
+            assert frozen[key][name] == pytest.approx(value, abs=1e-6), (key, name)
+        assert frozen[key]["backfill"] == "done", key

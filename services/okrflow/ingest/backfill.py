@@ -50,6 +50,7 @@ from okrflow.settings import Settings
 from okrflow.store.backfill import (
     JobRow,
     add_job_counts,
+    add_uncut_partitions,
     advance_partitions,
     db_now,
     delete_seen,
@@ -124,7 +125,14 @@ class Runner:
             await start_client(consumer, self.settings)
             outcome = await self._scan(job, consumer, topic, skip, progress)
             if outcome is None:
-                tps = [TopicPartition(topic, p) for p in self._scans(job.id)]
+                # A job made while nothing was applied has no cut rows: every partition's end.
+                partitions = list(self._scans(job.id)) or await _partitions(consumer, topic)
+                if not partitions:  # else the job could never be finished: --wait would spin
+                    raise OperatorError(
+                        ExitCode.KAFKA_LAYOUT,
+                        f"{topic} does not exist: backfill job {job.id} needs its log end",
+                    )
+                tps = [TopicPartition(topic, p) for p in partitions]
                 ends = await consumer.end_offsets(tps) if tps else {}
                 outcome = self._finish(job.id, {tp.partition: int(o) for tp, o in ends.items()})
         finally:
@@ -296,7 +304,10 @@ class Runner:
             behind = [p for p, s in scans.items() if (s.next_offset or 0) < s.cut_offset]
             if behind:
                 raise RuntimeError(f"backfill job {job_id}: partitions {behind} not scanned")
-            freeze_partitions(conn, job_id, {p: log_ends.get(p, 0) for p in scans})
+            if scans:
+                freeze_partitions(conn, job_id, {p: log_ends.get(p, 0) for p in scans})
+            else:  # no cut: made while nothing of the topic was applied
+                add_uncut_partitions(conn, job_id, log_ends)
             now = db_now(conn)
             waiting = measures_waiting_for_baseline(conn, job_id) > 0
             if waiting:
@@ -341,6 +352,11 @@ def _with_database_retries(attempt: Callable[[], ChunkResult], deadline: float) 
             "where it stopped when okrflow backfill runs again)",
         ) from None
     raise AssertionError("unreachable: tenacity returns or raises")
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    await consumer._client.force_metadata_update()
+    return sorted(consumer.partitions_for_topic(topic) or ())
 
 
 async def dead_lettered_offsets(settings: Settings) -> dict[int, frozenset[int]]:

@@ -5,12 +5,12 @@ A key result's baseline B is due once its window is over (now >= the period's fi
 midnight) and everything that was in the topic when its backfill finished is counted: the
 job's scan wrote `freeze_offset` (each partition's log end then) and the live worker's
 applied offsets reached them (a key result activated while nothing of the topic was applied
-has no job: the live worker counts all of it). One idempotent transaction holding the plan
-clock (no batch in flight) folds B as `progress --as-of` folds, writes it, records a plan
-revision and advances the clock: from that revision on the key result is built with B, its
-relative target resolves against it, and the live index drops the baseline's series, so an
-event of the window arriving later changes nothing. The worker runs it every minute, and
-`apply` after writing.
+gets a job without a cut: its scan only records the log ends). One idempotent transaction
+holding the plan clock (no batch in flight) folds B as `progress --as-of` folds, writes it,
+records a plan revision and advances the clock: from that revision on the key result is
+built with B, its relative target resolves against it, and the live index drops the
+baseline's series, so an event of the window arriving later changes nothing. The worker
+runs it every minute, and `apply` after writing.
 """
 
 from __future__ import annotations

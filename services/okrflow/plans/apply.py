@@ -165,6 +165,11 @@ def apply_parsed(
                         measures = begun + new_kpis
                         if create_backfill_job(conn, shop, revision, measures, topic, now):
                             to_backfill, kpis_to_backfill = len(begun), len(new_kpis)
+                        elif measured:  # nothing applied yet: B waits for the log's end
+                            create_backfill_job(
+                                conn, shop, revision, measured, topic, now, without_cut=True
+                            )
+                            to_backfill = len(measured)
                     advance_plan_clock(conn, revision)
                 else:
                     conn.rollback()
@@ -180,8 +185,8 @@ def apply_parsed(
     if not dry_run and any(r.revision_id is not None for r in results):
         from okrflow.ingest.baselines import freeze_due_baselines
 
-        # Baselines whose window is over and whose events are all counted (a key result
-        # activated while nothing of the topic was applied has no backfill to wait for).
+        # Baselines whose window is over and whose events are all counted (their job's
+        # scan recorded where the log ended, and the live worker has passed it).
         freeze_due_baselines(engine, events_topic or load_settings().events_topic, now)
     return results
 

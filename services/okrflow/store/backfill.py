@@ -37,19 +37,21 @@ UNFINISHED = ("pending", "running")
 
 def create_backfill_job(
     conn: Connection, shop: str, revision_id: int, key_result_ids: Iterable[int],
-    topic: str, now: datetime,
+    topic: str, now: datetime, *, without_cut: bool = False,
 ) -> int | None:  # fmt: skip
     """One job for `key_result_ids` (rows just written by the apply), with the cut: each
     partition's applied offset as this transaction sees it. Call holding the plan clock.
 
     None, and no job, when nothing of `topic` was applied yet: the live worker counts the
-    whole log then."""
+    whole log then. With `without_cut` such a job is made anyway, with no partition rows:
+    a baseline measured from data must still wait until the worker has counted what the log
+    held, and the runner's finish records where it ended (`add_uncut_partitions`)."""
     cut = conn.execute(
         select(applied_offsets.c.kafka_partition, applied_offsets.c.next_offset).where(
             applied_offsets.c.topic == topic
         )
     ).all()
-    if not cut:
+    if not cut and not without_cut:
         return None
     job_id = int(
         conn.execute(
@@ -66,10 +68,11 @@ def create_backfill_job(
         .where(key_results.c.id.in_(list(key_result_ids)))
         .values(backfill_job_id=job_id)
     )
-    conn.execute(
-        insert(backfill_partitions),
-        [{"job_id": job_id, "kafka_partition": p, "cut_offset": o} for p, o in cut],
-    )
+    if cut:
+        conn.execute(
+            insert(backfill_partitions),
+            [{"job_id": job_id, "kafka_partition": p, "cut_offset": o} for p, o in cut],
+        )
     return job_id
 
 
@@ -322,6 +325,19 @@ def freeze_partitions(conn: Connection, job_id: int, log_ends: Mapping[int, int]
                backfill_partitions.c.freeze_offset.is_(None))
         .values(freeze_offset=bindparam("b_end")),
         [{"b_partition": p, "b_end": o} for p, o in sorted(log_ends.items())],
+    )  # fmt: skip
+
+
+def add_uncut_partitions(conn: Connection, job_id: int, log_ends: Mapping[int, int]) -> None:
+    """A job made while nothing was applied (no cut): one row per partition, with nothing to
+    scan (cut 0) and the log end at the scan's finish as its freeze offset."""
+    conn.execute(
+        insert(backfill_partitions),
+        [
+            {"job_id": job_id, "kafka_partition": p, "cut_offset": 0, "next_offset": 0,
+             "freeze_offset": end}
+            for p, end in sorted(log_ends.items())
+        ],
     )  # fmt: skip
 
 
