@@ -120,9 +120,10 @@ def _check(event: CloudEvent) -> CloudEvent | InvalidEvent:
         )
     # isprintable() (C, fast) is False for every control character, and for a few other
     # characters (such as U+00A0) that are allowed: only then is the exact check needed.
-    for name, text in (("id", event.id), ("type", event.type), ("source", event.source)):
-        if not text.isprintable() and _CONTROL.search(text) is not None:
-            return _control_characters(name)
+    if not (event.id.isprintable() and event.type.isprintable() and event.source.isprintable()):
+        for name, text in (("id", event.id), ("type", event.type), ("source", event.source)):
+            if _CONTROL.search(text) is not None:
+                return _control_characters(name)
     if type(event.subject) is str and _CONTROL.search(event.subject) is not None:
         return _control_characters("subject")
     try:
