@@ -1,5 +1,7 @@
 """End to end with a real Prometheus: broker, database, worker, exporter, Prometheus with the
-repo's scrape config and rules; an objective driven off track; every dashboard query answered."""
+repo's scrape config and rules; an objective driven off track, a KPI out of its healthy band
+(its value, health and definition scraped, its alert pending); every dashboard query
+answered."""
 
 from __future__ import annotations
 
@@ -39,6 +41,12 @@ objectives:
         title: 100 new clients
         metric: {{event: customer.created, aggregate: count}}
         target: 100
+kpis:
+  - key: clients-today
+    title: New clients today
+    metric: {{event: customer.created, aggregate: count}}
+    window: 1d
+    healthy: {{above: 20}}
 """
 
 
@@ -142,6 +150,32 @@ def test_off_track_alert_and_every_dashboard_query(kafka_bootstrap: str, tmp_pat
             okrflow(env, "emit", str(tmp_path / "second.jsonl"))
             wait_for(lambda: _query(base, "okr_key_result_value"), lambda r: r and float(r[0]["value"][1]) == 5, 60,
                      "the second events in Prometheus")  # fmt: skip
+
+            # The KPI counts today's events: 5, under its band (above 20).
+            kpi = {"shop": "e2e-shop", "kpi": "clients-today"}
+            value = wait_for(lambda: _query(base, "okr_kpi_value"), lambda r: r and float(r[0]["value"][1]) == 5,
+                             60, "the KPI's value in Prometheus")  # fmt: skip
+            assert {k: value[0]["metric"][k] for k in kpi} == kpi
+            (healthy,) = wait_for(lambda: _query(base, "okr_kpi_healthy"), bool, 60, "KPI health")
+            assert {k: healthy["metric"][k] for k in kpi} == kpi
+            assert float(healthy["value"][1]) == 0
+            (info,) = _query(base, "okr_kpi_info")
+            assert {k: info["metric"][k] for k in ("shop", "kpi", "title", "window", "band")} == {
+                **kpi, "title": "New clients today", "window": "1d", "band": "above 20",
+            }  # fmt: skip
+            assert float(info["value"][1]) == 1
+
+            def kpi_alerts() -> list[dict[str, Any]]:
+                answer = _get(f"{base}/api/v1/alerts") or {"data": {"alerts": []}}
+                return [
+                    a
+                    for a in answer["data"]["alerts"]
+                    if a["labels"]["alertname"] == "OkrKpiUnhealthy"
+                ]
+
+            (kpi_alert,) = wait_for(kpi_alerts, bool, 60, "OkrKpiUnhealthy pending")
+            assert kpi_alert["state"] == "pending"  # for 15 minutes first
+            assert {k: kpi_alert["labels"][k] for k in kpi} == kpi
 
             def objective_alerts() -> list[dict[str, Any]]:
                 answer = _get(f"{base}/api/v1/alerts") or {"data": {"alerts": []}}
