@@ -125,8 +125,10 @@ class Runner:
             await start_client(consumer, self.settings)
             outcome = await self._scan(job, consumer, topic, skip, progress)
             if outcome is None:
-                # A job made while nothing was applied has no cut rows: every partition's end.
-                partitions = list(self._scans(job.id)) or await _partitions(consumer, topic)
+                # Every partition's end, also of those without a cut row (nothing of them was
+                # applied at the apply; or no cut at all): the freeze waits for all of them.
+                scanned = set(self._scans(job.id))
+                partitions = sorted(scanned | set(await _partitions(consumer, topic)))
                 if not partitions:  # else the job could never be finished: --wait would spin
                     raise OperatorError(
                         ExitCode.KAFKA_LAYOUT,
@@ -304,10 +306,12 @@ class Runner:
             behind = [p for p, s in scans.items() if (s.next_offset or 0) < s.cut_offset]
             if behind:
                 raise RuntimeError(f"backfill job {job_id}: partitions {behind} not scanned")
-            if scans:
-                freeze_partitions(conn, job_id, {p: log_ends.get(p, 0) for p in scans})
-            else:  # no cut: made while nothing of the topic was applied
-                add_uncut_partitions(conn, job_id, log_ends)
+            freeze_partitions(conn, job_id, {p: log_ends.get(p, 0) for p in scans})
+            # Partitions without a cut (nothing of them applied at the apply): nothing to
+            # scan, but the live worker must count them to their end before a freeze too.
+            add_uncut_partitions(
+                conn, job_id, {p: e for p, e in log_ends.items() if p not in scans}
+            )
             now = db_now(conn)
             waiting = measures_waiting_for_baseline(conn, job_id) > 0
             if waiting:

@@ -318,6 +318,8 @@ def measures_waiting_for_baseline(conn: Connection, job_id: int) -> int:
 
 def freeze_partitions(conn: Connection, job_id: int, log_ends: Mapping[int, int]) -> None:
     """Record each partition's log end at the scan's end (kept if already recorded)."""
+    if not log_ends:
+        return
     conn.execute(
         update(backfill_partitions)
         .where(backfill_partitions.c.job_id == job_id,
@@ -329,8 +331,11 @@ def freeze_partitions(conn: Connection, job_id: int, log_ends: Mapping[int, int]
 
 
 def add_uncut_partitions(conn: Connection, job_id: int, log_ends: Mapping[int, int]) -> None:
-    """A job made while nothing was applied (no cut): one row per partition, with nothing to
-    scan (cut 0) and the log end at the scan's finish as its freeze offset."""
+    """Partitions of which nothing was applied when the job was made (or every partition, for
+    a job without a cut): one row each, with nothing to scan (cut 0) and the log end at the
+    scan's finish as its freeze offset."""
+    if not log_ends:
+        return
     conn.execute(
         insert(backfill_partitions),
         [
