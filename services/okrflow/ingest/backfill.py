@@ -117,9 +117,11 @@ class Runner:
         progress = JobProgress(job.id, job.shop)
         topic = self.settings.events_topic
         skip = await dead_lettered_offsets(self.settings)
+        # A position that retention deleted meanwhile resumes at the log's new start
+        # (aiokafka's default, "latest", would skip every message up to the cut).
         consumer = AIOKafkaConsumer(
             **client_kwargs(self.settings), group_id=None, enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms, auto_offset_reset="earliest",
         )  # fmt: skip
         try:
             await start_client(consumer, self.settings)
@@ -369,7 +371,7 @@ async def dead_lettered_offsets(settings: Settings) -> dict[int, frozenset[int]]
     that is gone). Read whole on every run: it holds only refused messages."""
     consumer = AIOKafkaConsumer(
         **client_kwargs(settings), group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms, auto_offset_reset="earliest",
     )  # fmt: skip
     found: dict[int, set[int]] = {}
     try:
