@@ -13,8 +13,8 @@ from okrflow.domain.kpis import KpiProgress
 from okrflow.domain.periods import local_day
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import KeyResultState
-from okrflow.exporter.kpis import read_kpis
 from okrflow.plans.stored import load_active_plans
+from okrflow.reports.kpis import read_kpis
 from okrflow.store.backfill import backfill_clock, backfilling_key_results, remaining_messages
 from okrflow.store.counters import read_series_states
 from okrflow.store.plans import plans_revision

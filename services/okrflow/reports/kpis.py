@@ -3,7 +3,7 @@ exporter), or on each of several days (`history`). The arithmetic is `domain.kpi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -16,6 +16,7 @@ from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesKey
 from okrflow.store.backfill import read_backfill_states
 from okrflow.store.counters import read_series_rows
+from okrflow.store.kpi_windows import read_kpi_days
 from okrflow.store.kpis import read_distinct_counts, read_distinct_days
 
 
@@ -39,22 +40,47 @@ def read_kpi_progress(
 ) -> list[KpiProgress]:
     """Every KPI of the plan over its window ending on local day `today`, in file order;
     with the backfill state of each (`with_backfill`, today's state: not for a past day)."""
-    plan = active.plan
-    if not plan.kpis:
+    if not active.plan.kpis:
         return []
-    ids = list(active.kpi_ids.values())
-    rows = read_series_rows(conn, ids)
+    kpis = read_kpis(conn, [active], [today], with_backfill=with_backfill)
+    return list(kpis.get(active.plan.shop, ()))
+
+
+def read_kpis(
+    conn: Connection,
+    plans: Sequence[ActivePlan],
+    days: Sequence[date | None],
+    checkpoint: Callable[[], None] = lambda: None,
+    with_backfill: bool = True,
+) -> dict[str, tuple[KpiProgress, ...]]:
+    """shop -> its KPIs in file order, each over its window ending on the plan's local day
+    in `days` (None: the plan has no KPIs), with the state of its backfill
+    (`with_backfill`: today's state, not for a past day). The KPIs' day rows are read once
+    for all shops, from the earliest day a window needs (`store.kpi_windows`)."""
+    shops = [(a, today) for a, today in zip(plans, days, strict=True) if today is not None]
+    if not shops:
+        return {}
+    since = min(window_of(today, kpi.window_days)[0] for a, today in shops for kpi in a.plan.kpis)
+    rows = read_kpi_days(conn, since, checkpoint)
+    ids = [i for a, _ in shops for i in a.kpi_ids.values()]
     backfill = read_backfill_states(conn, ids) if with_backfill else {}
-    out = []
-    for kpi in plan.kpis:
-        kpi_id = active.kpi_ids[kpi.key]
-        parts = [part for part, _ in metric_parts(kpi.metric)]
-        first, last = window_of(today, kpi.window_days)
-        distinct_series = [s for s in _distinct_series(active) if s[0] == kpi_id]
-        counts = read_distinct_counts(conn, distinct_series, first, last)
-        distinct = {part: n for (_, part), n in counts.items()}
-        days = _days_by_part(rows, kpi_id, parts)
-        out.append(kpi_progress(kpi, days, distinct, today, plan.timezone, backfill.get(kpi_id)))
+    out: dict[str, tuple[KpiProgress, ...]] = {}
+    for active, today in shops:
+        checkpoint()
+        plan, progress = active.plan, []
+        for kpi in plan.kpis:
+            kpi_id = active.kpi_ids[kpi.key]
+            parts = metric_parts(kpi.metric)
+            first, last = window_of(today, kpi.window_days)
+            distinct_series = [(kpi_id, p) for p, m in parts if m.aggregate == "count_distinct"]
+            distinct = {
+                part: n
+                for (_, part), n in read_distinct_counts(conn, distinct_series, first, last).items()
+            }
+            series_days = {p: rows[kpi_id, p] for p, _ in parts if (kpi_id, p) in rows}
+            progress.append(kpi_progress(kpi, series_days, distinct, today, plan.timezone,
+                                         backfill.get(kpi_id)))  # fmt: skip
+        out[plan.shop] = tuple(progress)
     return out
 
 
