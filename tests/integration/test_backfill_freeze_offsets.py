@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -16,8 +17,14 @@ from sqlalchemy import Engine
 from okrflow.ingest.backfill import Runner
 from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_parsed, parse_files
+from okrflow.plans.stored import load_active_plans
 from okrflow.settings import Settings
-from okrflow.store.backfill import list_jobs, read_partitions
+from okrflow.store.backfill import (
+    backfilling_key_results,
+    list_jobs,
+    read_backfill_states,
+    read_partitions,
+)
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from tests.factories import decode_batch_of
@@ -48,12 +55,14 @@ async def _produce(bootstrap: str, topic: str, partition: int, n: int) -> None:
         await producer.stop()
 
 
-def _job(database_url: str, tmp_path: Path, topic: str, live: int) -> tuple[Engine, int]:
-    """v1 applied, `live` messages of partition 0 counted (nothing of partition 1), then the
-    plan with a measured baseline: a job with cut {0: live} only."""
+def _job(
+    database_url: str, tmp_path: Path, topic: str, live: int, plan: str = MEASURED
+) -> tuple[Engine, int]:
+    """v1 applied, `live` messages of partition 0 counted (nothing of partition 1), then
+    `plan` (with a measured baseline): a job with cut {0: live} only."""
     engine = make_engine(database_url, writer=True)
     ensure_schema(engine)
-    for name, text in (("v1.yaml", V1), ("v2.yaml", MEASURED)):
+    for name, text in (("v1.yaml", V1), ("v2.yaml", plan)):
         (tmp_path / name).write_text(text)
         apply_parsed(engine, parse_files([tmp_path / name]), NOW, events_topic=topic)
         if name == "v1.yaml":
@@ -86,4 +95,46 @@ def test_the_finish_freezes_partitions_without_a_cut(
     with engine.connect() as conn:
         freeze = {p: s.freeze_offset for p, s in read_partitions(conn, job_id).items()}
     assert freeze == {0: 5, 1: 3}
+    engine.dispose()
+
+
+LATER = (NOW + timedelta(days=30)).date(), (NOW + timedelta(days=60)).date()
+NEXT_QUARTER = f"""{V2}\
+  - key: next
+    title: Next
+    owner: sales
+    period: {{start: {LATER[0]}, end: {LATER[1]}}}
+    key_results:
+      - {{key: later, metric: {{event: shop.sale, aggregate: count}}, baseline: {{from: history}}, target: "+15%"}}
+kpis:
+  - {{key: sales-7d, metric: {{event: shop.sale, aggregate: count}}, window: 7d, healthy: {{above: 1}}}}
+"""  # fmt: skip
+
+
+def test_a_scanned_job_is_done_for_all_but_the_baselines_it_waits_for(
+    kafka_bootstrap: str, database_url: str, tmp_path: Path
+) -> None:
+    """A job whose scan is finished but whose baseline window ends next quarter: the key
+    results and KPIs it completed are no longer partial (a KPI's health is exposed and can
+    alert); only the key result waiting for its baseline still shows the backfill."""
+    topic = f"events-{os.urandom(4).hex()}"
+    asyncio.run(_create(kafka_bootstrap, topic))
+    engine, job_id = _job(database_url, tmp_path, topic, live=5, plan=NEXT_QUARTER)
+    asyncio.run(_produce(kafka_bootstrap, topic, 0, 5))
+    settings = Settings(
+        events_topic=topic, dlq_topic=f"{topic}.dlq", kafka_bootstrap=kafka_bootstrap
+    )  # fmt: skip
+    runner = Runner(settings, engine, owner="r")
+    assert runner.take(job_id)
+    with engine.connect() as conn:
+        (job,) = list_jobs(conn, SHOP, ("running",))
+    assert asyncio.run(runner.run(job)).outcome == "waiting"  # for next quarter's start
+    with engine.connect() as conn:
+        (active,) = load_active_plans(conn, SHOP)
+        ids = {**{k: i for (_, k), i in active.key_result_ids.items()}, **active.kpi_ids}
+        states = read_backfill_states(conn, ids.values())
+        partial = backfilling_key_results(conn)
+    shown = {key: states.get(i) for key, i in ids.items()}
+    assert shown == {"sales": None, "again": "done", "later": "pending", "sales-7d": "done"}
+    assert partial == {ids["later"]}
     engine.dispose()

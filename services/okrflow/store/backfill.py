@@ -9,10 +9,13 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Row,
+    and_,
     bindparam,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -108,7 +111,8 @@ def read_backfill_states(
     """Each key result's backfill as `progress` shows it (absent: none): `pending` for a job
     pending or running with an expired lease (nobody works on it), `running` with a live
     lease, `done`; cancelled and failed jobs show as pending (the values are incomplete).
-    Leases are compared with the database's clock, never the host's."""
+    Leases are compared with the database's clock, never the host's. A job scanned to its
+    cut that waits for a baseline window is `done` for its other key results and KPIs."""
     ids = list(key_result_ids)
     if not ids:
         return {}
@@ -117,13 +121,14 @@ def read_backfill_states(
             key_results.c.id,
             backfill_jobs.c.state,
             backfill_jobs.c.lease_until >= func.current_timestamp(),
+            _complete_in_unfinished_job(),
         )
         .join(backfill_jobs, backfill_jobs.c.id == key_results.c.backfill_job_id)
         .where(key_results.c.id.in_(ids))
     )
     states: dict[int, BackfillState] = {}
-    for kr_id, state, lease_live in rows:
-        if state == "done":
+    for kr_id, state, lease_live, complete in rows:
+        if state == "done" or complete:
             states[kr_id] = "done"
         elif state == "running" and lease_live:
             states[kr_id] = "running"
@@ -143,6 +148,19 @@ def fail_unfinished_jobs(conn: Connection, error: str, now: datetime) -> int:
     return int(result.rowcount)
 
 
+def _complete_in_unfinished_job() -> ColumnElement[bool]:
+    """A key result (or KPI) of a job still pending or running whose scan is finished (every
+    partition has its freeze offset) and that does not wait for a baseline: its values are
+    complete; the job stays open only for the baselines of others (until their window ends)."""
+    of_job = backfill_partitions.c.job_id == backfill_jobs.c.id
+    return and_(
+        backfill_jobs.c.state.in_(UNFINISHED),
+        exists().where(of_job),
+        ~exists().where(of_job, backfill_partitions.c.freeze_offset.is_(None)),
+        key_results.c.baseline_state.is_distinct_from("waiting"),
+    )
+
+
 def backfilling_key_results(conn: Connection) -> frozenset[int]:
     """Key results in force whose backfill is not done yet (pending or running): their
     values are partial."""
@@ -150,7 +168,11 @@ def backfilling_key_results(conn: Connection) -> frozenset[int]:
         conn.execute(
             select(key_results.c.id)
             .join(backfill_jobs, backfill_jobs.c.id == key_results.c.backfill_job_id)
-            .where(backfill_jobs.c.state.in_(UNFINISHED), key_results.c.retired_at.is_(None))
+            .where(
+                backfill_jobs.c.state.in_(UNFINISHED),
+                key_results.c.retired_at.is_(None),
+                ~_complete_in_unfinished_job(),
+            )
         ).scalars()
     )
 
@@ -162,7 +184,10 @@ def backfill_clock(conn: Connection) -> tuple[int, int]:
         select(func.count()).where(backfill_jobs.c.state.not_in(UNFINISHED))
     ).scalar_one()
     scanned = conn.execute(
-        select(func.coalesce(func.sum(func.coalesce(backfill_partitions.c.next_offset, 0)), 0))
+        select(
+            func.coalesce(func.sum(func.coalesce(backfill_partitions.c.next_offset, 0)), 0)
+            + func.count(backfill_partitions.c.freeze_offset)  # a scan finished
+        )
     ).scalar_one()
     return int(finished), int(scanned)
 
