@@ -9,6 +9,7 @@ types matching 60 key results, 10 per shop) to a real local Kafka broker, then m
   that run measured (for LATENCY_SECONDS).
 
 Usage: python -m tests.perf.bench [--events N] [--skip-postgres] [--skip-sqlite] [--profile DIR]
+       [--json PATH]  (the figures as JSON: raw_events_per_s, postgres_ratio, ...)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 from rich.console import Console
 from rich.table import Table
 
@@ -138,6 +140,13 @@ def make_events(n: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def latency_events(prefix: bytes) -> Callable[[int], list[tuple[bytes, bytes]]]:
+    """`count` -> that many more events, their ids starting with `prefix` (new ids)."""
+    return lambda count: [
+        (k, v.replace(b'"id": "ev-', b'"id": "' + prefix)) for k, v in make_events(count, seed=2)
+    ]
+
+
 async def produce(
     bootstrap: str, topic: str, events: Iterable[tuple[bytes, bytes]], rate: float | None = None
 ) -> float:
@@ -157,17 +166,43 @@ async def produce(
     )
     await producer.start()
     started = time.perf_counter()
+    # The producer's batch API, partitioned as aiokafka's default partitioner does (murmur2
+    # of the key): the load generator shares the cores it measures, and a send() per event
+    # costs it several times more CPU. Each record is stamped when appended.
+    partitions = len(await producer.partitions_for(topic))
+    batches: dict[int, BatchBuilder] = {}
+    pending: list[asyncio.Future[Any]] = []
+
+    async def send(partition: int) -> None:
+        pending.append(
+            await producer.send_batch(batches.pop(partition), topic, partition=partition)
+        )
+
+    flushed = started
     try:
-        pending = []
         for i, (key, value) in enumerate(events):
-            pending.append(await producer.send(topic, value, key=key))
-            if len(pending) >= 20_000:
+            partition = (murmur2(key) & 0x7FFFFFFF) % partitions
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                await send(partition)
+                batches[partition] = batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+            if len(pending) >= 200:
                 await asyncio.gather(*pending)
                 pending.clear()
             if rate is not None and i % 100 == 99:
                 ahead = (i + 1) / rate - (time.perf_counter() - started)
+                # Send what is appended: on schedule, or every 10 ms while behind it.
+                if ahead > 0 or time.perf_counter() - flushed > 0.01:
+                    for ready in list(batches):
+                        await send(ready)
+                    flushed = time.perf_counter()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
+        for rest in list(batches):
+            await send(rest)
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -199,6 +234,17 @@ async def raw_baseline(bootstrap: str, topic: str, n: int) -> float:
             if seen >= n:
                 break
         return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """Messages in the topic: the sum of its partitions' end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(PARTITIONS)])
+        return sum(ends.values())
     finally:
         await consumer.stop()
 
@@ -307,14 +353,19 @@ def run_okrflow(
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             profiler.wait(120)
-        time.sleep(
-            3
-        )  # let the backlog's last batches reach the histogram before the baseline scrape
+        # The whole topic (an earlier run's latency events too) applied, and the last
+        # batches in the histogram, before the baseline scrape: only the new stream is timed.
+        backlog = asyncio.run(topic_size(bootstrap, topic))
+        for _ in range(1200):  # bounded: 2 minutes
+            if applied_messages(database_url, topic) >= backlog:
+                break
+            time.sleep(0.1)
+        time.sleep(3)
         before = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
         # Latency at half the measured maximum: a steady stream the worker keeps up with.
         latency_events = events_for_latency(int(rate / 2 * LATENCY_SECONDS))
         latency_s = asyncio.run(produce(bootstrap, topic, latency_events, rate=rate / 2))
-        target = n + len(latency_events)
+        target = backlog + len(latency_events)
         for _ in range(600):
             if applied_messages(database_url, topic) >= target:
                 break
@@ -334,10 +385,36 @@ def run_okrflow(
             "rss": peak_rss_mib(worker.pid),
             "p50": histogram_quantile(delta, "okrflow_event_commit_delay_seconds", 0.5),
             "p99": histogram_quantile(delta, "okrflow_event_commit_delay_seconds", 0.99),
+            "latency_rate": len(latency_events) / latency_s,
         }
     finally:
         worker.terminate()
         worker.wait(60)
+
+
+def bench_figures(
+    events: int, baseline: float, results: dict[str, dict[str, Any]], cores: dict[str, float]
+) -> dict[str, Any]:
+    """The run's figures for --json: `raw_events_per_s`, then per database (`postgres_`,
+    `sqlite_`) events_per_s, ratio, worker_cpu_us_per_event, prepare_us_per_event,
+    commit_us_per_event, peak_rss_mib, latency_p50_s, latency_p99_s, latency_events_per_s;
+    then the every-core figures (tests.perf.procs), if measured."""
+    figures: dict[str, Any] = {"events": events, "raw_events_per_s": round(baseline)}
+    for name, r in results.items():
+        prefix = "postgres" if name == "PostgreSQL" else name.lower()
+        figures.update({
+            f"{prefix}_events_per_s": round(r["rate"]),
+            f"{prefix}_ratio": round(r["rate"] / baseline, 3),
+            f"{prefix}_worker_cpu_us_per_event": round(r["cpu_us"], 2),
+            f"{prefix}_prepare_us_per_event": round(r["prepare_us"], 2),
+            f"{prefix}_commit_us_per_event": round(r["commit_us"], 2),
+            f"{prefix}_peak_rss_mib": round(r["rss"], 1),
+            f"{prefix}_latency_p50_s": round(r["p50"], 4),
+            f"{prefix}_latency_p99_s": round(r["p99"], 4),
+            f"{prefix}_latency_events_per_s": round(r["latency_rate"]),
+        })  # fmt: skip
+    figures.update(cores)
+    return figures
 
 
 def main() -> int:
@@ -351,6 +428,7 @@ def main() -> int:
     parser.add_argument(
         "--profile", type=Path, help="record the worker with py-spy (speedscope) into this folder"
     )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     console = Console(width=160)
     work = Path(tempfile.mkdtemp(prefix="okrflow-bench-"))
@@ -369,10 +447,6 @@ def main() -> int:
         topic = "bench-events"
         console.print(f"producing {args.events:,} events over {PARTITIONS} partitions ...")
         events = make_events(args.events)
-        def latency_events(prefix: bytes) -> Callable[[int], list[tuple[bytes, bytes]]]:
-            return lambda count: [
-                (k, v.replace(b'"id": "ev-', b'"id": "' + prefix)) for k, v in make_events(count, 2)
-            ]
         produce_s = asyncio.run(produce(kafka.bootstrap, topic, events))
         console.print(f"  produced in {produce_s:.1f}s ({args.events / produce_s:,.0f}/s)")
         baseline = asyncio.run(raw_baseline(kafka.bootstrap, topic, args.events))
@@ -431,10 +505,11 @@ def main() -> int:
             "peak RSS MiB",
             "p50 produce->commit",
             "p99 produce->commit",
+            "at events/s",
         ):
             table.add_column(col, justify="right")
         table.add_row(
-            "raw aiokafka + json.loads", f"{baseline:,.0f}", "1.00", "", "", "", "", "", ""
+            "raw aiokafka + json.loads", f"{baseline:,.0f}", "1.00", "", "", "", "", "", "", ""
         )
         for name, r in results.items():
             table.add_row(
@@ -447,8 +522,13 @@ def main() -> int:
                 f"{r['rss']:.0f}",
                 f"{r['p50'] * 1000:.0f} ms",
                 f"{r['p99'] * 1000:.0f} ms",
+                f"{r['latency_rate']:,.0f}",
             )
         console.print(table)
+        if args.json is not None:
+            figures = bench_figures(args.events, baseline, results, cores)
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
+            console.print(f"figures written to {args.json}")
         if cores:
             from tests.perf.procs import every_core_table
 
