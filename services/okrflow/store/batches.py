@@ -71,6 +71,8 @@ INSERT INTO seen_events (shop, event_id, seen_at)
 SELECT e->>0, e->>1, %(seen_at)s FROM json_array_elements(%(keys)s::json) AS t(e)
 """
 _UNIQUE_VIOLATION = "23505"
+_INSERT_SQLITE = "INSERT INTO seen_events (shop, event_id, seen_at) VALUES (?, ?, ?)"
+_SQLITE_KEY_VIOLATIONS = ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE")
 
 
 def claim_event_ids(conn: Connection, keys: Sequence[tuple[str, str]], now: datetime) -> set[int]:
@@ -78,7 +80,7 @@ def claim_event_ids(conn: Connection, keys: Sequence[tuple[str, str]], now: date
     that were already there.
 
     PostgreSQL reads the keys from one JSON document encoded by msgspec. Ids seen before are
-    rare, so it first inserts them all with a plain INSERT in a savepoint (measured: ~40%
+    rare, so both databases first insert them all with a plain INSERT in a savepoint (measured: ~40%
     less server time than ON CONFLICT ... RETURNING); only when one was seen (a unique
     violation, which the server logs) does it insert again with ON CONFLICT and return the
     positions of the ids already seen, not the thousands of new ones.
@@ -99,6 +101,19 @@ def claim_event_ids(conn: Connection, keys: Sequence[tuple[str, str]], now: date
             int(ord_) - 1
             for (ord_,) in conn.exec_driver_sql(_CLAIM_PG, {"keys": encoded, "seen_at": seen_at})
         }
+    # SQLite: the same plain INSERT first, through the driver's executemany with the time
+    # bound once (SQLAlchemy would convert it for every row), then the RETURNING path.
+    bind = seen_events.c.seen_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    stored_at = bind(seen_at) if bind is not None else seen_at
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql(
+                _INSERT_SQLITE, [(shop, event_id, stored_at) for shop, event_id in keys]
+            )
+        return set()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlite_errorname", None) not in _SQLITE_KEY_VIOLATIONS:
+            raise
     rows = [{"shop": shop, "event_id": event_id, "seen_at": seen_at} for shop, event_id in keys]
     fresh = set(insert_new_rows(conn, seen_events, rows, ["shop", "event_id"]))
     return {i for i, key in enumerate(keys) if key not in fresh}
