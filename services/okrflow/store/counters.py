@@ -147,23 +147,26 @@ def move_to_earlier_days(
 def _earlier_days(
     conn: Connection, known: list[dict[str, Any]]
 ) -> list[tuple[int, str, str, date, date]]:
-    """SQLite: the same as move_to_earlier_days, with IN lists grouped by series and day."""
-    by_day: dict[tuple[int, str, date], list[str]] = {}
+    """SQLite: the same as move_to_earlier_days: the stored days of a series' known values
+    read with IN lists (not one query per day), compared here, the later ones moved."""
+    by_series: dict[tuple[int, str], dict[str, date]] = {}
     for row in known:
-        by_day.setdefault((row["key_result_id"], row["part"], row["first_day"]), []).append(
-            row["value"]
-        )
+        by_series.setdefault((row["key_result_id"], row["part"]), {})[row["value"]] = row[
+            "first_day"
+        ]
     moved: list[tuple[int, str, str, date, date]] = []
-    for (kr_id, part, day), values in sorted(by_day.items()):
+    for (kr_id, part), days in sorted(by_series.items()):
+        values = sorted(days)
         for chunk in range(0, len(values), _IN_CHUNK):
             query = select(kr_distinct_values.c.value, kr_distinct_values.c.first_day).where(
                 kr_distinct_values.c.key_result_id == kr_id,
                 kr_distinct_values.c.part == part,
                 kr_distinct_values.c.value.in_(values[chunk : chunk + _IN_CHUNK]),
-                kr_distinct_values.c.first_day > day,
             )
             moved.extend(
-                (kr_id, part, value, old_day, day) for value, old_day in conn.execute(query)
+                (kr_id, part, value, old_day, days[value])
+                for value, old_day in conn.execute(query)
+                if old_day is not None and old_day > days[value]
             )
     if moved:
         conn.execute(
