@@ -12,9 +12,11 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from okrflow.ingest.backfill import Runner
+from okrflow.ingest.backfill_chunk import JobIndex
+from okrflow.ingest.batch import Message
 from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_parsed, parse_files
 from okrflow.plans.stored import load_active_plans
@@ -62,8 +64,8 @@ def _job(
     `plan` (with a measured baseline): a job with cut {0: live} only."""
     engine = make_engine(database_url, writer=True)
     ensure_schema(engine)
-    for name, text in (("v1.yaml", V1), ("v2.yaml", plan)):
-        (tmp_path / name).write_text(text)
+    for name, source in (("v1.yaml", V1), ("v2.yaml", plan)):
+        (tmp_path / name).write_text(source)
         apply_parsed(engine, parse_files([tmp_path / name]), NOW, events_topic=topic)
         if name == "v1.yaml":
             values = [(0, o, _sale(f"e-{o}")) for o in range(live)]
@@ -137,4 +139,34 @@ def test_a_scanned_job_is_done_for_all_but_the_baselines_it_waits_for(
     shown = {key: states.get(i) for key, i in ids.items()}
     assert shown == {"sales": None, "again": "done", "later": "pending", "sales-7d": "done"}
     assert partial == {ids["later"]}
+    engine.dispose()
+
+
+def test_a_cancelled_job_forgets_its_dedupe_set(
+    kafka_bootstrap: str, database_url: str, tmp_path: Path
+) -> None:
+    """A job scanned in part, whose key results were then all retired: the runner cancels it
+    and deletes its `backfill_seen` rows (one per event of the shop scanned)."""
+    topic = f"events-{os.urandom(4).hex()}"
+    asyncio.run(_create(kafka_bootstrap, topic))
+    engine, job_id = _job(database_url, tmp_path, topic, live=5, plan=V2)
+    asyncio.run(_produce(kafka_bootstrap, topic, 0, 5))
+    settings = Settings(
+        events_topic=topic, dlq_topic=f"{topic}.dlq", kafka_bootstrap=kafka_bootstrap
+    )  # fmt: skip
+    runner = Runner(settings, engine, owner="r")
+    assert runner.take(job_id)
+    first = [Message(0, o, _sale(f"p0-{o}")) for o in range(3)]
+    assert runner._count(job_id, topic, first, {0: 3}, {}, JobIndex()).state == "counted"
+
+    def seen() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM backfill_seen")).scalar_one())
+
+    assert seen() == 3
+    apply_parsed(engine, parse_files([tmp_path / "v1.yaml"]), NOW, events_topic=topic)
+    with engine.connect() as conn:
+        (job,) = list_jobs(conn, SHOP, ("running",))
+    assert asyncio.run(runner.run(job)).outcome == "cancelled"
+    assert seen() == 0
     engine.dispose()

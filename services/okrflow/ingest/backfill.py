@@ -141,6 +141,8 @@ class Runner:
                 outcome = self._finish(job.id, {tp.partition: int(o) for tp, o in ends.items()})
         finally:
             await consumer.stop()
+        if outcome in ("cancelled", "failed"):
+            self._forget_seen(job.id)
         progress.outcome = outcome
         self.view.finished(progress)
         return progress
@@ -322,11 +324,20 @@ class Runner:
                 update_job(
                     conn, job_id, state="done", finished_at=now, owner=None, lease_until=None
                 )
-        while True:  # the dedupe set is needed no more; bounded by its size
-            with self.engine.begin() as conn:
-                if delete_seen(conn, job_id, _SEEN_DELETE_ROWS) < _SEEN_DELETE_ROWS:
-                    break
+        self._forget_seen(job_id, ended=False)
         return "waiting" if waiting else "done"
+
+    def _forget_seen(self, job_id: int, ended: bool = True) -> None:
+        """The job scans no more (scanned to its cut, or `ended`: cancelled or failed, checked
+        under its lock, as another runner may hold it): its dedupe set is needed no more (up
+        to ~100 bytes an event of the shop)."""
+        while True:  # bounded by its size
+            with self.engine.begin() as conn:
+                job = lock_job(conn, job_id)
+                if ended and (job is None or job.state not in ("cancelled", "failed")):
+                    return
+                if delete_seen(conn, job_id, _SEEN_DELETE_ROWS) < _SEEN_DELETE_ROWS:
+                    return
 
 
 def _with_database_retries(attempt: Callable[[], ChunkResult], deadline: float) -> ChunkResult:
