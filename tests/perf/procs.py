@@ -22,7 +22,6 @@ from rich.table import Table
 
 from okrflow.store.engine import make_engine, normalise_url
 from tests.integration.processes import okrflow, okrflow_env
-from tests.integration.streams import applied_messages
 
 COMPONENTS = ("workers", "broker", "postgres")
 
@@ -136,6 +135,19 @@ def run_processes(
     )  # fmt: skip
     roots = Roots(supervisor.pid, broker_pid, postgres_pid)
     ports = [metrics_port + i for i in range(processes)]
+    # One connection for the polling (a new one every poll would fork a PostgreSQL backend each
+    # time, on the cores being measured).
+    engine = make_engine(database_url)
+    conn = engine.connect()
+    applied_sql = sa.text(
+        "SELECT coalesce(sum(next_offset), 0) FROM applied_offsets WHERE topic = :t"
+    )
+
+    def applied_messages() -> int:
+        value = int(conn.execute(applied_sql, {"t": topic}).scalar_one())
+        conn.rollback()
+        return value
+
     try:
         first_at = first_n = None
         first_cpu: dict[str, float] = {}
@@ -143,7 +155,7 @@ def run_processes(
         applied = 0
         now = time.perf_counter()
         while time.monotonic() < deadline:  # bounded
-            applied = applied_messages(database_url, topic)
+            applied = applied_messages()
             now = time.perf_counter()
             if first_at is None and applied > 0 and all(_ready(p) for p in ports):
                 first_at, first_n, first_cpu = now, applied, roots.cpu()
@@ -151,7 +163,7 @@ def run_processes(
                 break
             if supervisor.poll() is not None:
                 raise RuntimeError(f"worker exited with {supervisor.returncode}; see {log.name}")
-            time.sleep(0.05)
+            time.sleep(0.1)
         assert first_at is not None and first_n is not None and applied >= n, (
             f"only {applied} of {n} applied"
         )
@@ -163,6 +175,8 @@ def run_processes(
         out.update({f"cpu_{name}_s": cpu[name] - first_cpu[name] for name in COMPONENTS})
         return out
     finally:
+        conn.close()
+        engine.dispose()
         supervisor.terminate()
         supervisor.wait(120)
 
