@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +37,23 @@ class _Shop:
     active: ActivePlan
     measures: Mapping[str, ObjectiveMeasure]
     backfill: Mapping[str, Mapping[str, str]]  # objective -> key result -> state
+
+
+def _objective_tree(active: ActivePlan, objective: str) -> ActivePlan:
+    """The plan cut to `objective` and the objectives below it (its progress rolls them up):
+    `history_report` judges every objective of the plan on every day, and a key result's
+    history needs only these (1,000 objectives over a year: seconds, not milliseconds)."""
+    keep = {objective}
+    grew = True
+    while grew:  # bounded: each pass adds at least one objective, or stops
+        below = {o.key for o in active.plan.objectives if o.parent in keep}
+        grew = not below <= keep
+        keep |= below
+    plan = replace(
+        active.plan, objectives=tuple(o for o in active.plan.objectives if o.key in keep), kpis=()
+    )
+    ids = {pair: i for pair, i in active.key_result_ids.items() if pair[0] in keep}
+    return ActivePlan(plan, ids)
 
 
 class SnapshotView:
@@ -74,7 +91,7 @@ class SnapshotView:
     def history(self, shop: str, objective: str, key_result: str) -> dict[str, Any]:
         """`okrflow history SHOP --objective O --key-result K --format json`, read once per
         snapshot (and per local day)."""
-        active = self.plan(shop)
+        active = _objective_tree(self.plan(shop), objective)
         query = HistoryQuery(objective, key_result)
         today = local_day(datetime.fromtimestamp(self.snapshot.taken_at, UTC), active.plan.timezone)
         try:
