@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 _POLL_SECONDS = 1.0
 _LOG_EVERY_SECONDS = 10.0
+_SAY_WAITING_SECONDS = 30.0
 
 
 class BarView(ProgressView):
@@ -117,6 +118,7 @@ async def _run(runner: Runner, shop: str | None, wait: bool) -> list[JobProgress
     job of the selection is finished or only waits for its baseline window)."""
     outcomes: list[JobProgress] = []
     settings = runner.settings
+    said = time.monotonic() - _SAY_WAITING_SECONDS
     if _unfinished(runner, shop):  # Kafka is needed: wait for it like the worker (else exit 6)
         await wait_for_kafka(settings, lambda: log_bounds(settings, settings.events_topic))
     while True:
@@ -138,10 +140,25 @@ async def _run(runner: Runner, shop: str | None, wait: bool) -> list[JobProgress
         scanned = [j.id for j in left if _scanned(runner, j)]
         with runner.engine.connect() as conn:
             passed = scanned_and_applied(conn, scanned, settings.events_topic)
-        if all(j.id in passed for j in left):
+        waiting = [j for j in left if j.id not in passed]
+        if not waiting:
             return outcomes
         if not ran:
+            said = _say_what_waits(waiting, set(scanned), said)
             await asyncio.sleep(_POLL_SECONDS)
+
+
+def _say_what_waits(waiting: list[JobRow], scanned: set[int], said: float) -> float:
+    """One log line every 30 s while `--wait` waits: which job, and for what."""
+    if time.monotonic() - said < _SAY_WAITING_SECONDS:
+        return said
+    for job in waiting:
+        if job.id in scanned:
+            why = "the workers to count past its scan (are they running?)"
+        else:
+            why = f"its runner {job.owner} (taken over when its lease runs out)"
+        logger.info("backfill --wait: job %d (%s) waits for %s", job.id, job.shop, why)
+    return time.monotonic()
 
 
 def _freeze(runner: Runner) -> None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from okrflow.ingest import backfill_command
 from okrflow.ingest.backfill import JobProgress
 from okrflow.ingest.backfill_command import BarView, LogView
+from okrflow.store.backfill import JobRow
 
 
 def test_the_bar_shows_each_job_and_what_it_counted() -> None:
@@ -46,4 +47,26 @@ def test_without_a_terminal_a_line_every_ten_seconds(
     assert lines[1:] == [
         "backfill job 3 (studio-lumen): 200 of 500 read, 0 counted",
         "backfill job 3 (studio-lumen): 400 of 500 read, 0 counted",
+    ]
+
+
+def test_wait_says_what_it_waits_for_every_thirty_seconds(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(backfill_command.time, "monotonic", lambda: clock[0])
+    held = JobRow(4, "salone-bella", "running", "host:1:ab", None, 0, 0, None)
+    scanned = JobRow(5, "studio-lumen", "running", None, None, 0, 0, None)
+    said = clock[0] - 30
+    with caplog.at_level(logging.INFO, logger=backfill_command.__name__):
+        for _ in range(61):  # a minute of one-second polls
+            said = backfill_command._say_what_waits([held, scanned], {5}, said)
+            clock[0] += 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 6  # at 0 s, 30 s and 60 s, both jobs each time
+    assert lines[:2] == [
+        "backfill --wait: job 4 (salone-bella) waits for its runner host:1:ab (taken over "
+        "when its lease runs out)",
+        "backfill --wait: job 5 (studio-lumen) waits for the workers to count past its scan "
+        "(are they running?)",
     ]
