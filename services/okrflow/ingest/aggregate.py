@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from okrflow.events.types import BUILT_IN
 from okrflow.ingest.batch import Delivered
@@ -44,20 +45,24 @@ def totals_by_shop_type(
     never touches a key twice in one statement. Only shops with a plan are totalled
     (`planned_types`: shop -> types its plan names); types neither built in nor named go
     under OTHER_TYPE."""
-    totals: dict[tuple[str, str], TypeTotal] = {}
+    # key -> [events, unix time of the latest, the latest time]: unix times compare faster
+    # than aware datetimes of different offsets.
+    latest: dict[tuple[str, str], list[Any]] = {}
     for d in events:
-        named = planned_types.get(d.event.shop)
+        event = d.event
+        named = planned_types.get(event.shop)
         if named is None:
             continue
-        event_type = d.event.type
+        event_type = event.type
         if event_type not in BUILT_IN and event_type not in named:
             event_type = OTHER_TYPE
-        key = (d.event.shop, event_type)
-        total = totals.get(key)
+        key = (event.shop, event_type)
+        ts = event.time.timestamp()
+        total = latest.get(key)
         if total is None:
-            totals[key] = TypeTotal(1, d.event.time)
+            latest[key] = [1, ts, event.time]
         else:
-            total.events += 1
-            if d.event.time > total.last_event_at:
-                total.last_event_at = d.event.time
-    return totals
+            total[0] += 1
+            if ts > total[1]:
+                total[1], total[2] = ts, event.time
+    return {key: TypeTotal(n, at) for key, (n, _, at) in latest.items()}

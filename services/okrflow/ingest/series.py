@@ -81,15 +81,16 @@ def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount
     """Deltas per series for `events` (already deduplicated), with the rejected events.
 
     Hot path: runs for every counted event, so the shop-local day is computed once per
-    event (not per key result) and memoised by the hour (LocalDays), the common `count` is
-    added inline with no field lookup, and each way of counting (`Target`) is aggregated
+    event (not per key result) and memoised by the hour (LocalDays), `count` and `sum` are
+    added inline per day, and each way of counting (`Target`) is aggregated
     once, then shared by every series that counts that way (the deltas are not modified
     afterwards). An event's values are all read before any is added, so a rejected event
     leaves no trace in any series.
     """
     by_target: dict[int, tuple[Target, SeriesDelta]] = {}
-    # Per `count` target: local day -> [events, unix time of the newest, the newest time].
-    counts: dict[int, dict[date, list[Any]]] = {}
+    # Per `count` or `sum` target: local day -> [events, total, unix time of the newest
+    # event, its time] (unix times compare faster than aware datetimes of other offsets).
+    additive: dict[int, dict[date, list[Any]]] = {}
     count = SeriesCount()
     accept = count.accepted.append
     candidates_of = index.candidates
@@ -135,31 +136,32 @@ def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount
                 if target.rolling and target.metric.aggregate == "count_distinct":
                     delta.value_days = set()  # a KPI's windows need every day of a value
                 by_target[key] = (target, delta)
-                if delta.aggregate == "count":
-                    counts[key] = {}
-            days = counts.get(key)
+                if delta.aggregate in ("count", "sum"):
+                    additive[key] = {}
+            days = additive.get(key)
             if days is None:
                 by_target[key][1].add(at, day, value)
                 continue
             bucket = days.get(day)
             if bucket is None:
-                days[day] = [1, ts, at]
+                days[day] = [1, value, ts, at]
             else:
                 bucket[0] += 1
-                if ts > bucket[1]:
-                    bucket[1], bucket[2] = ts, at
+                bucket[1] += value
+                if ts > bucket[2]:
+                    bucket[2], bucket[3] = ts, at
         if not matched:
             unmatched += 1
-    for key, days in counts.items():
-        _fold_counts(by_target[key][1], days)
+    for key, days in additive.items():
+        _fold_additive(by_target[key][1], days)
     count.unmatched = unmatched
     count.deltas = {key: delta for target, delta in by_target.values() for key in target.series}
     return count
 
 
-def _fold_counts(delta: SeriesDelta, days: dict[date, list[Any]]) -> None:
-    """What SeriesDelta.add would have made of a `count` target's events, per day."""
-    for day, (events, _, newest) in days.items():
+def _fold_additive(delta: SeriesDelta, days: dict[date, list[Any]]) -> None:
+    """What SeriesDelta.add would have made of a `count` or `sum` target's events, per day."""
+    for day, (events, total, _, newest) in days.items():
         delta.events += events
-        delta.days[day] = [events, float(events)]
+        delta.days[day] = [events, float(total)]
         delta.day_last_event_at[day] = newest
