@@ -49,6 +49,19 @@ def _readyz(port: int) -> tuple[int, dict[str, object]]:
         return 0, {"error": str(exc)}
 
 
+def _partitions(body: dict[str, object]) -> list[int]:
+    value = body.get("partitions")
+    return [int(p) for p in value] if isinstance(value, list) else []
+
+
+def _split(answers: list[tuple[int, dict[str, object]]]) -> bool:
+    """Both ready, each with some partitions, none twice."""
+    if any(status != 200 for status, _ in answers):
+        return False
+    shares = [set(_partitions(body)) for _, body in answers]
+    return all(shares) and not shares[0] & shares[1]
+
+
 def _started(log: Path) -> list[tuple[int, int]]:
     """(process index, pid) of every start the supervisor logged, in order."""
     return [(int(i), int(pid)) for i, pid in STARTED.findall(log.read_text(errors="replace"))]
@@ -76,10 +89,12 @@ def test_two_processes_count_exactly_once_through_a_kill_9(
     log = tmp_path / "worker.log"
     with running(env, "worker", "--processes", "2", log=log) as supervisor:
         # Each process answers on its own port, ready with its own share of the partitions.
-        ready = [
-            wait_for(lambda p=p: _readyz(p), lambda r: r[0] == 200, 120, f"/readyz on {p}")[1]
-            for p in (port, port + 1)
-        ]
+        # The first process may be ready with every partition before the second joins:
+        # wait for the group to settle on a split of the six between the two.
+        ready = wait_for(
+            lambda: [_readyz(p) for p in (port, port + 1)], _split, 120,
+            "both processes ready with disjoint shares of the partitions",
+        )  # fmt: skip
         wait_for(
             lambda: applied_messages(database_url, topic),
             lambda n: n >= 0.3 * total,
@@ -108,7 +123,7 @@ def test_two_processes_count_exactly_once_through_a_kill_9(
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(90) == 0
         assert not any(_alive(pid) for pid in children)
-    shares = [set(r["partitions"]) for r in ready]  # type: ignore[call-overload]
+    shares = [set(_partitions(body)) for _, body in ready]
     assert not shares[0] & shares[1]
     assert shares[0] | shares[1] == set(range(6))  # OKRFLOW_EVENTS_PARTITIONS' default
     _check_results(env, database_url, kafka_bootstrap, stream)
