@@ -20,15 +20,14 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def open_for_reading(url: str) -> Engine:
-    """The existing database at `url`, its schema checked; OperatorError otherwise."""
+def open_for_reading(url: str, missing: str = "a read-only command creates none") -> Engine:
+    """The existing database at `url`, its schema checked; OperatorError otherwise
+    (`missing`: what the line adds when there is no database)."""
     try:
         engine = open_existing(url)
         require_schema(engine)
     except DatabaseMissing as exc:
-        raise OperatorError(
-            ExitCode.DATABASE_UNREACHABLE, f"{exc} (a read-only command creates none)"
-        ) from None
+        raise OperatorError(ExitCode.DATABASE_UNREACHABLE, f"{exc} ({missing})") from None
     except DBAPIError as exc:
         raise OperatorError(
             ExitCode.DATABASE_UNREACHABLE, f"database unreachable: {_first_line(exc)}"

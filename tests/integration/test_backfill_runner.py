@@ -189,6 +189,7 @@ def test_an_event_the_database_refuses_is_skipped_by_the_job(
 def test_operator_errors_are_one_line(tmp_path: Path) -> None:
     missing = okrflow(okrflow_env(database_url=f"sqlite:///{tmp_path / 'none.db'}"), "backfill")
     assert missing.returncode == 5, missing.stderr
+    assert missing.stderr.strip().endswith("(nothing to backfill: apply a plan first)")
     engine = make_engine(f"sqlite:///{tmp_path / 'okrflow.db'}", writer=True)
     ensure_schema(engine)
     (tmp_path / "v1.yaml").write_text(V1)

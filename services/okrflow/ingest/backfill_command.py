@@ -90,7 +90,8 @@ class LogView(ProgressView):
 
 def run_backfill(settings: Settings, shop: str | None, wait: bool) -> int:
     """The command; returns the exit code (raises OperatorError for operator errors)."""
-    open_for_reading(settings.database_url).dispose()  # exists, schema current: else 5 / 8
+    # Exists, schema current (else 5 / 8): a backfill only follows an apply, never creates one.
+    open_for_reading(settings.database_url, "nothing to backfill: apply a plan first").dispose()
     engine = make_engine(settings.database_url, writer=True)
     try:
         if shop is not None:
