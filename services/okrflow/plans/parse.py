@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -226,7 +227,20 @@ def _semantic_problems(data: dict[str, Any], problem: Any) -> list[Problem]:
             problems.extend(_key_result_problems(kr, kr_at, o, data["timezone"], problem))
     problems.extend(_cycle_problems(objectives, first_index, problem))
     problems.extend(kpi_problems(data, problem))
+    problems.extend(problem(at, "not a finite number") for at in _non_finite(data, ()))
     return problems
+
+
+def _non_finite(value: Any, at: Path) -> list[Path]:
+    """Where the data holds YAML's .inf or .nan (JSON Schema's `number` accepts them): a
+    bound of infinity is never met, and NaN compares false with everything."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [at]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _non_finite(v, (*at, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _non_finite(v, (*at, i))]
+    return []
 
 
 def _key_result_problems(

@@ -56,6 +56,19 @@ class Bad:
 
 BAD = [
     Bad(
+        "infinite-target",
+        VALID.replace("target: 10}", "target: .inf}").encode(),
+        "FILE:9: objectives[0].key_results[0].target: not a finite number",
+    ),
+    Bad(
+        "nan-healthy-band",
+        (
+            VALID + "kpis:\n  - {key: q, metric: {event: order.placed, aggregate: count}, "
+            "window: 7d, healthy: {above: .nan}}\n"
+        ).encode(),
+        "FILE:11: kpis[0].healthy.above: not a finite number",
+    ),
+    Bad(
         "duplicate-key",
         (
             VALID.replace("    owner: marketing\n", "    owner: marketing\n    title: Again\n")
