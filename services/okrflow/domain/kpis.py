@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from okrflow.domain.history import DayRow, state_between
-from okrflow.domain.model import Kpi, Maintain, RatioMetric, metric_parts
-from okrflow.domain.progress import SeriesState, series_value
+from okrflow.domain.model import Kpi, Maintain, metric_parts
+from okrflow.domain.progress import SeriesState, value_of
 
 
 @dataclass(frozen=True)
@@ -65,16 +65,8 @@ def band_text(healthy: Maintain | None) -> str:
 
 
 def kpi_value(kpi: Kpi, states: Mapping[str, SeriesState]) -> float | None:
-    """The KPI's value from its series' states over the window: the aggregate, or the ratio
-    of the two parts (None while the denominator is 0 or a part has no value)."""
-    metric = kpi.metric
-    if isinstance(metric, RatioMetric):
-        num = series_value(metric.numerator, states.get("numerator"))
-        den = series_value(metric.denominator, states.get("denominator"))
-        if num is None or den is None or den == 0:
-            return None
-        return num / den
-    return series_value(metric, states.get("value"))
+    """The KPI's value from its series' states over the window (as a key result's)."""
+    return value_of(kpi.metric, states)
 
 
 def window_states(

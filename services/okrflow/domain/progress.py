@@ -97,7 +97,12 @@ def series_value(metric: SimpleMetric, state: SeriesState | None) -> float | Non
 
 def metric_value(kr: KeyResult, state: KeyResultState) -> float | None:
     """The raw aggregate (additive: over the period, without baseline); None: no value yet."""
-    metric = kr.metric
+    return value_of(kr.metric, state)
+
+
+def value_of(metric: SimpleMetric | RatioMetric, state: KeyResultState) -> float | None:
+    """A metric's value from its series' states (a key result's or a KPI's): the aggregate,
+    or the ratio of the two parts (None while the denominator is 0 or a part has no value)."""
     if isinstance(metric, RatioMetric):
         num = series_value(metric.numerator, state.get("numerator"))
         den = series_value(metric.denominator, state.get("denominator"))
