@@ -33,7 +33,6 @@ from okrflow.ingest.backfill_chunk import (
     ChunkResult,
     JobIndex,
     apply_chunk,
-    is_refusal,
     log_refused,
     refused_by_database,
 )
@@ -288,7 +287,7 @@ class Runner:
             try:
                 return chunk(frozenset())
             except DBAPIError as exc:
-                if not is_refusal(exc):
+                if is_connection_error(exc):  # unreachable: retried, not bisected
                     raise
                 refused = refused_by_database(
                     trial, [(r.partition, r.offset) for r in records], exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Literal
 
 from sqlalchemy import Connection, Engine
@@ -21,7 +21,6 @@ from sqlalchemy.exc import DBAPIError
 from okrflow.ingest.aggregate import first_occurrences
 from okrflow.ingest.batch import MessageLike, decode_batch
 from okrflow.ingest.series import series_deltas
-from okrflow.ingest.transaction import is_connection_error
 from okrflow.plans.matching import MatchIndex
 from okrflow.plans.stored import load_active_plans
 from okrflow.store.backfill import (
@@ -174,16 +173,6 @@ def refused_by_database(
     if not found:
         raise error
     return frozenset(found)
-
-
-def is_refusal(exc: DBAPIError) -> bool:
-    """The database refused the data (isolate the culprit), as opposed to being unreachable."""
-    return not is_connection_error(exc)
-
-
-def utc_now_of(engine: Engine) -> datetime:
-    with engine.connect() as conn:
-        return db_now(conn)
 
 
 def log_refused(job_id: int, refused: frozenset[tuple[int, int]], error: DBAPIError) -> None:

@@ -18,12 +18,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from sqlalchemy import Engine
 
-from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.exitcodes import ExitCode
 from okrflow.ingest.backfill import JobProgress, ProgressView, Runner, kafka_failure
 from okrflow.ingest.baselines import freeze_due_baselines
 from okrflow.ingest.offsets import log_bounds
 from okrflow.ops.startup import wait_for_kafka
 from okrflow.readonly import open_for_reading
+from okrflow.reports.command import no_such_shop
 from okrflow.settings import Settings
 from okrflow.store.backfill import UNFINISHED, JobRow, job_measures, list_jobs, read_partitions
 from okrflow.store.baselines import scanned_and_applied
@@ -96,10 +97,8 @@ def run_backfill(settings: Settings, shop: str | None, wait: bool) -> int:
     try:
         if shop is not None:
             with engine.connect() as conn:
-                shops = planned_shops(conn)
-            if shop not in shops:
-                known = f"shops with a plan: {', '.join(shops)}" if shops else "no shop has a plan"
-                raise OperatorError(ExitCode.NOT_FOUND, f"no shop {shop!r} has a plan ({known})")
+                if shop not in planned_shops(conn):
+                    raise no_such_shop(conn, shop)
         console = Console(stderr=True)
         view: ProgressView = BarView(console) if console.is_terminal else LogView()
         try:

@@ -48,7 +48,8 @@ def parse_day(flag: str, text: str | None) -> date | None:
     return day
 
 
-def _no_such_shop(conn: Any, shop: str) -> OperatorError:
+def no_such_shop(conn: Any, shop: str) -> OperatorError:
+    """Exit 10 for a shop with no plan, naming the shops that have one."""
     from okrflow.store.lookups import planned_shops
 
     shops = planned_shops(conn)
@@ -72,7 +73,7 @@ def run_progress(
     with engine.connect() as conn:
         report = progress_report(conn, at, shop, as_of)
         if shop is not None and not report["shops"]:
-            raise _no_such_shop(conn, shop)
+            raise no_such_shop(conn, shop)
     if fmt == "json":
         print(json.dumps(report, indent=2, allow_nan=False))  # strict JSON, never Infinity
     else:
@@ -101,7 +102,7 @@ def run_history(
     with engine.connect() as conn:
         plans = load_active_plans(conn, shop)
         if not plans:
-            raise _no_such_shop(conn, shop)
+            raise no_such_shop(conn, shop)
         (active,) = plans
         today = local_day(datetime.now(UTC), active.plan.timezone)
         try:
