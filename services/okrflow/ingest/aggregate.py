@@ -45,24 +45,24 @@ def totals_by_shop_type(
     never touches a key twice in one statement. Only shops with a plan are totalled
     (`planned_types`: shop -> types its plan names); types neither built in nor named go
     under OTHER_TYPE."""
-    # key -> [events, unix time of the latest, the latest time]: unix times compare faster
-    # than aware datetimes of different offsets.
+    # key -> [events, the latest time]. Aware datetimes of one offset share their tzinfo
+    # (msgspec caches it), and those compare field by field, without converting to UTC.
     latest: dict[tuple[str, str], list[Any]] = {}
+    built_in = BUILT_IN
     for d in events:
         event = d.event
         named = planned_types.get(event.shop)
         if named is None:
             continue
         event_type = event.type
-        if event_type not in BUILT_IN and event_type not in named:
+        if event_type not in built_in and event_type not in named:
             event_type = OTHER_TYPE
         key = (event.shop, event_type)
-        ts = event.time.timestamp()
         total = latest.get(key)
         if total is None:
-            latest[key] = [1, ts, event.time]
+            latest[key] = [1, event.time]
         else:
             total[0] += 1
-            if ts > total[1]:
-                total[1], total[2] = ts, event.time
-    return {key: TypeTotal(n, at) for key, (n, _, at) in latest.items()}
+            if event.time > total[1]:
+                total[1] = event.time
+    return {key: TypeTotal(n, at) for key, (n, at) in latest.items()}

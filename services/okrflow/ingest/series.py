@@ -10,13 +10,13 @@ every other key result it matches (docs/events.md).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from okrflow.domain.series import SeriesDelta, SeriesKey
-from okrflow.events import InvalidEvent
+from okrflow.events import CloudEvent, InvalidEvent
 from okrflow.ingest.batch import Delivered
 from okrflow.ingest.localdays import LocalDays
 from okrflow.plans.matching import MatchIndex, Target, is_number, path_value
@@ -57,40 +57,90 @@ def field_value(target: Target, delivered: Delivered) -> float | str | None:
     """The value the target aggregates, or None when the event cannot count in it (field
     missing, or not a number where a number is needed). Raises ValueOutOfRange for a number
     beyond MAX_ABS_VALUE."""
+    read = value_reader(target)
+    return 1.0 if read is None else read(delivered.event)
+
+
+Reader = Callable[[CloudEvent], float | str | None]
+
+
+def value_reader(target: Target) -> Reader | None:
+    """How `target` reads its value from an event (see field_value); None for `count`, where
+    every matching event adds 1. A `data.<key>` field is read with one dict lookup."""
     metric = target.metric
     if metric.aggregate == "count":
-        return 1.0
-    assert metric.field is not None
-    value = path_value(delivered.event, metric.field)
-    if metric.aggregate == "count_distinct":
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            return None
-        return distinct_text(value)
-    if not is_number(value):
         return None
-    if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # also False for NaN
-        path = ".".join(metric.field)
-        shown = str(value) if len(str(value)) <= 40 else f"a {len(str(value))}-digit number"
-        raise ValueOutOfRange(
-            f"{shown} at `$.{path}` is beyond +/-2^53, the range okrflow aggregates exactly"
+    path = metric.field
+    assert path is not None
+    if len(path) == 2 and path[0] == "data":
+        key = path[1]
+
+        def get(event: CloudEvent) -> Any:
+            return event.data.get(key)  # missing or null: counted nowhere, like path_value's
+    else:
+
+        def get(event: CloudEvent) -> Any:
+            return path_value(event, path)
+
+    if metric.aggregate == "count_distinct":
+
+        def distinct(event: CloudEvent) -> str | None:
+            value = get(event)
+            if type(value) is str or type(value) is int or type(value) is float:
+                return distinct_text(value)
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                return None
+            return distinct_text(value)  # a subclass of str, int or float
+
+        return distinct
+
+    def number(event: CloudEvent) -> float | None:
+        value = get(event)
+        if not is_number(value):
+            return None
+        if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:  # also False for NaN
+            shown = str(value) if len(str(value)) <= 40 else f"a {len(str(value))}-digit number"
+            raise ValueOutOfRange(
+                f"{shown} at `$.{'.'.join(path)}` is beyond +/-2^53, the range okrflow "
+                "aggregates exactly"
+            )
+        return float(value)
+
+    return number
+
+
+class _Counting:
+    """A target's state in one batch: its delta, its value reader, and for `count` and
+    `sum` the per-day buckets added inline."""
+
+    __slots__ = ("days", "delta", "read", "target", "timezone")
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.timezone = target.timezone
+        self.read = value_reader(target)
+        self.delta = SeriesDelta(target.metric.aggregate)
+        if target.rolling and target.metric.aggregate == "count_distinct":
+            self.delta.value_days = set()  # a KPI's windows need every day of a value
+        # local day -> [events, total, unix time of the newest event, its time] (unix
+        # times compare faster than aware datetimes of other offsets); None: delta.add.
+        self.days: dict[date, list[Any]] | None = (
+            {} if self.delta.aggregate in ("count", "sum") else None
         )
-    return float(value)
 
 
 def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount:
     """Deltas per series for `events` (already deduplicated), with the rejected events.
 
-    Hot path: runs for every counted event, so the shop-local day is computed once per
-    event (not per key result) and memoised by the hour (LocalDays), `count` and `sum` are
-    added inline per day, and each way of counting (`Target`) is aggregated
+    Hot path: runs for every counted event, so each way of counting (`Target`) is aggregated
     once, then shared by every series that counts that way (the deltas are not modified
-    afterwards). An event's values are all read before any is added, so a rejected event
-    leaves no trace in any series.
+    afterwards); its value reader is made once a batch (value_reader); the shop-local day
+    is computed once per event and zone, memoised by the hour (LocalDays); `count` and
+    `sum` are added inline per day. An event's values are all read before any is added, so a
+    rejected event leaves no trace in any series. tests/unit/ingest/test_series_oracle.py
+    holds this loop to a plain one.
     """
-    by_target: dict[int, tuple[Target, SeriesDelta]] = {}
-    # Per `count` or `sum` target: local day -> [events, total, unix time of the newest
-    # event, its time] (unix times compare faster than aware datetimes of other offsets).
-    additive: dict[int, dict[date, list[Any]]] = {}
+    counting: dict[int, _Counting] = {}  # id(target) -> its state in this batch
     count = SeriesCount()
     accept = count.accepted.append
     candidates_of = index.candidates
@@ -105,42 +155,39 @@ def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount
             continue
         at = event.time
         ts = at.timestamp()
-        targets = [
-            t for t in candidates
-            if t.start <= ts < t.end and (t.accepts is None or t.accepts(event))
-        ]  # fmt: skip
-        if not targets:
-            unmatched += 1
-            accept(delivered)
-            continue
+        matched: list[tuple[_Counting, float | str]] = []
         try:
-            values = [
-                1.0 if t.metric.aggregate == "count" else field_value(t, delivered) for t in targets
-            ]
+            for target in candidates:
+                if not (target.start <= ts < target.end):
+                    continue
+                if target.accepts is not None and not target.accepts(event):
+                    continue
+                state = counting.get(id(target))
+                if state is None:
+                    state = counting[id(target)] = _Counting(target)
+                read = state.read
+                if read is None:
+                    matched.append((state, 1.0))
+                else:
+                    value = read(event)
+                    if value is not None:
+                        matched.append((state, value))
         except ValueOutOfRange as exc:
             count.rejected.append((delivered, InvalidEvent("bad_number", str(exc))))
             continue
         accept(delivered)
+        if not matched:
+            unmatched += 1
+            continue
         day: date | None = None
         day_tz = ""
-        matched = False
-        for target, value in zip(targets, values, strict=True):
-            if value is None:
-                continue
-            matched = True
-            if day is None or day_tz != target.timezone:
-                day, day_tz = local_days.day(target.timezone, ts, at), target.timezone
-            key = id(target)
-            if key not in by_target:
-                delta = SeriesDelta(target.metric.aggregate)
-                if target.rolling and target.metric.aggregate == "count_distinct":
-                    delta.value_days = set()  # a KPI's windows need every day of a value
-                by_target[key] = (target, delta)
-                if delta.aggregate in ("count", "sum"):
-                    additive[key] = {}
-            days = additive.get(key)
+        for state, value in matched:
+            if day is None or day_tz != state.timezone:
+                day_tz = state.timezone
+                day = local_days.day(day_tz, ts, at)
+            days = state.days
             if days is None:
-                by_target[key][1].add(at, day, value)
+                state.delta.add(at, day, value)
                 continue
             bucket = days.get(day)
             if bucket is None:
@@ -150,12 +197,13 @@ def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount
                 bucket[1] += value
                 if ts > bucket[2]:
                     bucket[2], bucket[3] = ts, at
-        if not matched:
-            unmatched += 1
-    for key, days in additive.items():
-        _fold_additive(by_target[key][1], days)
+    for state in counting.values():
+        if state.days is not None:
+            _fold_additive(state.delta, state.days)
     count.unmatched = unmatched
-    count.deltas = {key: delta for target, delta in by_target.values() for key in target.series}
+    # Targets whose events were all rejected or skipped move nothing.
+    moved = [s for s in counting.values() if s.delta.events]
+    count.deltas = {key: s.delta for s in moved for key in s.target.series}
     return count
 
 
