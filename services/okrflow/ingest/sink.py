@@ -23,6 +23,7 @@ from okrflow.ingest.batch import DecodedBatch, Delivered, MessageLike, Rejected,
 from okrflow.ingest.batch import rejected_message as _rejected_message
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.guard import InvalidShareGuard
+from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.transaction import (
     LoadedPlans,
@@ -95,6 +96,7 @@ class OkrflowSink:
             settings.max_invalid_share, settings.invalid_window, settings.invalid_min_messages
         )
         self.plans = PlanCache()
+        self.known = KnownDistinct()  # used and taught on the database thread only
         self.stopping = threading.Event()
         # Every database write of a batch, from write to commit, on this one thread (a
         # transaction stays on the thread that opened it; SQLite insists).
@@ -136,7 +138,7 @@ class OkrflowSink:
     async def commit(self, pending: PendingBatch) -> Mapping[int, int]:
         """Step 3: commit the transaction; returns the offsets to commit to Kafka."""
         loop = asyncio.get_running_loop()
-        await asyncio.shield(loop.run_in_executor(self._db, pending.written.commit))
+        await asyncio.shield(loop.run_in_executor(self._db, self._commit, pending.written))
         self.metrics.commit_seconds.observe(time.perf_counter() - pending.started)
         self._record(pending)
         await loop.run_in_executor(self._db, self._maybe_prune)
@@ -144,6 +146,10 @@ class OkrflowSink:
 
     async def abort(self, pending: PendingBatch) -> None:
         await asyncio.get_running_loop().run_in_executor(self._db, pending.written.rollback)
+
+    def _commit(self, written: OpenBatch) -> None:
+        written.commit()
+        self.known.learn(written.result.revision, written.result.deltas)
 
     def _write_until_done(self, prepared: PreparedBatch) -> PendingBatch:
         """Write the batch, retrying with backoff while the database is unreachable: an
@@ -154,8 +160,9 @@ class OkrflowSink:
         while True:
             try:
                 written = write_batch(
-                    self.engine, prepared.batch, self._now(), self.plans, prepared.precounted
-                )
+                    self.engine, prepared.batch, self._now(), self.plans, prepared.precounted,
+                    self.known,
+                )  # fmt: skip
                 break
             except DBAPIError as exc:
                 if not is_connection_error(exc):

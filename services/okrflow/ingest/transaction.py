@@ -19,6 +19,7 @@ from okrflow.events import InvalidEvent
 from okrflow.ingest.aggregate import TypeTotal, first_occurrences, not_yet_applied
 from okrflow.ingest.aggregate import totals_by_shop_type as _totals
 from okrflow.ingest.batch import DecodedBatch, Delivered
+from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.series import series_deltas
 from okrflow.plans.matching import MatchIndex
 from okrflow.plans.stored import load_active_plans
@@ -74,6 +75,9 @@ class BatchResult:
     # Events the transaction refused for their values (plans changed since precount): they
     # are dead-lettered like the precounted ones.
     rejected: list[tuple[Delivered, InvalidEvent]] = field(default_factory=list)
+    # What the batch counted, and under which plan revision (for KnownDistinct.learn).
+    deltas: dict[SeriesKey, SeriesDelta] = field(default_factory=dict)
+    revision: int = -1
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,7 @@ class OpenBatch:
 
 def write_batch(
     engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache,
-    precounted: Precounted | None = None,
+    precounted: Precounted | None = None, known: KnownDistinct | None = None,
 ) -> OpenBatch:  # fmt: skip
     """Count the batch's new events and record its offsets as applied, in one transaction
     that is left open: the caller commits or rolls it back, from the same thread.
@@ -139,7 +143,7 @@ def write_batch(
     conn = engine.connect()
     try:
         transaction = conn.begin()
-        result = _apply(conn, batch, now, plans, precounted)
+        result = _apply(conn, batch, now, plans, precounted, known)
     except BaseException:
         conn.close()  # rolls the transaction back
         raise
@@ -163,7 +167,7 @@ def apply_batch(
 
 def _apply(
     conn: Connection, batch: DecodedBatch, now: datetime, plans: PlanCache,
-    precounted: Precounted | None,
+    precounted: Precounted | None, known: KnownDistinct | None = None,
 ) -> BatchResult:  # fmt: skip
     applied = read_applied_offsets(conn, batch.topic, batch.next_offsets, lock=True)
     fresh = not_yet_applied(batch.events, applied)
@@ -195,7 +199,7 @@ def _apply(
             counted.deltas,
             counted.unmatched,
         )
-    write_series_deltas(conn, deltas)
+    write_series_deltas(conn, deltas if known is None else known.unknown(loaded.revision, deltas))
     add_shop_event_totals(
         conn, [(s, t, total.events, total.last_event_at) for (s, t), total in totals.items()]
     )
@@ -204,7 +208,7 @@ def _apply(
     )
     return BatchResult(
         counted=len(new), duplicates=len(fresh) - refused - len(new), replayed=replayed,
-        unmatched=unmatched, rejected=rejected,
+        unmatched=unmatched, rejected=rejected, deltas=deltas, revision=loaded.revision,
     )  # fmt: skip
 
 
