@@ -45,8 +45,11 @@ class Settings(BaseSettings):
 
     # Worker batching: a batch closes at `batch_size` events or after `batch_seconds`.
     batch_size: int = Field(default=5000, ge=1)
-    batch_seconds: float = Field(default=0.5, gt=0)
+    batch_seconds: float = Field(default=0.2, gt=0)
     max_event_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Decode and count each batch in a helper process (okrflow.ingest.counting), off the GIL
+    # the worker's event loop shares with its database thread.
+    worker_counting_process: bool = True
     # How long the broker may hold a fetch for partitions without new data. faust fixes it at
     # 1,500 ms; while one fetch is held, partitions that still have data cannot be fetched.
     fetch_max_wait_ms: int = Field(default=100, ge=1, le=10_000)

@@ -122,7 +122,7 @@ def run_processes(
         worker_data_dir=work / f"worker-{label}",
         worker_metrics_port=metrics_port,
         batch_size=20_000,
-        batch_seconds=0.5,
+        batch_seconds=0.2,  # the default
         log_level="WARNING",
     )
     for plan in plans:

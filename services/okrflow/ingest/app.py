@@ -96,6 +96,8 @@ class OkrflowApp(faust.App):
         self.okrflow_worker.sink.stopping.set()
         await super().on_stop()
         await self.okrflow_worker.sink.dead_letters.close()
+        if self.okrflow_worker.sink.helper is not None:
+            self.okrflow_worker.sink.helper.close()
 
 
 def build_app(

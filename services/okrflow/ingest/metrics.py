@@ -47,7 +47,7 @@ class PipelineMetrics:
         self.commit_delay = Histogram(
             "okrflow_event_commit_delay_seconds",
             "Seconds from produce (record timestamp) to commit, sampled: up to ~200 messages a batch",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 30, 60, 300),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 5, 10, 30, 60, 300),
             registry=registry,
         )  # fmt: skip
         # Unix time of the last committed batch.

@@ -21,6 +21,8 @@ from okrflow.events import InvalidEvent
 from okrflow.ingest.baselines import freeze_due_baselines
 from okrflow.ingest.batch import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
 from okrflow.ingest.batch import rejected_message as _rejected_message
+from okrflow.ingest.counting import CountedBatch, Where
+from okrflow.ingest.counting_helper import CountingHelper
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.guard import InvalidShareGuard
 from okrflow.ingest.known_distinct import KnownDistinct
@@ -34,6 +36,7 @@ from okrflow.ingest.transaction import (
     is_connection_error,
     precount,
     write_batch,
+    write_counted,
 )
 from okrflow.plans.kpis import MAX_WINDOW_DAYS
 from okrflow.settings import Settings
@@ -52,21 +55,30 @@ class WorkerStopping(RuntimeError):
 
 @dataclass(frozen=True)
 class PreparedBatch:
-    batch: DecodedBatch
-    precounted: Precounted
-    records: Sequence[MessageLike]
-    dead_letters: list[Rejected]  # decode failures and events refused for their values
+    """A closed batch, counted by the helper process (`counted`), or here (`batch` and
+    `precounted`: without a helper, or when the helper failed)."""
 
-    def rejected(self, found: Sequence[tuple[Delivered, InvalidEvent]]) -> list[Rejected]:
-        """Dead letters for events found invalid after decoding, from their original records."""
+    records: Sequence[MessageLike]
+    next_offsets: dict[int, int]
+    dead_letters: list[Rejected]  # decode failures and events refused for their values
+    counted: CountedBatch | None = None
+    batch: DecodedBatch | None = None
+    precounted: Precounted | None = None
+
+    def rejected(self, found: Sequence[Where]) -> list[Rejected]:
+        """Dead letters for (partition, offset, why), from their original records."""
         if not found:
             return []
-        wanted = {(d.partition, d.offset): invalid for d, invalid in found}
+        wanted = {(partition, offset): invalid for partition, offset, invalid in found}
         return [
             _rejected_message(r, wanted[r.partition, r.offset])
             for r in self.records
             if (r.partition, r.offset) in wanted
         ]
+
+
+def _where(found: Sequence[tuple[Delivered, InvalidEvent]]) -> list[Where]:
+    return [(d.partition, d.offset, invalid) for d, invalid in found]
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class OkrflowSink:
         )
         self.plans = PlanCache()
         self.known = KnownDistinct()  # used and taught on the database thread only
+        self.helper = CountingHelper(settings) if settings.worker_counting_process else None
         self.stopping = threading.Event()
         # Every database write of a batch, from write to commit, on this one thread (a
         # transaction stays on the thread that opened it; SQLite insists).
@@ -106,16 +119,30 @@ class OkrflowSink:
 
     async def prepare(self, records: Sequence[MessageLike]) -> PreparedBatch:
         """Decode, check the invalid share, count against the plans in force (the plan
-        revision is read from the database in a thread; the rest is CPU on the event loop)."""
+        revision is read from the database in a thread; decoding and counting run in the
+        helper process, or here on the event loop without one)."""
         loaded = await asyncio.to_thread(self._refresh_plans)
         started = time.perf_counter()
-        batch = decode_batch(self.topic, records, self.settings.max_event_bytes)
-        precounted = precount(batch, loaded)
-        self.guard.check(len(batch), len(batch.rejected) + len(precounted.rejected))
-        prepared = PreparedBatch(batch, precounted, records, list(batch.rejected))
-        prepared.dead_letters.extend(prepared.rejected(precounted.rejected))
+        counted = await self.helper.count(records, loaded) if self.helper is not None else None
+        if counted is not None:
+            rejected = [*counted.decode_rejected, *counted.value_rejected]
+            self.guard.check(counted.messages, len(rejected))
+            prepared = PreparedBatch(records, counted.next_offsets, [], counted=counted)
+            prepared.dead_letters.extend(prepared.rejected(rejected))
+        else:
+            batch = self._decode(records)
+            precounted = precount(batch, loaded)
+            self.guard.check(len(batch), len(batch.rejected) + len(precounted.rejected))
+            prepared = PreparedBatch(
+                records, batch.next_offsets, list(batch.rejected), batch=batch,
+                precounted=precounted,
+            )  # fmt: skip
+            prepared.dead_letters.extend(prepared.rejected(_where(precounted.rejected)))
         self.metrics.prepare_seconds.observe(time.perf_counter() - started)
         return prepared
+
+    def _decode(self, records: Sequence[MessageLike]) -> DecodedBatch:
+        return decode_batch(self.topic, records, self.settings.max_event_bytes)
 
     def _refresh_plans(self) -> LoadedPlans:
         with self.reader.connect() as conn:
@@ -142,7 +169,7 @@ class OkrflowSink:
         self.metrics.commit_seconds.observe(time.perf_counter() - pending.started)
         self._record(pending)
         await loop.run_in_executor(self._db, self._maybe_prune)
-        return pending.prepared.batch.next_offsets
+        return pending.prepared.next_offsets
 
     async def abort(self, pending: PendingBatch) -> None:
         await asyncio.get_running_loop().run_in_executor(self._db, pending.written.rollback)
@@ -150,6 +177,19 @@ class OkrflowSink:
     def _commit(self, written: OpenBatch) -> None:
         written.commit()
         self.known.learn(written.result.revision, written.result.deltas)
+
+    def _write(self, prepared: PreparedBatch) -> OpenBatch:
+        if prepared.counted is not None:
+            records = prepared.records
+            return write_counted(
+                self.engine, prepared.counted, self.topic, lambda: self._decode(records),
+                self._now(), self.plans, self.known,
+            )  # fmt: skip
+        assert prepared.batch is not None
+        return write_batch(
+            self.engine, prepared.batch, self._now(), self.plans, prepared.precounted,
+            self.known,
+        )  # fmt: skip
 
     def _write_until_done(self, prepared: PreparedBatch) -> PendingBatch:
         """Write the batch, retrying with backoff while the database is unreachable: an
@@ -159,13 +199,15 @@ class OkrflowSink:
         started = time.perf_counter()
         while True:
             try:
-                written = write_batch(
-                    self.engine, prepared.batch, self._now(), self.plans, prepared.precounted,
-                    self.known,
-                )  # fmt: skip
+                written = self._write(prepared)
                 break
             except DBAPIError as exc:
                 if not is_connection_error(exc):
+                    if prepared.batch is None:  # counted by the helper: decode it here
+                        prepared = replace(
+                            prepared, batch=self._decode(prepared.records), counted=None
+                        )
+                    assert prepared.batch is not None
                     found = find_rejected_by_database(
                         self.engine, prepared.batch, self._now(), self.plans, exc
                     )
@@ -178,11 +220,8 @@ class OkrflowSink:
                     drop = {(d.partition, d.offset) for d, _ in found}
                     batch = prepared.batch
                     kept = [d for d in batch.events if (d.partition, d.offset) not in drop]
-                    # Counted again in the transaction (the precount included them).
-                    prepared = replace(
-                        prepared, batch=replace(batch, events=kept),
-                        precounted=replace(prepared.precounted, revision=-2),
-                    )  # fmt: skip
+                    # Counted again in the transaction (any precount included them).
+                    prepared = replace(prepared, batch=replace(batch, events=kept), precounted=None)
                     continue
                 self.metrics.database_retries.inc()
                 logger.warning(
@@ -194,8 +233,8 @@ class OkrflowSink:
                 delay = min(delay * 2, 30.0)
         letters = [
             *prepared.dead_letters,
-            *prepared.rejected(refused),
-            *prepared.rejected(written.result.rejected),
+            *prepared.rejected(_where(refused)),
+            *prepared.rejected(_where(written.result.rejected)),
         ]
         # A batch counted again in its transaction finds the precounted rejections again.
         unique = sorted(
@@ -251,7 +290,7 @@ class OkrflowSink:
         return datetime.now(UTC)
 
     def _record(self, pending: PendingBatch) -> None:
-        batch, result = pending.prepared.batch, pending.written.result
+        result = pending.written.result
         dead_letters, records = pending.dead_letters, pending.prepared.records
         m = self.metrics
         m.batch_size.observe(len(records))
@@ -265,7 +304,7 @@ class OkrflowSink:
             m.dead_letters.labels(rejected.invalid.reason).inc()
             logger.warning(
                 "invalid event at %s[%d]@%d: %s: %s",
-                batch.topic, rejected.partition, rejected.offset,
+                self.topic, rejected.partition, rejected.offset,
                 rejected.invalid.reason, rejected.invalid.error,
             )  # fmt: skip
         # Sampled (at most ~200 records a batch): observing every record costs ~1 µs each.

@@ -8,17 +8,21 @@ The SQL is okrflow.store's; the decisions are made here.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+import msgspec
 from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import InvalidEvent
 from okrflow.ingest.aggregate import TypeTotal, first_occurrences, not_yet_applied
 from okrflow.ingest.aggregate import totals_by_shop_type as _totals
 from okrflow.ingest.batch import DecodedBatch, Delivered
+from okrflow.ingest.counting import CountedBatch
 from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.series import series_deltas
 from okrflow.plans.matching import MatchIndex
@@ -37,10 +41,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LoadedPlans:
-    """A match index and the plan revision it was built from: read and replaced together."""
+    """A match index and the plan revision it was built from: read and replaced together
+    (with the plans themselves, which the counting helper builds its own index from)."""
 
     revision: int
     index: MatchIndex
+    plans: list[ActivePlan] = field(default_factory=list)
 
 
 class PlanCache:
@@ -58,7 +64,8 @@ class PlanCache:
         revision = plans_revision(conn, share_lock=hold_clock)
         loaded = self.loaded
         if revision != loaded.revision:
-            loaded = LoadedPlans(revision, MatchIndex(load_active_plans(conn)))
+            active = load_active_plans(conn)
+            loaded = LoadedPlans(revision, MatchIndex(active), active)
             self.loaded = loaded
             logger.info(
                 "plans at revision %d: %d key-result series", revision, loaded.index.target_count
@@ -209,6 +216,57 @@ def _apply(
     return BatchResult(
         counted=len(new), duplicates=len(fresh) - refused - len(new), replayed=replayed,
         unmatched=unmatched, rejected=rejected, deltas=deltas, revision=loaded.revision,
+    )  # fmt: skip
+
+
+def write_counted(
+    engine: Engine, counted: CountedBatch, topic: str, decode: Callable[[], DecodedBatch],
+    now: datetime, plans: PlanCache, known: KnownDistinct | None = None,
+) -> OpenBatch:  # fmt: skip
+    """write_batch for a batch the helper process counted (okrflow.ingest.counting): its
+    counts are used when they hold (no offset applied before, no id seen before, plans
+    unchanged); otherwise `decode` gives the batch, counted here in the transaction, exactly
+    as write_batch counts it. Left open like write_batch's."""
+    conn = engine.connect()
+    try:
+        transaction = conn.begin()
+        result = _apply_counted(conn, counted, topic, decode, now, plans, known)
+    except BaseException:
+        conn.close()  # rolls the transaction back
+        raise
+    return OpenBatch(conn, transaction, result)
+
+
+def _apply_counted(
+    conn: Connection, counted: CountedBatch, topic: str, decode: Callable[[], DecodedBatch],
+    now: datetime, plans: PlanCache, known: KnownDistinct | None,
+) -> BatchResult:  # fmt: skip
+    applied = read_applied_offsets(conn, topic, counted.next_offsets, lock=True)
+    loaded = plans.refresh(conn, hold_clock=True)  # lock order as in _apply
+    replayed = any(offset < applied.get(p, 0) for p, offset in counted.first_offsets.items())
+    if replayed or counted.revision != loaded.revision:
+        return _apply(conn, decode(), now, plans, None, known)
+    keys = msgspec.json.decode(counted.keys_json, type=list[tuple[str, str]])
+    seen = claim_event_ids(conn, keys, now, encoded=counted.keys_json)
+    if seen:  # the events are needed: decoded here, in the order the helper counted them
+        unique = precount(decode(), loaded).unique
+        new = [d for i, d in enumerate(unique) if i not in seen]
+        again = series_deltas(new, loaded.index)
+        totals = _totals(new, loaded.index.planned_types)
+        deltas, unmatched, fresh = again.deltas, again.unmatched, len(new)
+    else:
+        totals, deltas, unmatched = counted.totals, counted.deltas, counted.unmatched
+        fresh = counted.accepted
+    write_series_deltas(conn, deltas if known is None else known.unknown(loaded.revision, deltas))
+    add_shop_event_totals(
+        conn, [(s, t, total.events, total.last_event_at) for (s, t), total in totals.items()]
+    )
+    write_applied_offsets(
+        conn, topic, {p: max(o, applied.get(p, 0)) for p, o in counted.next_offsets.items()}
+    )
+    return BatchResult(
+        counted=fresh, duplicates=counted.decoded - len(counted.value_rejected) - fresh,
+        replayed=0, unmatched=unmatched, deltas=deltas, revision=loaded.revision,
     )  # fmt: skip
 
 

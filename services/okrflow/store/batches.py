@@ -75,9 +75,11 @@ _INSERT_SQLITE = "INSERT INTO seen_events (shop, event_id, seen_at) VALUES (?, ?
 _SQLITE_KEY_VIOLATIONS = ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNIQUE")
 
 
-def claim_event_ids(conn: Connection, keys: Sequence[tuple[str, str]], now: datetime) -> set[int]:
+def claim_event_ids(
+    conn: Connection, keys: Sequence[tuple[str, str]], now: datetime, encoded: bytes | None = None
+) -> set[int]:
     """Insert each (shop, event id) (unique within `keys`); return the positions of the keys
-    that were already there.
+    that were already there. `encoded`: `keys` as a JSON array already (PostgreSQL reads it).
 
     PostgreSQL reads the keys from one JSON document encoded by msgspec. Ids seen before are
     rare, so both databases first insert them all with a plain INSERT in a savepoint (measured: ~40%
@@ -89,17 +91,17 @@ def claim_event_ids(conn: Connection, keys: Sequence[tuple[str, str]], now: date
         return set()
     seen_at = as_utc(now)
     if conn.dialect.name == "postgresql":
-        encoded = msgspec.json.encode(keys).decode()
+        document = (encoded or msgspec.json.encode(keys)).decode()
         try:
             with conn.begin_nested():  # a plain INSERT: no ON CONFLICT, no RETURNING
-                conn.exec_driver_sql(_INSERT_PG, {"keys": encoded, "seen_at": seen_at})
+                conn.exec_driver_sql(_INSERT_PG, {"keys": document, "seen_at": seen_at})
             return set()
         except IntegrityError as exc:
             if getattr(exc.orig, "sqlstate", None) != _UNIQUE_VIOLATION:
                 raise
         return {
             int(ord_) - 1
-            for (ord_,) in conn.exec_driver_sql(_CLAIM_PG, {"keys": encoded, "seen_at": seen_at})
+            for (ord_,) in conn.exec_driver_sql(_CLAIM_PG, {"keys": document, "seen_at": seen_at})
         }
     # SQLite: the same plain INSERT first, through the driver's executemany with the time
     # bound once (SQLAlchemy would convert it for every row), then the RETURNING path.

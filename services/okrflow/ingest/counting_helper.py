@@ -1,0 +1,97 @@
+"""The worker's counting helper process (what it does: okrflow.ingest.counting).
+
+One `ProcessPoolExecutor` of one process, started with `spawn` (the worker has threads, which
+`fork` would copy mid-flight) on the first batch. It holds the plans it was last sent, by
+revision; they are sent again only when the revision moves or the helper is new.
+
+If the helper fails (it died, or a batch could not be sent), the worker logs it, counts that
+batch itself, and starts a new helper a minute later: a batch is never lost to the helper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from okrflow.ingest.batch import MessageLike
+from okrflow.ingest.counting import CountedBatch, Packed, count_packed, helper_started
+from okrflow.ingest.transaction import LoadedPlans
+from okrflow.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 60.0
+
+
+class CountingHelper:
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.events_topic
+        self.max_bytes = settings.max_event_bytes
+        self._pool: ProcessPoolExecutor | None = None
+        self._sent_revision: int | None = None
+        self._failed_at: float | None = None
+        self._closed = False
+
+    async def count(
+        self, records: Sequence[MessageLike], loaded: LoadedPlans
+    ) -> CountedBatch | None:
+        """The batch decoded and counted by the helper; None to count it in the worker (the
+        helper is closed, failed less than a minute ago, or failed now: logged)."""
+        if self._closed:
+            return None
+        if self._failed_at is not None:
+            if time.monotonic() - self._failed_at < RETRY_AFTER_SECONDS:
+                return None
+            self._failed_at = None
+        loop = asyncio.get_running_loop()
+        try:
+            pool = self._start()
+            packed = Packed.of(records)
+            revision = loaded.revision
+            plans = None if self._sent_revision == revision else loaded.plans
+            counted = await loop.run_in_executor(
+                pool, count_packed, self.topic, packed, self.max_bytes, revision, plans
+            )
+            if counted is None:  # the helper did not have this revision's plans
+                counted = await loop.run_in_executor(
+                    pool, count_packed, self.topic, packed, self.max_bytes, revision,
+                    loaded.plans,
+                )  # fmt: skip
+            self._sent_revision = revision
+            return counted
+        except Exception as exc:  # BrokenProcessPool, a pickling error, a bug in the helper
+            if self._closed:
+                return None
+            logger.warning(
+                "the counting helper process failed (%s: %s); the worker counts its batches "
+                "itself and starts a new helper in %.0f s",
+                type(exc).__name__, exc, RETRY_AFTER_SECONDS,
+            )  # fmt: skip
+            self._failed_at = time.monotonic()
+            self._stop()
+            return None
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=helper_started,
+            )
+            self._sent_revision = None
+        return self._pool
+
+    def _stop(self) -> None:
+        pool, self._pool = self._pool, None
+        self._sent_revision = None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the helper (the worker counts any later batch itself)."""
+        self._closed = True
+        self._stop()
