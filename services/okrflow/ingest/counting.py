@@ -17,7 +17,10 @@ batch itself and counts in the transaction, as it does for every batch without a
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
+import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -143,9 +146,18 @@ _index: tuple[int, MatchIndex] | None = None  # the plans last sent, by revision
 
 def helper_started() -> None:
     """The helper's initializer: the worker alone decides when it stops (a Ctrl-C or SIGTERM
-    to the process group must not kill it under a batch)."""
+    to the process group must not kill it under a batch); and when the worker is gone (even
+    killed with SIGKILL, when nothing tells the helper), it exits within a second."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    worker = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == worker:  # re-parented once the worker is gone
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="okrflow-worker-watch", daemon=True).start()
 
 
 def count_packed(

@@ -42,7 +42,7 @@ PERIODS = [
 ]
 
 
-def _index() -> MatchIndex:
+def _plans() -> list[ActivePlan]:
     plans = []
     next_id = 1
     for shop, tz in SHOPS.items():
@@ -62,10 +62,11 @@ def _index() -> MatchIndex:
             kpi_ids[kpi.key] = next_id
             next_id += 1
         plans.append(ActivePlan(Plan(shop, tz, tuple(objectives), kpis), ids, kpi_ids))
-    return MatchIndex(plans)
+    return plans
 
 
-INDEX = _index()
+PLANS = _plans()
+INDEX = MatchIndex(PLANS)
 values = st.one_of(
     st.integers(-5, 30),
     st.floats(-5, 30, allow_nan=False),
