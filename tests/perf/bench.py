@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from okrflow.settings import BUNDLED_KAFKA_CONFIG
 from tests.factories import SAMPLE_DATA
 from tests.integration.processes import okrflow, okrflow_env, scrape
 from tests.integration.streams import applied_messages
+from tests.perf.procs import cpu_of, tree
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -250,16 +250,21 @@ async def topic_size(bootstrap: str, topic: str) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its helper processes (the worker's
+    counting helper)."""
+    return sum(cpu_of(p) for p in tree(pid))
 
 
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The peak RSS (VmHWM) of a process; of the worker, its helper processes' added."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += next((int(x.split()[1]) / 1024 for x in lines if x.startswith("VmHWM:")), 0.0)
+    return total
 
 
 def histogram_quantile(samples: dict[str, float], name: str, q: float) -> float:

