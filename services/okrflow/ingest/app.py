@@ -123,7 +123,8 @@ def build_app(
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=max(500, settings.batch_size),
-        consumer_max_fetch_size=8 * 1024 * 1024,
+        # Per partition and fetch: what the fetcher may buffer (6 partitions: up to 12 MiB).
+        consumer_max_fetch_size=2 * 1024 * 1024,
         stream_wait_empty=False,
         broker_session_timeout=settings.kafka_session_timeout,
         broker_heartbeat_interval=settings.kafka_session_timeout / 4,
