@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -92,25 +92,25 @@ class Packed:
             partitions.tobytes(), offsets.tobytes(), lengths.tobytes(), b"".join(values), headers
         )
 
-    def messages(self) -> list[Message]:
+    def messages(self) -> Iterator[Message]:
+        """The messages again, one at a time (only the one being decoded is held)."""
         partitions, offsets, lengths = array("i"), array("q"), array("q")
         partitions.frombytes(self.partitions)
         offsets.frombytes(self.offsets)
         lengths.frombytes(self.lengths)
         view = memoryview(self.values)
-        out: list[Message] = []
         start = 0
         headers = self.headers
         for i, (partition, offset, length) in enumerate(
             zip(partitions, offsets, lengths, strict=True)
         ):
             if length < 0:
-                value = None
+                yield Message(partition, offset, None, headers.get(i))
             else:
-                value = bytes(view[start : start + length])
+                yield Message(
+                    partition, offset, bytes(view[start : start + length]), headers.get(i)
+                )
                 start += length
-            out.append(Message(partition, offset, value, headers.get(i)))
-        return out
 
 
 def count_batch(topic: str, batch: DecodedBatch, index: MatchIndex, revision: int) -> CountedBatch:

@@ -21,11 +21,11 @@ MESSAGES = [
 
 
 def test_packed_messages_come_back_unchanged() -> None:
-    assert Packed.of(MESSAGES).messages() == [
+    assert list(Packed.of(MESSAGES).messages()) == [
         Message(m.partition, m.offset, m.value, list(m.headers) if m.headers else None)
         for m in MESSAGES
     ]
-    assert Packed.of([]).messages() == []
+    assert list(Packed.of([]).messages()) == []
 
 
 def _sale(i: int) -> bytes:
