@@ -50,6 +50,7 @@ test: $(DEV) kafka-jars lint typecheck
 # the HTTP intake against a raw aiokafka producer (200,000 events); scrape and page latency.
 EVENTS ?= 1000000
 bench: $(DEV) kafka-jars
+	$(BIN)/python -m tests.perf.stages
 	$(BIN)/python -m tests.perf.bench --events $(EVENTS)
 	$(BIN)/python -m tests.perf.intake_bench
 	$(BIN)/python -m tests.perf.scrape_bench
