@@ -4,8 +4,9 @@ One `ProcessPoolExecutor` of one process, started with `spawn` (the worker has t
 `fork` would copy mid-flight) on the first batch. It holds the plans it was last sent, by
 revision; they are sent again only when the revision moves or the helper is new.
 
-If the helper fails (it died, or a batch could not be sent), the worker logs it, counts that
-batch itself, and starts a new helper a minute later: a batch is never lost to the helper.
+If the helper fails (it died, a batch could not be sent, or it did not answer in a minute),
+the worker logs it, counts that batch itself, and starts a new helper a minute later: a batch
+is never lost to the helper.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from okrflow.settings import Settings
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 60.0
+# A batch of 20,000 takes the helper about 0.3 s; one that takes this long is stuck.
+TIMEOUT_SECONDS = 60.0
 
 
 class CountingHelper:
@@ -53,19 +56,27 @@ class CountingHelper:
             packed = Packed.of(records)
             revision = loaded.revision
             plans = None if self._sent_revision == revision else loaded.plans
-            counted = await loop.run_in_executor(
-                pool, count_packed, self.topic, packed, self.max_bytes, revision, plans
+            counted = await asyncio.wait_for(
+                loop.run_in_executor(
+                    pool, count_packed, self.topic, packed, self.max_bytes, revision, plans
+                ),
+                TIMEOUT_SECONDS,
             )
             if counted is None:  # the helper did not have this revision's plans
-                counted = await loop.run_in_executor(
-                    pool, count_packed, self.topic, packed, self.max_bytes, revision,
-                    loaded.plans,
+                counted = await asyncio.wait_for(
+                    loop.run_in_executor(
+                        pool, count_packed, self.topic, packed, self.max_bytes, revision,
+                        loaded.plans,
+                    ),
+                    TIMEOUT_SECONDS,
                 )  # fmt: skip
             self._sent_revision = revision
             return counted
-        except Exception as exc:  # BrokenProcessPool, a pickling error, a bug in the helper
+        except Exception as exc:  # BrokenProcessPool, a pickling error, a bug, a hung helper
             if self._closed:
                 return None
+            if isinstance(exc, TimeoutError):
+                self._kill()
             logger.warning(
                 "the counting helper process failed (%s: %s); the worker counts its batches "
                 "itself and starts a new helper in %.0f s",
@@ -84,6 +95,12 @@ class CountingHelper:
             )
             self._sent_revision = None
         return self._pool
+
+    def _kill(self) -> None:
+        """End a helper that does not answer (shutdown alone would wait for it forever)."""
+        processes = getattr(self._pool, "_processes", None) or {}  # the executor's own record
+        for process in list(processes.values()):
+            process.kill()
 
     def _stop(self) -> None:
         pool, self._pool = self._pool, None

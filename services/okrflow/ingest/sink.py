@@ -28,6 +28,7 @@ from okrflow.ingest.guard import InvalidShareGuard
 from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.transaction import (
+    CountsDisagree,
     LoadedPlans,
     OpenBatch,
     PlanCache,
@@ -178,6 +179,18 @@ class OkrflowSink:
         written.commit()
         self.known.learn(written.result.revision, written.result.deltas)
 
+    def _in_worker(self, prepared: PreparedBatch) -> PreparedBatch:
+        """The batch decoded and counted by the worker, with the dead letters of its own
+        decoding (on the database thread: the helper's counts did not do)."""
+        batch = self._decode(prepared.records)
+        precounted = precount(batch, self.plans.loaded)
+        redone = PreparedBatch(
+            prepared.records, batch.next_offsets, list(batch.rejected), batch=batch,
+            precounted=precounted,
+        )  # fmt: skip
+        redone.dead_letters.extend(redone.rejected(_where(precounted.rejected)))
+        return redone
+
     def _write(self, prepared: PreparedBatch) -> OpenBatch:
         if prepared.counted is not None:
             records = prepared.records
@@ -201,12 +214,14 @@ class OkrflowSink:
             try:
                 written = self._write(prepared)
                 break
+            except CountsDisagree as exc:
+                logger.warning("%s; the worker counts this batch itself", exc)
+                prepared = self._in_worker(prepared)
+                continue
             except DBAPIError as exc:
                 if not is_connection_error(exc):
-                    if prepared.batch is None:  # counted by the helper: decode it here
-                        prepared = replace(
-                            prepared, batch=self._decode(prepared.records), counted=None
-                        )
+                    if prepared.batch is None:  # counted by the helper: the worker's own
+                        prepared = self._in_worker(prepared)
                     assert prepared.batch is not None
                     found = find_rejected_by_database(
                         self.engine, prepared.batch, self._now(), self.plans, exc

@@ -245,11 +245,13 @@ def _apply_counted(
     loaded = plans.refresh(conn, hold_clock=True)  # lock order as in _apply
     replayed = any(offset < applied.get(p, 0) for p, offset in counted.first_offsets.items())
     if replayed or counted.revision != loaded.revision:
-        return _apply(conn, decode(), now, plans, None, known)
+        return _apply(conn, _same_decoding(counted, decode()), now, plans, None, known)
     keys = msgspec.json.decode(counted.keys_json, type=list[tuple[str, str]])
     seen = claim_event_ids(conn, keys, now, encoded=counted.keys_json)
     if seen:  # the events are needed: decoded here, in the order the helper counted them
-        unique = precount(decode(), loaded).unique
+        unique = precount(_same_decoding(counted, decode()), loaded).unique
+        if [(d.event.shop, d.event.id) for d in unique] != keys:
+            raise CountsDisagree("the worker counted other events than the helper")
         new = [d for i, d in enumerate(unique) if i not in seen]
         again = series_deltas(new, loaded.index)
         totals = _totals(new, loaded.index.planned_types)
@@ -268,6 +270,22 @@ def _apply_counted(
         counted=fresh, duplicates=counted.decoded - len(counted.value_rejected) - fresh,
         replayed=0, unmatched=unmatched, deltas=deltas, revision=loaded.revision,
     )  # fmt: skip
+
+
+class CountsDisagree(RuntimeError):
+    """The worker's own decoding of a batch differs from its counting helper's (a message
+    nested within a few levels of the decoder's depth limit can be `too_deep` in one process
+    and not in the other): the batch must be decoded, counted and dead-lettered by the worker
+    alone (okrflow.ingest.sink does)."""
+
+
+def _same_decoding(counted: CountedBatch, batch: DecodedBatch) -> DecodedBatch:
+    """`batch`, if the worker rejected exactly the messages the helper rejected."""
+    if {(r.partition, r.offset) for r in batch.rejected} != {
+        (p, o) for p, o, _ in counted.decode_rejected
+    }:
+        raise CountsDisagree("the worker decoded the batch differently from the helper")
+    return batch
 
 
 def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:
