@@ -16,6 +16,7 @@ consumer) seeks the events topic to the database's applied offsets, not Kafka's.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -78,6 +79,14 @@ class BatchConsumer(AIOKafkaConsumer):
         except WorkerFatal as exc:
             await step.finish_writing()
             worker.fail(exc)
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                # Stopped (SIGTERM) while a rebalance is under way: faust's Fetcher would take
+                # the cancellation for a rebalance restart and crash on its missing supervisor
+                # (AttributeError, exit 1). Nothing is lost: the batch held is applied by
+                # nobody yet, so the next owner of its partitions consumes it again.
+                return
+            raise
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 self.log.info("Broker stopped consumer, shutting down...")
