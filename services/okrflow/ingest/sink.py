@@ -47,6 +47,9 @@ from okrflow.store.kpis import prune_kpi_distinct_days
 logger = logging.getLogger(__name__)
 
 FREEZE_EVERY_SECONDS = 60.0  # how often a worker freezes the baselines from data that are due
+# Smaller batches are counted in the worker: at a few hundred events the helper's round trip
+# buys nothing, and a worker that only ever sees small batches never starts a helper.
+HELPER_MIN_RECORDS = 500
 
 
 class WorkerStopping(RuntimeError):
@@ -124,7 +127,8 @@ class OkrflowSink:
         helper process, or here on the event loop without one)."""
         loaded = await asyncio.to_thread(self._refresh_plans)
         started = time.perf_counter()
-        counted = await self.helper.count(records, loaded) if self.helper is not None else None
+        helper = self.helper if len(records) >= HELPER_MIN_RECORDS else None
+        counted = await helper.count(records, loaded) if helper is not None else None
         if counted is not None:
             rejected = [*counted.decode_rejected, *counted.value_rejected]
             self.guard.check(counted.messages, len(rejected))
