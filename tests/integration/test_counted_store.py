@@ -68,7 +68,7 @@ def engine(database_url: str, tmp_path: Path) -> Engine:
 def _counted(plans: PlanCache, engine: Engine, batch: DecodedBatch) -> CountedBatch:
     with engine.connect() as conn:
         loaded = plans.refresh(conn)
-    return count_batch(TOPIC, batch, loaded.index, loaded.revision)
+    return count_batch(batch, loaded.index, loaded.revision)
 
 
 def _state(engine: Engine) -> tuple[list[Any], list[Any], list[Any]]:

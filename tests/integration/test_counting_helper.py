@@ -12,28 +12,17 @@ from pathlib import Path
 from tests.integration.processes import pipeline_env, running
 from tests.integration.streams import applied_messages
 from tests.integration.test_crash_safety import CrashStream, _check_results, _start
+from tests.integration.test_worker_processes import _alive
+from tests.perf.procs import tree
 from tests.services import wait_for
 
 FAILED = "the counting helper process failed"
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid and stat[0] != "Z":
-                found.append(int(entry.name))
-    return found
-
-
 def _helpers(worker: int) -> list[int]:
     """The worker's helper processes (spawned by multiprocessing)."""
     out = []
-    for child in _children(worker):
+    for child in tree(worker)[1:]:
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
@@ -41,14 +30,6 @@ def _helpers(worker: int) -> list[int]:
         if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
             out.append(child)
     return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_killed_helper_loses_nothing_and_the_worker_counts_itself(

@@ -113,7 +113,7 @@ class Packed:
                 start += length
 
 
-def count_batch(topic: str, batch: DecodedBatch, index: MatchIndex, revision: int) -> CountedBatch:
+def count_batch(batch: DecodedBatch, index: MatchIndex, revision: int) -> CountedBatch:
     """Count a decoded batch (pure; the helper process runs it, and the tests)."""
     counted = series_deltas(first_occurrences(batch.events), index)
     first: dict[int, int] = {}
@@ -172,4 +172,4 @@ def count_packed(
     if _index is None or _index[0] != revision:
         return None
     batch = decode_batch(topic, packed.messages(), max_bytes)
-    return count_batch(topic, batch, _index[1], revision)
+    return count_batch(batch, _index[1], revision)

@@ -53,20 +53,15 @@ def distinct_text(value: str | int | float) -> str:
     return json.dumps(value)[:255]
 
 
-def field_value(target: Target, delivered: Delivered) -> float | str | None:
-    """The value the target aggregates, or None when the event cannot count in it (field
-    missing, or not a number where a number is needed). Raises ValueOutOfRange for a number
-    beyond MAX_ABS_VALUE."""
-    read = value_reader(target)
-    return 1.0 if read is None else read(delivered.event)
-
-
 Reader = Callable[[CloudEvent], float | str | None]
 
 
 def value_reader(target: Target) -> Reader | None:
-    """How `target` reads its value from an event (see field_value); None for `count`, where
-    every matching event adds 1. A `data.<key>` field is read with one dict lookup."""
+    """How `target` reads the value it aggregates from an event: None for `count`, where
+    every matching event adds 1; else a reader giving the value, or None when the event
+    cannot count in it (field missing, or not a number where a number is needed), and
+    raising ValueOutOfRange for a number beyond MAX_ABS_VALUE. A `data.<key>` field is read
+    with one dict lookup."""
     metric = target.metric
     if metric.aggregate == "count":
         return None

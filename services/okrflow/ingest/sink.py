@@ -135,14 +135,10 @@ class OkrflowSink:
             prepared = PreparedBatch(records, counted.next_offsets, [], counted=counted)
             prepared.dead_letters.extend(prepared.rejected(rejected))
         else:
-            batch = self._decode(records)
-            precounted = precount(batch, loaded)
+            prepared = self._counted_here(records, loaded)
+            batch, precounted = prepared.batch, prepared.precounted
+            assert batch is not None and precounted is not None
             self.guard.check(len(batch), len(batch.rejected) + len(precounted.rejected))
-            prepared = PreparedBatch(
-                records, batch.next_offsets, list(batch.rejected), batch=batch,
-                precounted=precounted,
-            )  # fmt: skip
-            prepared.dead_letters.extend(prepared.rejected(_where(precounted.rejected)))
         self.metrics.prepare_seconds.observe(time.perf_counter() - started)
         return prepared
 
@@ -183,17 +179,18 @@ class OkrflowSink:
         written.commit()
         self.known.learn(written.result.revision, written.result.deltas)
 
-    def _in_worker(self, prepared: PreparedBatch) -> PreparedBatch:
+    def _counted_here(self, records: Sequence[MessageLike], loaded: LoadedPlans) -> PreparedBatch:
         """The batch decoded and counted by the worker, with the dead letters of its own
-        decoding (on the database thread: the helper's counts did not do)."""
-        batch = self._decode(prepared.records)
-        precounted = precount(batch, self.plans.loaded)
-        redone = PreparedBatch(
-            prepared.records, batch.next_offsets, list(batch.rejected), batch=batch,
+        decoding: without a helper (on the event loop), or when the helper's counts did not
+        do (on the database thread)."""
+        batch = self._decode(records)
+        precounted = precount(batch, loaded)
+        prepared = PreparedBatch(
+            records, batch.next_offsets, list(batch.rejected), batch=batch,
             precounted=precounted,
         )  # fmt: skip
-        redone.dead_letters.extend(redone.rejected(_where(precounted.rejected)))
-        return redone
+        prepared.dead_letters.extend(prepared.rejected(_where(precounted.rejected)))
+        return prepared
 
     def _write(self, prepared: PreparedBatch) -> OpenBatch:
         if prepared.counted is not None:
@@ -220,12 +217,12 @@ class OkrflowSink:
                 break
             except CountsDisagree as exc:
                 logger.warning("%s; the worker counts this batch itself", exc)
-                prepared = self._in_worker(prepared)
+                prepared = self._counted_here(prepared.records, self.plans.loaded)
                 continue
             except DBAPIError as exc:
                 if not is_connection_error(exc):
                     if prepared.batch is None:  # counted by the helper: the worker's own
-                        prepared = self._in_worker(prepared)
+                        prepared = self._counted_here(prepared.records, self.plans.loaded)
                     assert prepared.batch is not None
                     found = find_rejected_by_database(
                         self.engine, prepared.batch, self._now(), self.plans, exc

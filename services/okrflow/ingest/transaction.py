@@ -147,14 +147,7 @@ def write_batch(
     Blocks on the database; raises SQLAlchemy errors, in which case nothing was written and
     the caller must not commit the batch's Kafka offsets.
     """
-    conn = engine.connect()
-    try:
-        transaction = conn.begin()
-        result = _apply(conn, batch, now, plans, precounted, known)
-    except BaseException:
-        conn.close()  # rolls the transaction back
-        raise
-    return OpenBatch(conn, transaction, result)
+    return _open(engine, lambda conn: _apply(conn, batch, now, plans, precounted, known))
 
 
 def apply_batch(
@@ -200,19 +193,8 @@ def _apply(
     if precounted is not None and not seen:
         totals, deltas, unmatched = precounted.totals, precounted.deltas, precounted.unmatched
     else:
-        counted = series_deltas(new, index)
-        totals, deltas, unmatched = (
-            _totals(new, index.planned_types),
-            counted.deltas,
-            counted.unmatched,
-        )
-    write_series_deltas(conn, deltas if known is None else known.unknown(loaded.revision, deltas))
-    add_shop_event_totals(
-        conn, [(s, t, total.events, total.last_event_at) for (s, t), total in totals.items()]
-    )
-    write_applied_offsets(
-        conn, batch.topic, {p: max(o, applied.get(p, 0)) for p, o in batch.next_offsets.items()}
-    )
+        totals, deltas, unmatched = _count(new, index)
+    _write_counts(conn, batch.topic, batch.next_offsets, applied, loaded, totals, deltas, known)
     return BatchResult(
         counted=len(new), duplicates=len(fresh) - refused - len(new), replayed=replayed,
         unmatched=unmatched, rejected=rejected, deltas=deltas, revision=loaded.revision,
@@ -227,10 +209,17 @@ def write_counted(
     counts are used when they hold (no offset applied before, no id seen before, plans
     unchanged); otherwise `decode` gives the batch, counted here in the transaction, exactly
     as write_batch counts it. Left open like write_batch's."""
+    return _open(
+        engine, lambda conn: _apply_counted(conn, counted, topic, decode, now, plans, known)
+    )
+
+
+def _open(engine: Engine, apply: Callable[[Connection], BatchResult]) -> OpenBatch:
+    """Run `apply` in a new transaction and leave it open (rolled back if `apply` raises)."""
     conn = engine.connect()
     try:
         transaction = conn.begin()
-        result = _apply_counted(conn, counted, topic, decode, now, plans, known)
+        result = apply(conn)
     except BaseException:
         conn.close()  # rolls the transaction back
         raise
@@ -253,23 +242,40 @@ def _apply_counted(
         if [(d.event.shop, d.event.id) for d in unique] != keys:
             raise CountsDisagree("the worker counted other events than the helper")
         new = [d for i, d in enumerate(unique) if i not in seen]
-        again = series_deltas(new, loaded.index)
-        totals = _totals(new, loaded.index.planned_types)
-        deltas, unmatched, fresh = again.deltas, again.unmatched, len(new)
+        totals, deltas, unmatched = _count(new, loaded.index)
+        fresh = len(new)
     else:
         totals, deltas, unmatched = counted.totals, counted.deltas, counted.unmatched
         fresh = counted.accepted
+    _write_counts(conn, topic, counted.next_offsets, applied, loaded, totals, deltas, known)
+    return BatchResult(
+        counted=fresh, duplicates=counted.decoded - len(counted.value_rejected) - fresh,
+        replayed=0, unmatched=unmatched, deltas=deltas, revision=loaded.revision,
+    )  # fmt: skip
+
+
+def _count(
+    new: list[Delivered], index: MatchIndex
+) -> tuple[dict[tuple[str, str], TypeTotal], dict[SeriesKey, SeriesDelta], int]:
+    """Totals, deltas and unmatched events of the events counted for the first time."""
+    counted = series_deltas(new, index)
+    return _totals(new, index.planned_types), counted.deltas, counted.unmatched
+
+
+def _write_counts(
+    conn: Connection, topic: str, next_offsets: dict[int, int], applied: dict[int, int],
+    loaded: LoadedPlans, totals: dict[tuple[str, str], TypeTotal],
+    deltas: dict[SeriesKey, SeriesDelta], known: KnownDistinct | None,
+) -> None:  # fmt: skip
+    """A batch's writes after its ids are claimed: deltas (without the count_distinct values
+    `known` says are stored), totals, and its offsets as applied."""
     write_series_deltas(conn, deltas if known is None else known.unknown(loaded.revision, deltas))
     add_shop_event_totals(
         conn, [(s, t, total.events, total.last_event_at) for (s, t), total in totals.items()]
     )
     write_applied_offsets(
-        conn, topic, {p: max(o, applied.get(p, 0)) for p, o in counted.next_offsets.items()}
+        conn, topic, {p: max(o, applied.get(p, 0)) for p, o in next_offsets.items()}
     )
-    return BatchResult(
-        counted=fresh, duplicates=counted.decoded - len(counted.value_rejected) - fresh,
-        replayed=0, unmatched=unmatched, deltas=deltas, revision=loaded.revision,
-    )  # fmt: skip
 
 
 class CountsDisagree(RuntimeError):

@@ -42,7 +42,7 @@ def test_counted_from_packed_messages_equals_counted_in_place() -> None:
     here = precount(batch, LoadedPlans(3, INDEX, PLANS))
     counted = count_packed("t", Packed.of([*MESSAGES, *events]), 1 << 20, 3, PLANS)
     assert counted is not None
-    assert counted == count_batch("t", batch, INDEX, 3)
+    assert counted == count_batch(batch, INDEX, 3)
     assert counted.deltas == here.deltas and counted.totals == here.totals
     assert counted.unmatched == here.unmatched
     assert msgspec.json.decode(counted.keys_json) == [
