@@ -83,6 +83,7 @@ class CountingHelper:
                 type(exc).__name__, exc, RETRY_AFTER_SECONDS,
             )  # fmt: skip
             self._failed_at = time.monotonic()
+            self._abandon()
             self._stop()
             return None
 
@@ -101,6 +102,15 @@ class CountingHelper:
         processes = getattr(self._pool, "_processes", None) or {}  # the executor's own record
         for process in list(processes.values()):
             process.kill()
+
+    def _abandon(self) -> None:
+        """After a failure: never wait for what was being sent to the helper. A batch half
+        written into the pipe of a dead helper blocks the queue's feeder thread, and joining
+        it (in the executor's shutdown, or at exit) hung the worker's exit (Python 3.11
+        closes that pipe itself only on Windows, gh-107219)."""
+        queue = getattr(self._pool, "_call_queue", None)  # the executor's own queue
+        if queue is not None:
+            queue.cancel_join_thread()
 
     def _stop(self) -> None:
         pool, self._pool = self._pool, None
