@@ -5,8 +5,9 @@ through an injected `BatchSink` and an offset committer, on an injected clock (t
 drive it like getsentry/arroyo's strategy tests). okrflow.ingest.consumer feeds it from faust.
 
 A batch closes when it holds `max_size` records or `max_seconds` after its first record.
-While batch N is applied (in a thread), batch N+1 is prepared (decoded and counted) on the
-event loop; there is never more than one write in flight, and batches finish in order.
+While batch N is applied (in a thread), batch N+1 is prepared (decoded and counted) and batch
+N+2 gathers records: closing a batch does not wait for the ones before it unless two are in
+flight. There is never more than one write in flight, and batches finish in order.
 
 Commit order, for every batch (the one place it is written down):
   1. write: one database transaction counts the batch and records its next offsets as
@@ -67,7 +68,15 @@ class OffsetCommitter(Protocol):
 
 
 class BatchStep(Generic[PreparedT, PendingT]):
-    """Collects records into batches and drives each through the commit order."""
+    """Collects records into batches and drives each through the commit order.
+
+    Each closed batch is driven by a task of its own: prepare, wait for the batch before to
+    be committed, write, dead letters, commit, offsets. The caller's loop only adds records
+    and closes batches, so records keep coming in while batches are prepared and applied
+    (the first records of the next batch are not left waiting in the consumer's buffers).
+    At most two batches are in flight, one applied and the next prepared; closing a third
+    waits for the oldest. A batch whose predecessor failed is never written; `poll` raises
+    the first failure."""
 
     def __init__(
         self, sink: BatchSink[PreparedT, PendingT], commit: OffsetCommitter, *,
@@ -80,7 +89,8 @@ class BatchStep(Generic[PreparedT, PendingT]):
         self.clock = clock
         self._pending: list[MessageLike] = []
         self._opened_at = 0.0
-        self._writing: asyncio.Future[PendingT] | None = None
+        self._in_flight: list[asyncio.Task[None]] = []  # oldest first
+        self._preparing = asyncio.Lock()  # prepares run one at a time, in closing order
         self._lock = asyncio.Lock()
 
     @property
@@ -90,8 +100,8 @@ class BatchStep(Generic[PreparedT, PendingT]):
 
     @property
     def writing(self) -> bool:
-        """Whether a batch is being applied."""
-        return self._writing is not None
+        """Whether a closed batch is being prepared or applied."""
+        return bool(self._in_flight)
 
     def add(self, records: Sequence[MessageLike]) -> None:
         """Add fetched records (in offset order per partition) to the open batch."""
@@ -114,17 +124,17 @@ class BatchStep(Generic[PreparedT, PendingT]):
         )
 
     async def poll(self) -> None:
-        """Close the open batch if it is due, and finish a write that is done."""
+        """Close the open batch if it is due; raise the failure of a batch in flight."""
         async with self._lock:
+            self._reap()
             if self.due():
                 await self._close()
-            if self._writing is not None and self._writing.done():
-                await self._finish()
 
     async def when_idle(self, task: Callable[[], Awaitable[None]]) -> None:
-        """Run `task` if no batch write is in flight (none starts meanwhile)."""
+        """Run `task` if no batch is in flight (none starts meanwhile)."""
         async with self._lock:
-            if self._writing is None:
+            self._reap()
+            if not self._in_flight:
                 await task()
 
     async def flush(self) -> None:
@@ -133,25 +143,29 @@ class BatchStep(Generic[PreparedT, PendingT]):
         async with self._lock:
             if self._pending:
                 await self._close()
-            await self._finish()
+            await self._finish_all()
 
     async def finish_writing(self) -> None:
-        """Finish the write in flight (if any) without closing the open batch (when the
+        """Finish the batches in flight (if any) without closing the open batch (when the
         worker must stop without applying what it holds)."""
         async with self._lock:
-            await self._finish()
+            await self._finish_all()
 
     async def _close(self) -> None:
+        while len(self._in_flight) >= 2:  # one applied, one prepared: wait for the oldest
+            await self._finish_oldest()
         records, self._pending = self._pending, []
-        prepared = await self.sink.prepare(records)
-        await self._finish()  # one write in flight: the previous batch finishes first
-        self._writing = asyncio.ensure_future(self.sink.write(prepared))
+        before = self._in_flight[-1] if self._in_flight else None
+        self._in_flight.append(asyncio.ensure_future(self._drive(records, before)))
 
-    async def _finish(self) -> None:
-        if self._writing is None:
-            return
-        writing, self._writing = self._writing, None
-        pending = await writing
+    async def _drive(
+        self, records: Sequence[MessageLike], before: asyncio.Task[None] | None
+    ) -> None:
+        async with self._preparing:
+            prepared = await self.sink.prepare(records)
+        if before is not None:
+            await asyncio.shield(before)  # one write in flight; raises if that batch failed
+        pending = await self.sink.write(prepared)
         try:
             await self.sink.dead_letter(pending)
         except BaseException:
@@ -159,3 +173,27 @@ class BatchStep(Generic[PreparedT, PendingT]):
             raise
         offsets = await self.sink.commit(pending)
         await self.commit(offsets)
+
+    def _reap(self) -> None:
+        """Forget the batches done, oldest first; raise the first failure."""
+        while self._in_flight and self._in_flight[0].done():
+            self._done(self._in_flight[0])
+
+    async def _finish_oldest(self) -> None:
+        oldest = self._in_flight[0]
+        await asyncio.wait([oldest])  # not cancelled with the caller
+        self._done(oldest)
+
+    async def _finish_all(self) -> None:
+        while self._in_flight:
+            await self._finish_oldest()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        """Forget a finished batch; if it failed, cancel the batches after it (none of them
+        has written anything: each waits for the one before) and raise its error."""
+        self._in_flight.remove(task)
+        if task.cancelled() or task.exception() is not None:
+            for later in self._in_flight:
+                later.cancel()
+            self._in_flight.clear()
+            task.result()

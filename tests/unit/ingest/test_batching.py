@@ -132,19 +132,22 @@ def test_one_write_in_flight_and_batches_finish_in_order() -> None:
         log: list[str] = []
         step, sink = _step(log, Clock(), max_size=2)
         step.add(_records(0, 2))
-        await step.poll()  # batch 0 writing
+        await step.poll()  # batch 0 closed: the caller goes on at once
         await _settle()
         step.add(_records(2, 2))
-        closing = asyncio.ensure_future(step.poll())  # batch 2 prepared, waits for batch 0
+        await step.poll()  # batch 2 closed and prepared while batch 0 is applied
         await _settle()
         assert log == ["prepare [0, 1]", "write 0", "prepare [2, 3]"]
-        assert not closing.done()
+        step.add(_records(4, 2))
+        closing = asyncio.ensure_future(step.poll())  # a third: waits for the oldest
+        await _settle()
+        assert not closing.done() and step.pending == 2
         sink.release.setdefault(0, asyncio.Event()).set()
         await closing
         await _settle()
-        sink.release.setdefault(2, asyncio.Event()).set()
-        await _settle()
-        await step.poll()
+        for first in (2, 4):
+            sink.release.setdefault(first, asyncio.Event()).set()
+        await step.flush()
         return log, sink.most_in_flight
 
     log, most = asyncio.run(run())
@@ -152,7 +155,62 @@ def test_one_write_in_flight_and_batches_finish_in_order() -> None:
     assert log == [
         "prepare [0, 1]", "write 0", "prepare [2, 3]",  # prepared while batch 0 is applied
         "written 0", "dead letters []", "db commit 0", "commit {0: 2}",
-        "write 2", "written 2", "dead letters []", "db commit 2", "commit {0: 4}",
+        "write 2", "prepare [4, 5]", "written 2", "dead letters []", "db commit 2", "commit {0: 4}",
+        "write 4", "written 4", "dead letters []", "db commit 4", "commit {0: 6}",
+    ]  # fmt: skip
+
+
+def test_records_keep_coming_while_a_batch_is_applied() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        clock = Clock()
+        step, sink = _step(log, clock, max_size=100, max_seconds=1.0)
+        step.add(_records(0, 5))
+        clock.now += 1.0
+        await step.poll()  # closed; its write blocks until released
+        await _settle()
+        assert log == ["prepare [0, 1, 2, 3, 4]", "write 0"] and step.writing
+        step.add(_records(5, 3))  # the next batch opens, and closes, while the first is applied
+        clock.now += 1.0
+        await asyncio.wait_for(step.poll(), 5)  # does not wait for batch 0's write
+        await _settle()
+        step.add(_records(8, 1))
+        assert step.pending == 1
+        for first in (0, 5, 8):
+            sink.release.setdefault(first, asyncio.Event()).set()
+        await step.flush()
+        return log
+
+    assert asyncio.run(run()) == [
+        "prepare [0, 1, 2, 3, 4]", "write 0", "prepare [5, 6, 7]",
+        "written 0", "dead letters []", "db commit 0", "commit {0: 5}",
+        "write 5", "written 5", "dead letters []", "db commit 5", "commit {0: 8}", "prepare [8]",
+        "write 8", "written 8", "dead letters []", "db commit 8", "commit {0: 9}",
+    ]  # fmt: skip
+
+
+def test_a_failed_batch_stops_the_batches_after_it_unwritten() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=2)
+        sink.fail_dead_letters = True
+        step.add(_records(0, 2, bad=0))
+        await step.poll()
+        await _settle()
+        step.add(_records(2, 2))
+        await step.poll()  # prepared, waiting for batch 0
+        await _settle()
+        sink.release.setdefault(0, asyncio.Event()).set()
+        await _settle()
+        with pytest.raises(ConnectionError):
+            await step.poll()
+        assert not step.writing
+        await step.finish_writing()  # nothing left in flight: returns quietly
+        return log
+
+    assert asyncio.run(run()) == [
+        "prepare [0, 1]", "write 0", "prepare [2, 3]", "written 0", "dead letters [0]",
+        "db rollback 0",
     ]  # fmt: skip
 
 
@@ -184,9 +242,8 @@ def test_flush_on_revoke_finishes_the_write_in_flight_and_the_open_batch() -> No
         return log
 
     assert asyncio.run(run()) == [
-        "prepare [0, 1]", "prepare [2]",
-        "write 0", "written 0", "dead letters []", "db commit 0", "commit {0: 2}",
-        "write 2", "written 2", "dead letters []", "db commit 2", "commit {0: 3}",
+        "prepare [0, 1]", "write 0", "written 0", "dead letters []", "db commit 0",
+        "commit {0: 2}", "prepare [2]", "write 2", "written 2", "dead letters []", "db commit 2", "commit {0: 3}",
     ]  # fmt: skip
 
 
