@@ -30,7 +30,8 @@ from okrflow.ingest.errors import WorkerFatal
 
 
 class FetchTunedConsumerThread(AIOKafkaConsumerThread):
-    """faust's consumer thread, with the broker's fetch wait from okrflow's settings.
+    """faust's consumer thread, with the broker's fetch wait and minimum fetch size from
+    okrflow's settings (`fetch_min_bytes`: see okrflow.settings).
 
     aiokafka keeps one fetch in flight per broker. faust asks the broker to hold a fetch up
     to 1.5 s when its partitions have no new data, and while it is held, partitions whose
@@ -40,9 +41,12 @@ class FetchTunedConsumerThread(AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        if not hasattr(consumer, "_fetch_max_wait_ms"):  # aiokafka renamed its field
-            raise RuntimeError("cannot set aiokafka's fetch_max_wait_ms on this version")
-        consumer._fetch_max_wait_ms = self.app.okrflow_worker.settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+        settings = self.app.okrflow_worker.settings
+        for field in ("_fetch_max_wait_ms", "_fetch_min_bytes"):
+            if not hasattr(consumer, field):  # aiokafka renamed its field
+                raise RuntimeError(f"cannot set aiokafka's {field[1:]} on this version")
+        consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
+        consumer._fetch_min_bytes = settings.fetch_min_bytes  # type: ignore[attr-defined]
         return consumer
 
 
