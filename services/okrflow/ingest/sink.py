@@ -68,6 +68,8 @@ class PreparedBatch:
     counted: CountedBatch | None = None
     batch: DecodedBatch | None = None
     precounted: Precounted | None = None
+    closed_at: float = 0.0  # time.time() when the batch closed
+    prepared_at: float = 0.0  # time.time() when its preparation ended
 
     def rejected(self, found: Sequence[Where]) -> list[Rejected]:
         """Dead letters for (partition, offset, why), from their original records."""
@@ -93,6 +95,7 @@ class PendingBatch:
     written: OpenBatch
     dead_letters: list[Rejected]  # in (partition, offset) order
     started: float  # perf_counter at the start of the write
+    started_at: float  # time.time() at the start of the write
 
 
 class OkrflowSink:
@@ -125,6 +128,7 @@ class OkrflowSink:
         """Decode, check the invalid share, count against the plans in force (the plan
         revision is read from the database in a thread; decoding and counting run in the
         helper process, or here on the event loop without one)."""
+        closed_at = time.time()
         loaded = await asyncio.to_thread(self._refresh_plans)
         started = time.perf_counter()
         helper = self.helper if len(records) >= HELPER_MIN_RECORDS else None
@@ -140,7 +144,7 @@ class OkrflowSink:
             assert batch is not None and precounted is not None
             self.guard.check(len(batch), len(batch.rejected) + len(precounted.rejected))
         self.metrics.prepare_seconds.observe(time.perf_counter() - started)
-        return prepared
+        return replace(prepared, closed_at=closed_at, prepared_at=time.time())
 
     def _decode(self, records: Sequence[MessageLike]) -> DecodedBatch:
         return decode_batch(self.topic, records, self.settings.max_event_bytes)
@@ -210,7 +214,7 @@ class OkrflowSink:
         unapplied batch is never acknowledged, so nothing is lost or counted twice."""
         delay = 0.5
         refused: list[tuple[Delivered, InvalidEvent]] = []
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         while True:
             try:
                 written = self._write(prepared)
@@ -257,7 +261,7 @@ class OkrflowSink:
             {(r.partition, r.offset): r for r in letters}.values(),
             key=lambda r: (r.partition, r.offset),
         )
-        return PendingBatch(prepared, written, unique, started)
+        return PendingBatch(prepared, written, unique, started, started_at)
 
     async def maybe_freeze(self) -> None:
         """Every minute, freeze the baselines from data that are due (okrflow.ingest.baselines).
@@ -325,6 +329,18 @@ class OkrflowSink:
             )  # fmt: skip
         # Sampled (at most ~200 records a batch): observing every record costs ~1 µs each.
         committed_at = time.time() * 1000
+        if logger.isEnabledFor(logging.DEBUG):
+            p = pending.prepared
+            stamps = [t for r in records if (t := getattr(r, "timestamp", None)) is not None]
+            if stamps:
+                logger.debug(
+                    "batch of %d: oldest %.0f ms old at close, newest %.0f; prepare %.0f ms; "
+                    "write from +%.0f ms to commit +%.0f ms after close",
+                    len(records), p.closed_at * 1000 - min(stamps),
+                    p.closed_at * 1000 - max(stamps), (p.prepared_at - p.closed_at) * 1000,
+                    (pending.started_at - p.closed_at) * 1000,
+                    committed_at - p.closed_at * 1000,
+                )  # fmt: skip
         for record in records[:: max(1, len(records) // 200)]:
             timestamp = getattr(record, "timestamp", None)
             if timestamp is not None:
