@@ -41,12 +41,11 @@ class FetchTunedConsumerThread(AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        settings = self.app.okrflow_worker.settings
+        settings = self.app.okrflow_worker.settings  # type: ignore[attr-defined]
         for field in ("_fetch_max_wait_ms", "_fetch_min_bytes"):
             if not hasattr(consumer, field):  # aiokafka renamed its field
                 raise RuntimeError(f"cannot set aiokafka's {field[1:]} on this version")
-        consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms  # type: ignore[attr-defined]
-        consumer._fetch_min_bytes = settings.fetch_min_bytes  # type: ignore[attr-defined]
+            setattr(consumer, field, getattr(settings, field[1:]))
         return consumer
 
 
