@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from okrflow.store.counters import as_utc
-from okrflow.store.dialect import insert_new_rows, upsert
+from okrflow.store.dialect import insert_new_rows, recordset, upsert
 from okrflow.store.tables import applied_offsets, seen_events, shop_event_totals
 
 
@@ -132,6 +132,8 @@ def add_shop_event_totals(
     if not rows:
         return
     stmt = upsert(conn, shop_event_totals)
+    if conn.dialect.name == "postgresql":  # one JSON document, not one statement a row
+        stmt = stmt.from_select(list(rows[0]), recordset(shop_event_totals, rows))
     current = shop_event_totals.c
     stmt = stmt.on_conflict_do_update(
         index_elements=[current.shop, current.event_type],
@@ -147,7 +149,10 @@ def add_shop_event_totals(
             ),
         },
     )
-    conn.execute(stmt, rows)
+    if conn.dialect.name == "postgresql":
+        conn.execute(stmt)
+    else:
+        conn.execute(stmt, rows)
 
 
 def prune_seen_events(engine: Engine, now: datetime, window_seconds: float) -> int:

@@ -241,12 +241,18 @@ _LEVEL_WINS: dict[str, Callable[[Table, Any], ColumnElement[bool]]] = {
 
 def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta], arrival: Arrival) -> None:
     keys = sorted(deltas)
-    conn.execute(
-        upsert(conn, kr_series).on_conflict_do_nothing(),
-        [{"key_result_id": k, "part": p, "events": 0} for k, p in keys],
-    )
+    postgres = conn.dialect.name == "postgresql"
+    new_series = [{"key_result_id": k, "part": p, "events": 0} for k, p in keys]
+    if postgres:  # one statement over one JSON document, not one statement a row
+        conn.execute(
+            upsert(conn, kr_series)
+            .from_select(list(new_series[0]), recordset(kr_series, new_series))
+            .on_conflict_do_nothing()
+        )
+    else:
+        conn.execute(upsert(conn, kr_series).on_conflict_do_nothing(), new_series)
     query = select(kr_series).where(tuple_(kr_series.c.key_result_id, kr_series.c.part).in_(keys))
-    if conn.dialect.name == "postgresql":
+    if postgres:
         # Two workers on different partitions may move the same key result: serialise them.
         query = query.with_for_update()
     rows = []
@@ -265,6 +271,9 @@ def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta], arriva
             "b_id": row.key_result_id, "b_part": row.part, "events": row.events + delta.events,
             "level": level, "level_at": level_at and as_utc(level_at), "last_event_at": last and as_utc(last),
         })  # fmt: skip
+    if postgres:
+        conn.exec_driver_sql(_UPDATE_SERIES_PG, {"rows": msgspec.json.encode(rows).decode()})
+        return
     conn.execute(
         update(kr_series)
         .where(kr_series.c.key_result_id == bindparam("b_id"), kr_series.c.part == bindparam("b_part"))
@@ -273,6 +282,17 @@ def _merge_series(conn: Connection, deltas: dict[SeriesKey, SeriesDelta], arriva
         rows,
     )  # fmt: skip
 
+
+# PostgreSQL: every series row of a batch updated from one JSON document (rows locked above).
+_UPDATE_SERIES_PG = """
+UPDATE kr_series AS t
+SET events = r.events, level = r.level, level_at = r.level_at, last_event_at = r.last_event_at
+FROM json_to_recordset(%(rows)s::json) AS r(
+    b_id bigint, b_part text, events bigint, level double precision, level_at timestamptz,
+    last_event_at timestamptz
+)
+WHERE t.key_result_id = r.b_id AND t.part = r.b_part
+"""
 
 # Built once: building a statement per call leaves reference cycles for the collector.
 _DAY_TOTALS_IN_FORCE = (
