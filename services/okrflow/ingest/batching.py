@@ -6,8 +6,7 @@ drive it like getsentry/arroyo's strategy tests). okrflow.ingest.consumer feeds 
 
 A batch closes when it holds `max_size` records or `max_seconds` after its first record.
 While batch N is applied (in a thread), batch N+1 is prepared (decoded and counted) and batch
-N+2 gathers records: closing a batch does not wait for the ones before it unless two are in
-flight. There is never more than one write in flight, and batches finish in order.
+N+2 gathers records while fewer than two batches are in flight. There is never more than one write in flight, and batches finish in order.
 
 Commit order, for every batch (the one place it is written down):
   1. write: one database transaction counts the batch and records its next offsets as
@@ -74,8 +73,8 @@ class BatchStep(Generic[PreparedT, PendingT]):
     be committed, write, dead letters, commit, offsets. The caller's loop only adds records
     and closes batches, so records keep coming in while batches are prepared and applied
     (the first records of the next batch are not left waiting in the consumer's buffers).
-    At most two batches are in flight, one applied and the next prepared; closing a third
-    waits for the oldest. A batch whose predecessor failed is never written; `poll` raises
+    At most two batches are in flight, one applied and the next prepared; while there are
+    two, `poll` waits for the oldest. A batch whose predecessor failed is never written; `poll` raises
     the first failure."""
 
     def __init__(
@@ -124,9 +123,13 @@ class BatchStep(Generic[PreparedT, PendingT]):
         )
 
     async def poll(self) -> None:
-        """Close the open batch if it is due; raise the failure of a batch in flight."""
+        """Close the open batch if it is due; raise the failure of a batch in flight. With
+        two batches in flight, wait for the oldest first: no third batch gathers meanwhile,
+        so the records held stay at two batches' worth and the consumer's buffers."""
         async with self._lock:
             self._reap()
+            while len(self._in_flight) >= 2:
+                await self._finish_oldest()
             if self.due():
                 await self._close()
 
