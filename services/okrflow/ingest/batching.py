@@ -6,7 +6,7 @@ drive it like getsentry/arroyo's strategy tests). okrflow.ingest.consumer feeds 
 
 A batch closes when it holds `max_size` records or `max_seconds` after its first record.
 While batch N is applied (in a thread), batch N+1 is prepared (decoded and counted) and batch
-N+2 gathers records while fewer than two batches are in flight. There is never more than one write in flight, and batches finish in order.
+N+2 gathers records; with two batches in flight it closes only when full. There is never more than one write in flight, and batches finish in order.
 
 Commit order, for every batch (the one place it is written down):
   1. write: one database transaction counts the batch and records its next offsets as
@@ -74,7 +74,7 @@ class BatchStep(Generic[PreparedT, PendingT]):
     and closes batches, so records keep coming in while batches are prepared and applied
     (the first records of the next batch are not left waiting in the consumer's buffers).
     At most two batches are in flight, one applied and the next prepared; while there are
-    two, `poll` waits for the oldest. A batch whose predecessor failed is never written; `poll` raises
+    two, the open batch closes only when full (then it waits for the oldest). A batch whose predecessor failed is never written; `poll` raises
     the first failure."""
 
     def __init__(
@@ -116,20 +116,21 @@ class BatchStep(Generic[PreparedT, PendingT]):
         return min(longest, max(0.0, self.max_seconds - (self.clock() - self._opened_at)))
 
     def due(self) -> bool:
-        """Whether the open batch must close now (by size or by time)."""
-        return bool(self._pending) and (
-            len(self._pending) >= self.max_size
-            or self.clock() - self._opened_at >= self.max_seconds
-        )
+        """Whether the open batch must close now: by size, or by time while fewer than two
+        batches are in flight (with two, it keeps gathering until it is full or one is done:
+        closing it would only wait, and a worker behind its stream would apply ever smaller
+        batches, each paying a transaction)."""
+        if not self._pending:
+            return False
+        if len(self._pending) >= self.max_size:
+            return True
+        self._reap_quietly()
+        return len(self._in_flight) < 2 and self.clock() - self._opened_at >= self.max_seconds
 
     async def poll(self) -> None:
-        """Close the open batch if it is due; raise the failure of a batch in flight. With
-        two batches in flight, wait for the oldest first: no third batch gathers meanwhile,
-        so the records held stay at two batches' worth and the consumer's buffers."""
+        """Close the open batch if it is due; raise the failure of a batch in flight."""
         async with self._lock:
             self._reap()
-            while len(self._in_flight) >= 2:
-                await self._finish_oldest()
             if self.due():
                 await self._close()
 
@@ -176,6 +177,14 @@ class BatchStep(Generic[PreparedT, PendingT]):
             raise
         offsets = await self.sink.commit(pending)
         await self.commit(offsets)
+
+    def _reap_quietly(self) -> None:
+        """Forget the batches done without failing; a failure is raised by the next poll."""
+        while self._in_flight and self._in_flight[0].done():
+            task = self._in_flight[0]
+            if task.cancelled() or task.exception() is not None:
+                return
+            self._in_flight.pop(0)
 
     def _reap(self) -> None:
         """Forget the batches done, oldest first; raise the first failure."""

@@ -189,6 +189,45 @@ def test_records_keep_coming_while_a_batch_is_applied() -> None:
     ]  # fmt: skip
 
 
+def test_with_two_batches_in_flight_the_open_batch_closes_only_when_full() -> None:
+    async def run() -> list[str]:
+        log: list[str] = []
+        clock = Clock()
+        step, sink = _step(log, clock, max_size=4, max_seconds=1.0)
+        for first in (0, 1):  # two batches in flight: 0 written, 1 prepared
+            step.add(_records(first, 1))
+            clock.now += 1.0
+            await step.poll()
+            await _settle()
+        step.add(_records(2, 1))
+        clock.now += 1.0
+        assert not step.due()  # old enough, but only one more batch may be in flight
+        await asyncio.wait_for(step.poll(), 5)  # and the caller is not held
+        step.add(_records(3, 2))
+        clock.now += 5.0
+        assert not step.due()  # 3 of 4
+        sink.release.setdefault(0, asyncio.Event()).set()
+        await _settle()  # batch 0 done: a place is free, the old batch closes
+        assert step.due()
+        await step.poll()
+        assert step.pending == 0
+        step.add(_records(5, 4))  # full while two are in flight: closing waits for one
+        closing = asyncio.ensure_future(step.poll())
+        await _settle()
+        assert not closing.done()
+        for first in (1, 2, 5):
+            sink.release.setdefault(first, asyncio.Event()).set()
+        await closing
+        await step.flush()
+        return log
+
+    log = asyncio.run(run())
+    assert [e for e in log if e.startswith(("prepare", "commit"))] == [
+        "prepare [0]", "prepare [1]", "commit {0: 1}", "prepare [2, 3, 4]", "commit {0: 2}",
+        "commit {0: 5}", "prepare [5, 6, 7, 8]", "commit {0: 9}",
+    ]  # fmt: skip
+
+
 def test_a_failed_batch_stops_the_batches_after_it_unwritten() -> None:
     async def run() -> list[str]:
         log: list[str] = []
