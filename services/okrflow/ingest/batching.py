@@ -6,7 +6,8 @@ drive it like getsentry/arroyo's strategy tests). okrflow.ingest.consumer feeds 
 
 A batch closes when it holds `max_size` records or `max_seconds` after its first record.
 While batch N is applied (in a thread), batch N+1 is prepared (decoded and counted) and batch
-N+2 gathers records; with two batches in flight it closes only when full. There is never more than one write in flight, and batches finish in order.
+N+2 gathers records; with two batches in flight it closes only when full. There is never more
+than one write in flight, and batches finish in order.
 
 Commit order, for every batch (the one place it is written down):
   1. write: one database transaction counts the batch and records its next offsets as
@@ -74,8 +75,8 @@ class BatchStep(Generic[PreparedT, PendingT]):
     and closes batches, so records keep coming in while batches are prepared and applied
     (the first records of the next batch are not left waiting in the consumer's buffers).
     At most two batches are in flight, one applied and the next prepared; while there are
-    two, the open batch closes only when full (then it waits for the oldest). A batch whose predecessor failed is never written; `poll` raises
-    the first failure."""
+    two, the open batch closes only when full (then it waits for the oldest). A batch whose
+    predecessor failed is never written; `poll` raises the first failure."""
 
     def __init__(
         self, sink: BatchSink[PreparedT, PendingT], commit: OffsetCommitter, *,
@@ -124,8 +125,8 @@ class BatchStep(Generic[PreparedT, PendingT]):
             return False
         if len(self._pending) >= self.max_size:
             return True
-        self._reap_quietly()
-        return len(self._in_flight) < 2 and self.clock() - self._opened_at >= self.max_seconds
+        running = sum(1 for batch in self._in_flight if not batch.done())
+        return running < 2 and self.clock() - self._opened_at >= self.max_seconds
 
     async def poll(self) -> None:
         """Close the open batch if it is due; raise the failure of a batch in flight."""
@@ -177,14 +178,6 @@ class BatchStep(Generic[PreparedT, PendingT]):
             raise
         offsets = await self.sink.commit(pending)
         await self.commit(offsets)
-
-    def _reap_quietly(self) -> None:
-        """Forget the batches done without failing; a failure is raised by the next poll."""
-        while self._in_flight and self._in_flight[0].done():
-            task = self._in_flight[0]
-            if task.cancelled() or task.exception() is not None:
-                return
-            self._in_flight.pop(0)
 
     def _reap(self) -> None:
         """Forget the batches done, oldest first; raise the first failure."""
