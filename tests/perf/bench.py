@@ -21,7 +21,6 @@ import random
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -40,6 +39,7 @@ from tests.factories import SAMPLE_DATA
 from tests.integration.processes import okrflow, okrflow_env, scrape
 from tests.integration.streams import applied_messages
 from tests.perf.procs import cpu_of, tree
+from tests.perf.scratch import add_keep_argument, scratch_dir
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -440,9 +440,10 @@ def main() -> int:
         "--worker-log-level", default="WARNING",
         help="the workers' log level (DEBUG logs each batch's timing)",
     )  # fmt: skip
+    add_keep_argument(parser)
     args = parser.parse_args()
     console = Console(width=160)
-    work = Path(tempfile.mkdtemp(prefix="okrflow-bench-"))
+    work = scratch_dir("okrflow-bench-", args.keep)
     kafka = LocalKafka(
         BUNDLED_KAFKA_CONFIG,
         REPO / ".cache" / "kafka",

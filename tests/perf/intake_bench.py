@@ -31,7 +31,6 @@ import ssl
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from okrflow.devkafka import LocalKafka
 from okrflow.settings import BUNDLED_KAFKA_CONFIG
 from tests.integration.processes import okrflow_env
 from tests.perf.bench import PARTITIONS, REPO, SHOPS, cpu_seconds, make_events
+from tests.perf.scratch import add_keep_argument, scratch_dir
 from tests.services import free_port
 
 BATCH = 100
@@ -347,11 +347,12 @@ def main() -> int:
         help="record the intake with py-spy (speedscope) into this folder (sampling slows the "
         "intake: the figures of such a run are not comparable)",
     )  # fmt: skip
+    add_keep_argument(parser)
     args = parser.parse_args()
     if args.events < 10 * BATCH * len(SHOPS):
         parser.error(f"--events: at least {10 * BATCH * len(SHOPS):,}")
     console = Console(width=160)
-    work = Path(tempfile.mkdtemp(prefix="okrflow-intake-bench-"))
+    work = scratch_dir("okrflow-intake-bench-", args.keep)
     kafka = LocalKafka(
         BUNDLED_KAFKA_CONFIG,
         REPO / ".cache" / "kafka",

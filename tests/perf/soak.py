@@ -19,7 +19,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from tests.integration.processes import okrflow, okrflow_env
 from tests.integration.streams import applied_messages
 from tests.perf.bench import PARTITIONS, PLAN, SHOPS, make_events, peak_rss_mib, produce
 from tests.perf.procs import tree
+from tests.perf.scratch import add_keep_argument, scratch_dir
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,9 +185,10 @@ def main() -> int:
     parser.add_argument("--sample-seconds", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=20_000, help="as the bench's worker")
     parser.add_argument("--json", type=Path, help="also write the samples and figures here")
+    add_keep_argument(parser)
     args = parser.parse_args()
     console = Console(width=120)
-    work = Path(tempfile.mkdtemp(prefix="okrflow-soak-"))
+    work = scratch_dir("okrflow-soak-", args.keep)
     kafka = LocalKafka(
         BUNDLED_KAFKA_CONFIG, REPO / ".cache" / "kafka", work / "kafka",
         free_port(), free_port(), heap="1g",
