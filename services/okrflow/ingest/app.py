@@ -71,9 +71,15 @@ class IngestWorker:
     async def on_revoked(
         self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
-        """Before partitions go: apply, dead-letter and commit everything held."""
+        """Before partitions go: apply, dead-letter and commit everything held. A batch that
+        must stop the worker (found now, or by a batch still in flight) stops it with its own
+        reason, as in the consumer loop, not as a crash of faust's rebalance."""
         if self.fatal is None:
-            await self.step.flush()
+            try:
+                await self.step.flush()
+            except WorkerFatal as exc:
+                await self.step.finish_writing()
+                self.fail(exc)
 
     def fail(self, exc: WorkerFatal) -> None:
         """Stop the worker (gracefully, as on SIGTERM) and remember why."""

@@ -199,6 +199,6 @@ class BatchStep(Generic[PreparedT, PendingT]):
         self._in_flight.remove(task)
         if task.cancelled() or task.exception() is not None:
             for later in self._in_flight:
-                later.cancel()
+                later.cancel()  # one already done (with this same error): marks it seen
             self._in_flight.clear()
             task.result()

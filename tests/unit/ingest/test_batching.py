@@ -5,6 +5,7 @@ finishes all."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -251,6 +252,31 @@ def test_a_failed_batch_stops_the_batches_after_it_unwritten() -> None:
         "prepare [0, 1]", "write 0", "prepare [2, 3]", "written 0", "dead letters [0]",
         "db rollback 0",
     ]  # fmt: skip
+
+
+def test_the_error_a_later_batch_shares_is_not_logged_again_as_never_retrieved() -> None:
+    async def run() -> list[str]:
+        unhandled: list[str] = []
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _loop, context: unhandled.append(str(context["message"]))
+        )
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=2)
+        sink.fail_dead_letters = True
+        step.add(_records(0, 2, bad=0))
+        await step.poll()
+        step.add(_records(2, 2))
+        await step.poll()
+        await _settle()
+        sink.release.setdefault(0, asyncio.Event()).set()
+        await _settle()  # the later batch is done too, with the same error from its shield
+        with pytest.raises(ConnectionError):
+            await step.poll()
+        await _settle()
+        gc.collect()  # a task's unretrieved exception is reported when the task is collected
+        return unhandled
+
+    assert asyncio.run(run()) == []
 
 
 def test_commit_order_is_apply_then_dead_letters_then_offsets() -> None:
