@@ -44,3 +44,17 @@ def test_new_ids_then_some_seen_store_the_same_rows(database_url: str) -> None:
     assert prune_seen_events(engine, FIRST + timedelta(hours=1), 60) == 3
     assert prune_seen_events(engine, LATER + timedelta(hours=1), 60) == 2
     engine.dispose()
+
+
+def test_the_helpers_json_form_claims_as_the_pairs_do(database_url: str) -> None:
+    engine = make_engine(database_url, writer=True)
+    ensure_schema(engine)
+    with engine.begin() as conn:
+        assert claim_event_ids(conn, b'[["s","a"],["s","b"]]', FIRST) == set()
+        assert claim_event_ids(conn, b"[]", FIRST) == set()
+    with engine.begin() as conn:
+        assert claim_event_ids(conn, b'[["s","c"],["s","b"],["t","a"]]', LATER) == {1}
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(seen_events.c.shop, seen_events.c.event_id)))
+    assert stored == {("s", "a"), ("s", "b"), ("s", "c"), ("t", "a")}
+    engine.dispose()

@@ -235,9 +235,9 @@ def _apply_counted(
     replayed = any(offset < applied.get(p, 0) for p, offset in counted.first_offsets.items())
     if replayed or counted.revision != loaded.revision:
         return _apply(conn, _same_decoding(counted, decode()), now, plans, None, known)
-    keys = msgspec.json.decode(counted.keys_json, type=list[tuple[str, str]])
-    seen = claim_event_ids(conn, keys, now, encoded=counted.keys_json)
+    seen = claim_event_ids(conn, counted.keys_json, now)
     if seen:  # the events are needed: decoded here, in the order the helper counted them
+        keys = msgspec.json.decode(counted.keys_json, type=list[tuple[str, str]])
         unique = precount(_same_decoding(counted, decode()), loaded).unique
         if [(d.event.shop, d.event.id) for d in unique] != keys:
             raise CountsDisagree("the worker counted other events than the helper")

@@ -76,10 +76,11 @@ _SQLITE_KEY_VIOLATIONS = ("SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_UNI
 
 
 def claim_event_ids(
-    conn: Connection, keys: Sequence[tuple[str, str]], now: datetime, encoded: bytes | None = None
+    conn: Connection, keys: Sequence[tuple[str, str]] | bytes, now: datetime
 ) -> set[int]:
     """Insert each (shop, event id) (unique within `keys`); return the positions of the keys
-    that were already there. `encoded`: `keys` as a JSON array already (PostgreSQL reads it).
+    that were already there. `keys` may come as a JSON array of [shop, id] pairs already
+    (the counting helper's): PostgreSQL reads it as it is, SQLite decodes it.
 
     PostgreSQL reads the keys from one JSON document encoded by msgspec. Ids seen before are
     rare, so both databases first insert them all with a plain INSERT in a savepoint (measured: ~40%
@@ -87,11 +88,11 @@ def claim_event_ids(
     violation, which the server logs) does it insert again with ON CONFLICT and return the
     positions of the ids already seen, not the thousands of new ones.
     """
-    if not keys:
+    if not keys or keys == b"[]":
         return set()
     seen_at = as_utc(now)
     if conn.dialect.name == "postgresql":
-        document = (encoded or msgspec.json.encode(keys)).decode()
+        document = (keys if isinstance(keys, bytes) else msgspec.json.encode(keys)).decode()
         try:
             with conn.begin_nested():  # a plain INSERT: no ON CONFLICT, no RETURNING
                 conn.exec_driver_sql(_INSERT_PG, {"keys": document, "seen_at": seen_at})
@@ -105,6 +106,8 @@ def claim_event_ids(
         }
     # SQLite: the same plain INSERT first, through the driver's executemany with the time
     # bound once (SQLAlchemy would convert it for every row), then the RETURNING path.
+    if isinstance(keys, bytes):
+        keys = msgspec.json.decode(keys, type=list[tuple[str, str]])
     bind = seen_events.c.seen_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     stored_at = bind(seen_at) if bind is not None else seen_at
     try:
