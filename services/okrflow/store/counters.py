@@ -86,29 +86,38 @@ def _count_distinct_values(
     """A value counts on the earliest local day of any event carrying it: a new value adds
     one to its day; a known value whose stored day is later moves there (one unit from the
     old day's bucket to the new one). Values stored without a day never move."""
+    if not any(delta.distinct for delta in deltas.values()):
+        return
+    if conn.dialect.name == "postgresql":
+        inserted, moved = _claim_values_pg(conn, deltas)
+    else:
+        inserted, moved = _claim_values_sqlite(conn, deltas)
+    for kr_id, part, value in inserted:
+        delta = deltas[kr_id, part]
+        _add_values(buckets, (kr_id, part, delta.distinct[value]), delta.aggregate, 1)
+    for kr_id, part, _value, old_day, day in moved:
+        aggregate = deltas[kr_id, part].aggregate
+        _add_values(buckets, (kr_id, part, old_day), aggregate, -1)
+        _add_values(buckets, (kr_id, part, day), aggregate, 1)
+
+
+Moved = list[tuple[int, str, str, date, date]]  # (id, part, value, old day, new day)
+
+
+def _claim_values_pg(
+    conn: Connection, deltas: dict[SeriesKey, SeriesDelta]
+) -> tuple[list[tuple[int, str, str]], Moved]:
+    """PostgreSQL: insert the batch's values in one statement (those stored already are
+    skipped), then move the known ones to earlier days in another."""
     rows = [
         {"key_result_id": kr_id, "part": part, "value": value, "first_day": day}
         for (kr_id, part), delta in deltas.items()
         for value, day in delta.distinct.items()
     ]
-    if not rows:
-        return
     inserted = insert_new_rows(conn, kr_distinct_values, rows, ["key_result_id", "part", "value"])
     new = set(inserted)
-    for kr_id, part, value in inserted:
-        delta = deltas[kr_id, part]
-        _add_values(buckets, (kr_id, part, delta.distinct[value]), delta.aggregate, 1)
     known = [row for row in rows if (row["key_result_id"], row["part"], row["value"]) not in new]
-    if not known:
-        return
-    if conn.dialect.name == "postgresql":
-        moved = move_to_earlier_days(conn, known)
-    else:
-        moved = _earlier_days(conn, known)
-    for kr_id, part, _value, old_day, day in moved:
-        aggregate = deltas[kr_id, part].aggregate
-        _add_values(buckets, (kr_id, part, old_day), aggregate, -1)
-        _add_values(buckets, (kr_id, part, day), aggregate, 1)
+    return inserted, move_to_earlier_days(conn, known) if known else []
 
 
 _MOVE_PG = """
@@ -144,40 +153,64 @@ def move_to_earlier_days(
     ]
 
 
-def _earlier_days(
-    conn: Connection, known: list[dict[str, Any]]
-) -> list[tuple[int, str, str, date, date]]:
-    """SQLite: the same as move_to_earlier_days: the stored days of a series' known values
-    read with IN lists (not one query per day), compared here, the later ones moved."""
-    by_series: dict[tuple[int, str], dict[str, date]] = {}
-    for row in known:
-        by_series.setdefault((row["key_result_id"], row["part"]), {})[row["value"]] = row[
-            "first_day"
-        ]
-    moved: list[tuple[int, str, str, date, date]] = []
-    for (kr_id, part), days in sorted(by_series.items()):
-        values = sorted(days)
-        for chunk in range(0, len(values), _IN_CHUNK):
-            query = select(kr_distinct_values.c.value, kr_distinct_values.c.first_day).where(
-                kr_distinct_values.c.key_result_id == kr_id,
-                kr_distinct_values.c.part == part,
-                kr_distinct_values.c.value.in_(values[chunk : chunk + _IN_CHUNK]),
-            )
-            moved.extend(
-                (kr_id, part, value, old_day, days[value])
-                for value, old_day in conn.execute(query)
-                if old_day is not None and old_day > days[value]
-            )
+def _claim_values_sqlite(
+    conn: Connection, deltas: dict[SeriesKey, SeriesDelta]
+) -> tuple[list[tuple[int, str, str]], Moved]:
+    """SQLite: the stored days of a series' values read with IN lists (not one query per
+    value), the new values inserted through the driver's executemany (SQLAlchemy's
+    INSERT ... RETURNING of thousands of rows cost ~10 µs a value in Python), the known
+    ones whose stored day is later moved. The batch transaction holds SQLite's write lock
+    already (its event ids are claimed first), so no other writer can store a value between
+    the read and the insert; if one could, the plain INSERT would fail, not skip it."""
+    inserted: list[tuple[int, str, str]] = []
+    fresh: list[tuple[int, str, str, Any]] = []
+    moved: Moved = []
+    day_type = kr_distinct_values.c.first_day.type.dialect_impl(conn.dialect)
+    processor = day_type.bind_processor(conn.dialect)  # a date -> SQLite's text
+
+    def bind(day: date) -> Any:
+        return processor(day) if processor is not None else day
+
+    for (kr_id, part), delta in sorted(deltas.items()):
+        if not delta.distinct:
+            continue
+        stored = _stored_days(conn, kr_id, part, sorted(delta.distinct))
+        for value, day in delta.distinct.items():
+            if value not in stored:
+                inserted.append((kr_id, part, value))
+                fresh.append((kr_id, part, value, bind(day)))
+            elif (old_day := stored[value]) is not None and old_day > day:
+                moved.append((kr_id, part, value, old_day, day))
+    if fresh:
+        conn.exec_driver_sql(_INSERT_VALUES_SQLITE, fresh)
     if moved:
-        conn.execute(
-            update(kr_distinct_values)
-            .where(kr_distinct_values.c.key_result_id == bindparam("b_id"),
-                   kr_distinct_values.c.part == bindparam("b_part"),
-                   kr_distinct_values.c.value == bindparam("b_value"))
-            .values(first_day=bindparam("b_day")),
-            [{"b_id": i, "b_part": p, "b_value": v, "b_day": d} for i, p, v, _, d in moved],
-        )  # fmt: skip
-    return moved
+        conn.exec_driver_sql(
+            _MOVE_VALUES_SQLITE, [(bind(day), i, p, v) for i, p, v, _, day in moved]
+        )
+    return inserted, moved
+
+
+_INSERT_VALUES_SQLITE = (
+    "INSERT INTO kr_distinct_values (key_result_id, part, value, first_day) VALUES (?, ?, ?, ?)"
+)
+_MOVE_VALUES_SQLITE = (
+    "UPDATE kr_distinct_values SET first_day = ? WHERE key_result_id = ? AND part = ? AND value = ?"
+)
+
+
+def _stored_days(
+    conn: Connection, kr_id: int, part: str, values: list[str]
+) -> dict[str, date | None]:
+    """The stored first day (None: stored before days were kept) of each of `values` stored."""
+    stored: dict[str, date | None] = {}
+    for chunk in range(0, len(values), _IN_CHUNK):
+        query = select(kr_distinct_values.c.value, kr_distinct_values.c.first_day).where(
+            kr_distinct_values.c.key_result_id == kr_id,
+            kr_distinct_values.c.part == part,
+            kr_distinct_values.c.value.in_(values[chunk : chunk + _IN_CHUNK]),
+        )
+        stored.update((value, day) for value, day in conn.execute(query))
+    return stored
 
 
 _IN_CHUNK = 500  # values per IN list: far below SQLite's bound-parameter limit
