@@ -19,6 +19,7 @@ import asyncio
 import json
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -400,13 +401,19 @@ def run_okrflow(
 
 
 def bench_figures(
-    events: int, baseline: float, results: dict[str, dict[str, Any]], cores: dict[str, float]
-) -> dict[str, Any]:
-    """The run's figures for --json: `raw_events_per_s`, then per database (`postgres_`,
-    `sqlite_`) events_per_s, ratio, worker_cpu_us_per_event, prepare_us_per_event,
+    events: int, baselines: list[float], results: dict[str, dict[str, Any]],
+    cores: dict[str, float],
+) -> dict[str, Any]:  # fmt: skip
+    """The run's figures for --json: `raw_events_per_s` (the median of the baseline's runs,
+    each in `raw_events_per_s_runs`), then per database (`postgres_`, `sqlite_`)
+    events_per_s, ratio (to that median), worker_cpu_us_per_event, prepare_us_per_event,
     commit_us_per_event, peak_rss_mib, latency_p50_s, latency_p99_s, latency_events_per_s;
     then the every-core figures (tests.perf.procs), if measured."""
-    figures: dict[str, Any] = {"events": events, "raw_events_per_s": round(baseline)}
+    baseline = statistics.median(baselines)
+    figures: dict[str, Any] = {
+        "events": events, "raw_events_per_s": round(baseline),
+        "raw_events_per_s_runs": [round(b) for b in baselines],
+    }  # fmt: skip
     for name, r in results.items():
         prefix = "postgres" if name == "PostgreSQL" else name.lower()
         figures.update({
@@ -427,6 +434,10 @@ def bench_figures(
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--baseline-runs", type=int, default=5,
+        help="runs of the raw aiokafka baseline; the ratios are to their median",
+    )  # fmt: skip
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
@@ -442,6 +453,8 @@ def main() -> int:
     )  # fmt: skip
     add_keep_argument(parser)
     args = parser.parse_args()
+    if args.baseline_runs < 1:
+        parser.error("--baseline-runs: at least 1")
     console = Console(width=160)
     work = scratch_dir("okrflow-bench-", args.keep)
     kafka = LocalKafka(
@@ -461,8 +474,17 @@ def main() -> int:
         events = make_events(args.events)
         produce_s = asyncio.run(produce(kafka.bootstrap, topic, events))
         console.print(f"  produced in {produce_s:.1f}s ({args.events / produce_s:,.0f}/s)")
-        baseline = asyncio.run(raw_baseline(kafka.bootstrap, topic, args.events))
-        console.print(f"raw aiokafka consume + json.loads: {baseline:,.0f} events/s")
+        # Back to back, runs of the baseline differ by up to a quarter (the broker warming
+        # up, among others): the ratios are to the median of several.
+        baselines = [
+            asyncio.run(raw_baseline(kafka.bootstrap, topic, args.events))
+            for _ in range(args.baseline_runs)
+        ]
+        baseline = statistics.median(baselines)
+        console.print(
+            f"raw aiokafka consume + json.loads: {baseline:,.0f} events/s (median of "
+            f"{', '.join(f'{b:,.0f}' for b in baselines)})"
+        )
         results: dict[str, dict[str, Any]] = {}
         cores: dict[str, float] = {}
         if not args.skip_sqlite:
@@ -540,7 +562,7 @@ def main() -> int:
             )
         console.print(table)
         if args.json is not None:
-            figures = bench_figures(args.events, baseline, results, cores)
+            figures = bench_figures(args.events, baselines, results, cores)
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
             console.print(f"figures written to {args.json}")
         if cores:
