@@ -78,8 +78,12 @@ class IngestWorker:
             try:
                 await self.step.flush()
             except WorkerFatal as exc:
-                await self.step.finish_writing()
-                self.fail(exc)
+                await self.fail_after_writes(exc)
+
+    async def fail_after_writes(self, exc: WorkerFatal) -> None:
+        """Finish the batches in flight (the open one is not applied), then `fail`."""
+        await self.step.finish_writing()
+        self.fail(exc)
 
     def fail(self, exc: WorkerFatal) -> None:
         """Stop the worker (gracefully, as on SIGTERM) and remember why."""

@@ -80,8 +80,7 @@ class BatchConsumer(AIOKafkaConsumer):
                     await step.when_idle(worker.sink.maybe_freeze)  # every minute
             await step.flush()
         except WorkerFatal as exc:
-            await step.finish_writing()
-            worker.fail(exc)
+            await worker.fail_after_writes(exc)
         except asyncio.CancelledError:
             if self.transport.app.should_stop:
                 # Stopped (SIGTERM) while a rebalance is under way: faust's Fetcher would take

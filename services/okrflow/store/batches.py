@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from okrflow.store.counters import as_utc
-from okrflow.store.dialect import insert_new_rows, recordset, upsert
+from okrflow.store.dialect import driver_value, insert_new_rows, recordset, upsert
 from okrflow.store.tables import applied_offsets, seen_events, shop_event_totals
 
 
@@ -108,8 +108,7 @@ def claim_event_ids(
     # bound once (SQLAlchemy would convert it for every row), then the RETURNING path.
     if isinstance(keys, bytes):
         keys = msgspec.json.decode(keys, type=list[tuple[str, str]])
-    bind = seen_events.c.seen_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    stored_at = bind(seen_at) if bind is not None else seen_at
+    stored_at = driver_value(conn, seen_events.c.seen_at)(seen_at)
     try:
         with conn.begin_nested():
             conn.exec_driver_sql(

@@ -22,7 +22,7 @@ from sqlalchemy import (
 from okrflow.domain.history import DayRow, SeriesRows, StoredSeries, current_state
 from okrflow.domain.progress import SeriesState
 from okrflow.domain.series import SeriesDelta, SeriesKey, merge_level
-from okrflow.store.dialect import insert_new_rows, recordset, upsert
+from okrflow.store.dialect import driver_value, insert_new_rows, recordset, upsert
 from okrflow.store.kpis import write_kpi_distinct_days
 from okrflow.store.tables import key_results, kr_day_totals, kr_distinct_values, kr_series
 
@@ -165,12 +165,7 @@ def _claim_values_sqlite(
     inserted: list[tuple[int, str, str]] = []
     fresh: list[tuple[int, str, str, Any]] = []
     moved: Moved = []
-    day_type = kr_distinct_values.c.first_day.type.dialect_impl(conn.dialect)
-    processor = day_type.bind_processor(conn.dialect)  # a date -> SQLite's text
-
-    def bind(day: date) -> Any:
-        return processor(day) if processor is not None else day
-
+    bind = driver_value(conn, kr_distinct_values.c.first_day)  # a date -> SQLite's text
     for (kr_id, part), delta in sorted(deltas.items()):
         if not delta.distinct:
             continue

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Table, TextClause, bindparam, text
+from sqlalchemy import Column, Connection, Table, TextClause, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -54,3 +55,10 @@ def insert_new_rows(
         ]
     stmt = upsert(conn, table).on_conflict_do_nothing().returning(*(table.c[k] for k in key))
     return [tuple(r) for r in conn.execute(stmt, rows).all()]
+
+
+def driver_value(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:
+    """What SQLAlchemy would hand the driver for a value of `column` (SQLite: a date or
+    datetime as text), for SQL sent through the driver's executemany."""
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return processor if processor is not None else lambda value: value
