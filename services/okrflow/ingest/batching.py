@@ -74,7 +74,6 @@ class BatchStep(Generic[PreparedT, PendingT]):
     be committed, write, dead letters, commit, offsets. The caller's loop only adds records
     and closes batches, so records keep coming in while batches are prepared and applied
     (the first records of the next batch are not left waiting in the consumer's buffers).
-    A batch holds at most `max_size` records (what a fetch adds beyond opens the next).
     At most two batches are in flight, one applied and the next prepared; while there are
     two, the open batch closes only when full (then it waits for the oldest). A batch whose
     predecessor failed is never written; `poll` raises the first failure."""
@@ -133,7 +132,7 @@ class BatchStep(Generic[PreparedT, PendingT]):
         """Close the open batch if it is due; raise the failure of a batch in flight."""
         async with self._lock:
             self._reap()
-            while self.due():
+            if self.due():
                 await self._close()
 
     async def when_idle(self, task: Callable[[], Awaitable[None]]) -> None:
@@ -147,7 +146,7 @@ class BatchStep(Generic[PreparedT, PendingT]):
         """Close the open batch whatever its size or age, and wait until every batch is
         applied, dead-lettered and committed (on revocation and at shutdown)."""
         async with self._lock:
-            while self._pending:
+            if self._pending:
                 await self._close()
             await self._finish_all()
 
@@ -160,11 +159,7 @@ class BatchStep(Generic[PreparedT, PendingT]):
     async def _close(self) -> None:
         while len(self._in_flight) >= 2:  # one applied, one prepared: wait for the oldest
             await self._finish_oldest()
-        # At most `max_size` records: a fetch adds up to a whole poll's records at once, and
-        # batches of up to twice the size (three of them held) broke the memory bound. The
-        # rest, which arrived just now, opens the next batch.
-        records, self._pending = self._pending[: self.max_size], self._pending[self.max_size :]
-        self._opened_at = self.clock()
+        records, self._pending = self._pending, []
         before = self._in_flight[-1] if self._in_flight else None
         self._in_flight.append(asyncio.ensure_future(self._drive(records, before)))
 

