@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     SCHEMA_MISMATCH = 8  # the database schema is older (run `okrflow db upgrade`) or newer
     KAFKA_LAYOUT = 9  # the topics exist in a shape okrflow cannot use
     NOT_FOUND = 10  # a shop, objective or key result that does not exist
+    STOP_TIMED_OUT = 11  # a worker still stopping OKRFLOW_WORKER_STOP_SECONDS after SIGTERM
+    NOT_RUNNING = 12  # `kafka status`: no okrflow broker is running
     INTERRUPTED = 130  # Ctrl-C
     CLOSED_PIPE = 141  # the reader of stdout went away (128 + SIGPIPE), e.g. `| head -1`
 

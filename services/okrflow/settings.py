@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     # `okrflow worker` runs this many worker processes in the consumer group (0: one per core,
     # os.cpu_count()); each has its own <worker_data_dir>/process-<i> and metrics port + i.
     worker_processes: int = Field(default=0, ge=0, le=256)
+    # A worker asked to stop (SIGTERM, Ctrl-C, its supervisor gone) that is still stopping
+    # this long later exits at once (exit 11): nothing is lost, the database's offsets are
+    # where the next owner of its partitions resumes.
+    worker_stop_seconds: float = Field(default=8.0, gt=0, le=600)
     # The worker's /metrics, /healthz and /readyz (port 0: not served).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)

@@ -71,12 +71,14 @@ class IngestWorker:
     async def on_revoked(
         self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
     ) -> None:
-        """Before partitions go: apply, dead-letter and commit everything held. A batch that
-        must stop the worker (found now, or by a batch still in flight) stops it with its own
+        """Before partitions go: apply, dead-letter and commit to the database everything
+        held, without waiting for Kafka's offset commit (it may wait for this very
+        rebalance; the next owner resumes from the database's offsets). A batch that must
+        stop the worker (found now, or by a batch still in flight) stops it with its own
         reason, as in the consumer loop, not as a crash of faust's rebalance."""
         if self.fatal is None:
             try:
-                await self.step.flush()
+                await self.step.flush(offsets=False)
             except WorkerFatal as exc:
                 await self.fail_after_writes(exc)
 

@@ -16,7 +16,11 @@ Commit order, for every batch (the one place it is written down):
   2. dead letters: the batch's rejected messages are produced to the dead-letter topic and
      acknowledged by the broker (if that fails, the transaction is rolled back).
   3. database commit: the transaction commits.
-  4. offsets: the batch's next offsets are committed to Kafka.
+  4. offsets: the batch's next offsets are committed to Kafka, in the background (one
+     commit at a time, the newest offsets of every batch committed meanwhile merged into the
+     next). Nothing waits for it: Kafka's committed offsets only show lag to outside tools,
+     and a commit can hang while a rebalance is under way (a revocation that waited for one
+     waited for itself). A batch is done at step 3.
 A crash between two steps loses nothing and counts nothing twice. Before step 3 nothing is
 applied: the worker resumes from the database's applied offsets, decodes the batch again and
 finds the same dead letters, which the dead-letter writer skips if they are already in the
@@ -27,6 +31,7 @@ resumes after it, whatever Kafka's committed offsets say.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
@@ -36,6 +41,11 @@ from okrflow.ingest.batch import MessageLike
 PreparedT = TypeVar("PreparedT")
 PendingT = TypeVar("PendingT")
 Clock = Callable[[], float]
+
+logger = logging.getLogger(__name__)
+
+# At shutdown, how long the last Kafka commit is waited for (the database has the offsets).
+OFFSETS_TIMEOUT_SECONDS = 5.0
 
 
 class BatchSink(Protocol[PreparedT, PendingT]):
@@ -63,7 +73,7 @@ class BatchSink(Protocol[PreparedT, PendingT]):
 
 class OffsetCommitter(Protocol):
     async def __call__(self, offsets: Mapping[int, int]) -> None:
-        """Step 3: commit partition -> next offset to Kafka."""
+        """Step 4: commit partition -> next offset to Kafka."""
         ...
 
 
@@ -74,6 +84,7 @@ class BatchStep(Generic[PreparedT, PendingT]):
     be committed, write, dead letters, commit, offsets. The caller's loop only adds records
     and closes batches, so records keep coming in while batches are prepared and applied
     (the first records of the next batch are not left waiting in the consumer's buffers).
+    A batch holds at most `max_size` records (what a fetch adds beyond opens the next).
     At most two batches are in flight, one applied and the next prepared; while there are
     two, the open batch closes only when full (then it waits for the oldest). A batch whose
     predecessor failed is never written; `poll` raises the first failure."""
@@ -92,6 +103,8 @@ class BatchStep(Generic[PreparedT, PendingT]):
         self._in_flight: list[asyncio.Task[None]] = []  # oldest first
         self._preparing = asyncio.Lock()  # prepares run one at a time, in closing order
         self._lock = asyncio.Lock()
+        self._offsets: dict[int, int] = {}  # applied, not yet committed to Kafka
+        self._committing: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> int:
@@ -132,7 +145,7 @@ class BatchStep(Generic[PreparedT, PendingT]):
         """Close the open batch if it is due; raise the failure of a batch in flight."""
         async with self._lock:
             self._reap()
-            if self.due():
+            while self.due():
                 await self._close()
 
     async def when_idle(self, task: Callable[[], Awaitable[None]]) -> None:
@@ -142,13 +155,31 @@ class BatchStep(Generic[PreparedT, PendingT]):
             if not self._in_flight:
                 await task()
 
-    async def flush(self) -> None:
+    async def flush(self, *, offsets: bool = True) -> None:
         """Close the open batch whatever its size or age, and wait until every batch is
-        applied, dead-lettered and committed (on revocation and at shutdown)."""
+        applied, dead-lettered and committed to the database; with `offsets`, also until the
+        Kafka commit of their offsets is done (at shutdown). On revocation (`offsets=False`)
+        the offsets not yet committed to Kafka are dropped, never waited for: the next owner
+        resumes from the database's offsets."""
         async with self._lock:
-            if self._pending:
+            while self._pending:
                 await self._close()
             await self._finish_all()
+        if offsets:
+            await self.commit_offsets()
+        else:
+            self._offsets.clear()
+
+    async def commit_offsets(self, timeout: float = OFFSETS_TIMEOUT_SECONDS) -> None:
+        """Wait until the offsets of every batch done so far are committed to Kafka (or the
+        commit failed: logged), at most `timeout` seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._committing is not None and not self._committing.done():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                logger.warning("Kafka did not take the last offsets in %.0f s", timeout)
+                return
+            await asyncio.wait([self._committing], timeout=left)
 
     async def finish_writing(self) -> None:
         """Finish the batches in flight (if any) without closing the open batch (when the
@@ -159,7 +190,10 @@ class BatchStep(Generic[PreparedT, PendingT]):
     async def _close(self) -> None:
         while len(self._in_flight) >= 2:  # one applied, one prepared: wait for the oldest
             await self._finish_oldest()
-        records, self._pending = self._pending, []
+        # At most `max_size` records: a fetch adds up to a whole poll's records at once, and
+        # batches of up to twice the size broke the memory bound. The rest opens the next.
+        records, self._pending = self._pending[: self.max_size], self._pending[self.max_size :]
+        self._opened_at = self.clock()
         before = self._in_flight[-1] if self._in_flight else None
         self._in_flight.append(asyncio.ensure_future(self._drive(records, before)))
 
@@ -176,8 +210,24 @@ class BatchStep(Generic[PreparedT, PendingT]):
         except BaseException:
             await self.sink.abort(pending)
             raise
-        offsets = await self.sink.commit(pending)
-        await self.commit(offsets)
+        self._commit_later(await self.sink.commit(pending))
+
+    def _commit_later(self, offsets: Mapping[int, int]) -> None:
+        """Step 4, in the background: merge `offsets` into the next Kafka commit."""
+        self._offsets.update(offsets)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_offsets())
+
+    async def _commit_offsets(self) -> None:
+        while self._offsets:
+            offsets, self._offsets = self._offsets, {}
+            try:
+                await self.commit(offsets)
+            except Exception as exc:  # advisory: the database's offsets are the truth
+                logger.warning(
+                    "could not commit offsets %s to Kafka (%s: %s); the database has them",
+                    offsets, type(exc).__name__, exc,
+                )  # fmt: skip
 
     def _reap(self) -> None:
         """Forget the batches done, oldest first; raise the first failure."""

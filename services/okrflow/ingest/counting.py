@@ -17,10 +17,7 @@ batch itself and counts in the transaction, as it does for every batch without a
 
 from __future__ import annotations
 
-import os
 import signal
-import threading
-import time
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ from okrflow.events.envelope import Headers
 from okrflow.ingest.aggregate import TypeTotal, first_occurrences, totals_by_shop_type
 from okrflow.ingest.batch import DecodedBatch, Message, MessageLike, decode_batch
 from okrflow.ingest.series import series_deltas
+from okrflow.ops.lifeline import die_with_parent
 from okrflow.plans.matching import MatchIndex
 
 Where = tuple[int, int, InvalidEvent]  # (partition, offset, why)
@@ -144,20 +142,14 @@ def count_batch(batch: DecodedBatch, index: MatchIndex, revision: int) -> Counte
 _index: tuple[int, MatchIndex] | None = None  # the plans last sent, by revision
 
 
-def helper_started() -> None:
+def helper_started(worker: int) -> None:
     """The helper's initializer: the worker alone decides when it stops (a Ctrl-C or SIGTERM
-    to the process group must not kill it under a batch); and when the worker is gone (even
-    killed with SIGKILL, when nothing tells the helper), it exits within a second."""
+    to the process group must not kill it under a batch); and when process `worker` is gone
+    (even killed with SIGKILL, even before this ran), the helper is killed at once: the worker
+    recounts whatever it had sent (okrflow.ops.lifeline)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    worker = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == worker:  # re-parented once the worker is gone
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="okrflow-worker-watch", daemon=True).start()
+    die_with_parent(worker, signal.SIGKILL)
 
 
 def count_packed(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -93,6 +94,7 @@ class CountingHelper:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=helper_started,
+                initargs=(os.getpid(),),
             )
             self._sent_revision = None
         return self._pool

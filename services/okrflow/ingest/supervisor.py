@@ -37,6 +37,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from types import FrameType
 
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.ops.lifeline import die_with_parent
 from okrflow.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ OPERATOR_CODES = frozenset(
 FIRST_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 30.0
 STEADY_AFTER_SECONDS = 60.0  # up this long: its next death starts the backoff again at 1 s
-DRAIN_SECONDS = 120.0  # after SIGTERM, a process still running this long later is killed
+# After SIGTERM, a process still running this long past its own stop bound is killed.
+DRAIN_GRACE_SECONDS = 10.0
 POLL_SECONDS = 0.2
 
 
@@ -101,17 +103,19 @@ def run_workers(settings: Settings) -> int:
     return Supervisor(settings, count).run()
 
 
-def _child(settings: Settings, index: int, errors: Connection) -> None:
+def _child(settings: Settings, index: int, errors: Connection, supervisor: int) -> None:
     """A worker process: runs the worker; an operator error's code and line go back to the
-    supervisor through `errors` (it prints the line once)."""
+    supervisor through `errors` (it prints the line once). It stops (SIGTERM, a drain bounded
+    by OKRFLOW_WORKER_STOP_SECONDS) when process `supervisor` dies, at any moment: even
+    before this function runs (okrflow.ops.lifeline)."""
     from okrflow.ingest.worker import run_worker
     from okrflow.ops.logs import setup_logging
 
+    die_with_parent(supervisor, signal.SIGTERM)
     # Its own process group: a terminal's Ctrl-C reaches the supervisor only, which drains
     # every process with one SIGTERM each.
     os.setpgid(0, 0)
     setup_logging(settings.log_level, settings.log_format)
-    _stop_with(os.getppid())
     try:
         code = run_worker(settings)
     except OperatorError as exc:
@@ -124,17 +128,6 @@ def _child(settings: Settings, index: int, errors: Connection) -> None:
         code, line = _known_failure(exc)
         errors.send((code, line))
     sys.exit(int(code))
-
-
-def _stop_with(parent: int) -> None:
-    """SIGTERM this process (a graceful drain) if the supervisor goes away, e.g. on kill -9."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="okrflow-supervisor-watch", daemon=True).start()
 
 
 @dataclass
@@ -153,7 +146,7 @@ class _Slot:
         reader, writer = context.Pipe(duplex=False)
         process = context.Process(
             target=_child,
-            args=(self.settings, self.index, writer),
+            args=(self.settings, self.index, writer, os.getpid()),
             name=f"okrflow-worker-{self.index}",
         )
         process.start()
@@ -180,6 +173,7 @@ class _Slot:
 class Supervisor:
     def __init__(self, settings: Settings, count: int) -> None:
         self.count = count
+        self.stop_seconds = settings.worker_stop_seconds
         self.slots = [_Slot(i, process_settings(settings, i)) for i in range(count)]
         self.context = multiprocessing.get_context("spawn")
         self.stop = threading.Event()
@@ -239,12 +233,12 @@ class Supervisor:
 
     def _drain(self) -> list[int | None]:
         """SIGTERM every running process and wait for each (killing one still running after
-        DRAIN_SECONDS); their exit codes."""
+        OKRFLOW_WORKER_STOP_SECONDS and a grace); their exit codes."""
         running = [s.process for s in self.slots if s.process is not None]
         for process in running:
             if process.exitcode is None and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + DRAIN_SECONDS
+        deadline = time.monotonic() + self.stop_seconds + DRAIN_GRACE_SECONDS
         codes = []
         for process in running:
             process.join(max(0.0, deadline - time.monotonic()))

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
+import threading
 from typing import Any
 
 import faust
@@ -22,17 +26,49 @@ from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from okrflow.topics import TopicLayoutError, ensure_topics
 
+logger = logging.getLogger(__name__)
+
 
 class _Worker(faust.Worker):
     """faust's worker, logging through the handler okrflow installed (okrflow.ops.logs), with
-    no terminal spinner (its cursor escapes would land in the logs)."""
+    no terminal spinner (its cursor escapes would land in the logs), whose stop on a signal
+    takes at most `stop_seconds`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, stop_seconds: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spinner = None
+        self.stop_seconds = stop_seconds
 
     def _setup_logging(self) -> None:
         pass
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if not self._signal_stop_time:
+            exit_after(self.stop_seconds)
+        super()._schedule_shutdown(signal)
+
+
+def exit_after(seconds: float) -> threading.Timer:
+    """End this process with STOP_TIMED_OUT if it is still running `seconds` from now.
+
+    A graceful stop commits the batch in flight or abandons it; either is safe, since the
+    database's applied offsets (not Kafka's) are where the partitions resume. So a stop that
+    waits on a broker or a database that does not answer (or on a rebalance, or on a thread
+    at exit) is cut short instead of holding its partitions and its place in the group."""
+
+    def give_up() -> None:
+        logger.error(
+            "still stopping after %.0f s (OKRFLOW_WORKER_STOP_SECONDS): exiting now; the batch "
+            "in flight, if any, is consumed again by the next owner of its partitions",
+            seconds,
+        )
+        logging.shutdown()
+        os._exit(int(ExitCode.STOP_TIMED_OUT))
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def wait_for_services(settings: Settings) -> Engine:
@@ -74,7 +110,9 @@ def run_worker(settings: Settings) -> int:
     app.on_partitions_revoked.connect(health.on_revoked)
     ingest = app.okrflow_worker
     health.stopping_because = lambda: None if ingest.fatal is None else str(ingest.fatal)
-    worker = _Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = _Worker(
+        app, loglevel=settings.log_level, quiet=True, stop_seconds=settings.worker_stop_seconds
+    )
     collect_less_often()
     code: int | str | None = 0
     try:

@@ -15,7 +15,7 @@ class FailingStep:
     def __init__(self, log: list[str]) -> None:
         self.log = log
 
-    async def flush(self) -> None:
+    async def flush(self, *, offsets: bool = True) -> None:
         self.log.append("flush")
         raise WorkerFatal("plan revision changed under the batch: restart the worker")
 

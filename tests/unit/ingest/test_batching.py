@@ -99,14 +99,78 @@ def test_a_batch_closes_by_size() -> None:
         step.add(_records(2, 2))
         await step.poll()
         await _settle()
+        assert step.pending == 1  # the batch took 3; the 4th opens the next
         sink.release.setdefault(0, asyncio.Event()).set()
         await _settle()
         await step.poll()
         return log
 
     assert asyncio.run(run()) == [
-        "prepare [0, 1, 2, 3]", "write 0", "written 0", "dead letters []", "db commit 0", "commit {0: 4}",
+        "prepare [0, 1, 2]", "write 0", "written 0", "dead letters []", "db commit 0", "commit {0: 3}",
     ]  # fmt: skip
+
+
+def test_a_fetch_larger_than_a_batch_is_cut_into_full_batches() -> None:
+    async def run() -> tuple[list[str], int]:
+        log: list[str] = []
+        step, sink = _step(log, Clock(), max_size=3)
+        step.add(_records(0, 7))  # one fetch: two full batches and one record over
+        await step.poll()
+        await _settle()
+        pending = step.pending
+        for first in (0, 3, 6):
+            sink.release.setdefault(first, asyncio.Event()).set()
+        await step.flush()
+        return log, pending
+
+    log, pending = asyncio.run(run())
+    assert pending == 1
+    assert [line for line in log if line.startswith("prepare")] == [
+        "prepare [0, 1, 2]", "prepare [3, 4, 5]", "prepare [6]",
+    ]  # fmt: skip
+    assert _after_db_commits(log) and log[-1] == "commit {0: 7}"
+
+
+def _after_db_commits(log: list[str]) -> bool:
+    """Whether every Kafka commit comes after the database commit of the offsets it names."""
+    applied = 0
+    for line in log:
+        if line.startswith("db commit"):
+            applied += 1
+        elif line.startswith("commit") and applied == 0:
+            return False
+    return True
+
+
+def test_a_kafka_commit_that_never_returns_blocks_neither_batches_nor_a_revocation() -> None:
+    """During a rebalance a Kafka commit can wait for the rebalance, which waits for the
+    revocation hook: the batch step must never wait for one there."""
+
+    async def run() -> list[str]:
+        log: list[str] = []
+        sink = RecordingSink(log)
+        never = asyncio.Event()
+
+        async def hanging_commit(offsets: Mapping[int, int]) -> None:
+            log.append(f"commit {dict(offsets)} (hangs)")
+            await never.wait()
+
+        step = BatchStep(sink, hanging_commit, max_size=2, max_seconds=60, clock=Clock())
+        for first in (0, 2, 4):
+            sink.release.setdefault(first, asyncio.Event()).set()
+        step.add(_records(0, 5))  # two full batches, one record open
+        await step.poll()
+        await asyncio.wait_for(step.flush(offsets=False), 5)  # the revocation hook
+        assert step.pending == 0 and not step.writing
+        return log
+
+    log = asyncio.run(run())
+    assert [line for line in log if line.startswith("db commit")] == [
+        "db commit 0", "db commit 2", "db commit 4",
+    ]  # fmt: skip
+    # One Kafka commit at a time (what was applied meanwhile merged into the next); the
+    # offsets left when the partitions were revoked are dropped.
+    assert len([line for line in log if line.startswith("commit")]) == 1
 
 
 def test_a_batch_closes_by_time_on_the_injected_clock() -> None:
@@ -306,10 +370,12 @@ def test_flush_on_revoke_finishes_the_write_in_flight_and_the_open_batch() -> No
         assert step.pending == 0 and not step.writing
         return log
 
-    assert asyncio.run(run()) == [
+    log = asyncio.run(run())
+    assert [line for line in log if not line.startswith("commit")] == [
         "prepare [0, 1]", "write 0", "written 0", "dead letters []", "db commit 0",
-        "commit {0: 2}", "prepare [2]", "write 2", "written 2", "dead letters []", "db commit 2", "commit {0: 3}",
+        "prepare [2]", "write 2", "written 2", "dead letters []", "db commit 2",
     ]  # fmt: skip
+    assert _after_db_commits(log) and log[-1] == "commit {0: 3}"  # shutdown: offsets too
 
 
 def test_finish_writing_leaves_the_open_batch_unapplied() -> None:
