@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import cache
 from pathlib import Path
@@ -35,9 +36,23 @@ RFC3339 = re.compile(
 )
 
 
+def _is_number_error(error: jsonschema.ValidationError) -> bool:
+    """A number in `data` beyond +/-2^53 (the schema's `exactNumbers`)."""
+    path = list(error.absolute_path)
+    return bool(path) and path[0] == "data" and error.validator in ("minimum", "maximum")
+
+
 def verdict(event: Any) -> str | None:
     """None for a valid event (already parsed JSON), else the reason code."""
     errors = list(envelope_validator().iter_errors(event))
+    numbers = [e for e in errors if _is_number_error(e)]
+    # A number too large for a float (1e400, read as inf) stops the decoder at once, before
+    # it looks at any other attribute; a merely inexact one is found after the envelope.
+    if any(not math.isfinite(e.instance) for e in numbers):
+        return "bad_number"
+    errors = [e for e in errors if not _is_number_error(e)]
+    if not errors and numbers:
+        return "bad_number"
     if errors:
         if all(list(e.absolute_path) == ["time"] for e in errors) and RFC3339.match(event["time"]):
             return "bad_time"  # RFC 3339, but outside the years okrflow accepts

@@ -21,7 +21,15 @@ from tests.contract.event_oracle import (
 EXAMPLES = EVENT_SCHEMAS.parent / "examples" / "events"
 VALID = sorted((EXAMPLES / "valid").glob("*.json"))
 INVALID = sorted((EXAMPLES / "invalid").glob("*.json"))
-REASONS = {"not_json", "not_cloudevent", "bad_shop", "bad_time", "too_deep", "invalid_data"}
+REASONS = {
+    "not_json",
+    "not_cloudevent",
+    "bad_shop",
+    "bad_time",
+    "too_deep",
+    "bad_number",
+    "invalid_data",
+}
 
 
 def _decode_example(path: Path) -> tuple[CloudEvent | InvalidEvent, str | None]:

@@ -4,13 +4,17 @@ Structured mode (the whole event is the JSON value) and binary mode (`ce_*` head
 as the JSON value) are both accepted. Decoding is msgspec: one pass that parses and checks
 types, patterns and required fields; built-in types then have their data checked.
 Reason codes (stable, for metrics and dead-letter headers; docs/events.md explains each):
-empty, too_large, too_deep, not_json, not_cloudevent, bad_shop, bad_time, invalid_data.
-(`bad_number` and `database_rejected` are given later in the pipeline, see okrflow.ingest.)
+empty, too_large, too_deep, not_json, not_cloudevent, bad_shop, bad_time, bad_number,
+invalid_data. (`database_rejected` is given later in the pipeline, see okrflow.ingest.)
+Every one of them depends on the message alone: the intake refuses with them what the worker
+would dead-letter.
 
 Limits that keep one message from hurting the rest (docs/events.md): `id` and `type` at most
 255 characters, `source` and `subject` at most 2,048; no control characters in them
 (CloudEvents strings exclude U+0000-U+001F and U+007F-U+009F); JSON nesting within Python's
-recursion limit; `time` from 1970-01-01 to 2999-12-31 (UTC), so every later step can convert it.
+recursion limit; `time` from 1970-01-01 to 2999-12-31 (UTC), so every later step can convert it;
+every number in `data` within +/-2^53, so every key result counts it exactly
+(okrflow.events.numbers).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from okrflow.events.numbers import has_inexact_number, inexact_number_error, out_of_range_error
 from okrflow.events.types import check_data
 
 SHOP_PATTERN = "^[a-z0-9][a-z0-9-]{0,62}$"
@@ -100,6 +105,8 @@ def _too_deep() -> InvalidEvent:
 
 
 def _envelope_error(error: str) -> InvalidEvent:
+    if error.startswith("Number out of range - at `$.data"):  # such as 1e400
+        return InvalidEvent("bad_number", out_of_range_error(error))
     bad_shop = error.endswith("`$.shop`") or error == "Object missing required field `shop`"
     return InvalidEvent("bad_shop" if bad_shop else "not_cloudevent", error)
 
@@ -146,8 +153,11 @@ def _check(event: CloudEvent) -> CloudEvent | InvalidEvent:
                 return _control_characters(name)
     if type(event.subject) is str and _CONTROL.search(event.subject) is not None:
         return _control_characters("subject")
+    data = event.data
+    if has_inexact_number(data):
+        return InvalidEvent("bad_number", inexact_number_error(data))
     try:
-        problem = check_data(event.type, event.data)
+        problem = check_data(event.type, data)
     except RecursionError:
         return _too_deep()
     if problem is not None:
@@ -166,6 +176,8 @@ def _decode_binary(value: bytes, headers: Headers) -> CloudEvent | InvalidEvent:
     try:
         attributes["data"] = _data_decoder.decode(value)
     except msgspec.ValidationError as exc:
+        if str(exc).startswith("Number out of range - at `$"):  # such as 1e400
+            return _envelope_error(str(exc).replace("`$", "`$.data", 1))
         return InvalidEvent("not_cloudevent", f"binary-mode data must be a JSON object: {exc}")
     except msgspec.DecodeError as exc:
         return InvalidEvent("not_json", str(exc))

@@ -1,8 +1,9 @@
 """Counting a batch's events into key-result series deltas, in memory, before one write. Pure.
 
-Per-message isolation lives here for values: an event whose value in an aggregated field is a
-number okrflow cannot add exactly (beyond +/-2^53, where float64 stops holding integers; this
-also keeps every sum finite) is rejected as `bad_number`, and counts nowhere. A value that is
+Per-message isolation for values: the decoder already refuses every event with a number beyond
++/-2^53 in its data (okrflow.events.numbers), so the same rule here is a backstop for an event
+made without the decoder: one whose value in an aggregated field is a number okrflow cannot
+add exactly is rejected as `bad_number`, and counts nowhere. A value that is
 missing or not a number is skipped by that key result only: the event is valid, and counts in
 every other key result it matches (docs/events.md).
 """
@@ -17,13 +18,13 @@ from typing import Any
 
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import CloudEvent, InvalidEvent
+from okrflow.events.numbers import MAX_ABS_VALUE as EXACT_LIMIT
 from okrflow.ingest.batch import Delivered
 from okrflow.ingest.localdays import LocalDays
 from okrflow.plans.matching import MatchIndex, Target, is_number, path_value
 
-# The largest magnitude a value may have to be aggregated: integers up to 2^53 are exact in
-# float64, and a sum of such values over any realistic number of events stays finite.
-MAX_ABS_VALUE = 2.0**53
+# The largest magnitude a value may have to be aggregated (the decoder's limit).
+MAX_ABS_VALUE = float(EXACT_LIMIT)
 
 
 class ValueOutOfRange(ValueError):

@@ -6,7 +6,11 @@ Three forms of `POST /v1/events`:
 - batched: `Content-Type: application/cloudevents-batch+json`, the body is a JSON array.
 
 Every event is encoded as a structured CloudEvent (what the worker consumes) and decoded with
-okrflow.events.decode_event, so the intake accepts exactly what the worker counts. A request
+okrflow.events.decode_event, so the intake accepts exactly what the worker counts. What is
+produced is always okrflow's own encoding of the JSON the client sent (msgspec's, as in the
+worker), never the client's bytes: an object with a key twice (two `shop`s) keeps the last
+one, as every decoder of okrflow reads it, so no reader that keeps the first can see another
+shop or value than the one okrflow checked and counted. A request
 is all or nothing: one bad event rejects the request, and each problem names the event's
 index in the batch and a JSON pointer.
 """
@@ -21,6 +25,7 @@ from typing import Any
 import msgspec
 
 from okrflow.events import CloudEvent, InvalidEvent, decode_event
+from okrflow.events.numbers import out_of_range_error
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -67,6 +72,7 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+_ITEM = re.compile(r"^Number out of range - at `\$\[(\d+)\]")
 _MISSING = re.compile(r"^Object missing required field `([^`]+)`")
 
 
@@ -110,7 +116,7 @@ def parse_events(
             )
         values: list[bytes | Problem] = [_binary_to_structured(headers, body)]
     elif kind == STRUCTURED:
-        values = [body]
+        values = [_canonical(body, max_event_bytes)]
     elif kind == BATCH:
         split = _split_batch(body, max_batch)
         if isinstance(split, Problem):
@@ -135,9 +141,25 @@ def parse_events(
     return (accepted, []) if not problems else ([], problems)
 
 
+def _canonical(body: bytes, max_bytes: int) -> bytes:
+    """`body` re-encoded as okrflow encodes JSON (duplicate keys: the last one kept). A body
+    over the limit, or one that is not JSON, is left as it is for decode_event to refuse with
+    its own reason."""
+    if len(body) > max_bytes:
+        return body
+    try:
+        return msgspec.json.encode(_any.decode(body))
+    except (msgspec.DecodeError, RecursionError):
+        return body
+
+
 def _split_batch(body: bytes, max_batch: int) -> list[bytes | Problem] | Problem:
     try:
         items = _any.decode(body)
+    except msgspec.ValidationError as exc:  # msgspec's only one here: a number beyond a float
+        where = _ITEM.match(str(exc))
+        return Problem(int(where.group(1)) if where else 0, "", "bad_number",
+                       out_of_range_error(str(exc)))  # fmt: skip
     except msgspec.DecodeError as exc:
         return Problem(0, "", "not_json", str(exc))
     except RecursionError:
@@ -167,6 +189,9 @@ def _binary_to_structured(headers: Mapping[str, str], body: bytes) -> bytes | Pr
     }
     try:
         event["data"] = _any.decode(body) if body else None
+    except msgspec.ValidationError as exc:  # msgspec's only one here: a number beyond a float
+        message = out_of_range_error(str(exc).replace("`$", "`$.data", 1))
+        return Problem(0, pointer_of(message), "bad_number", message)
     except msgspec.DecodeError as exc:
         return Problem(0, "/data", "not_json", str(exc))
     except RecursionError:

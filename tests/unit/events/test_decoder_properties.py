@@ -14,7 +14,7 @@ from tests.factories import SAMPLE_DATA, cloud_event
 
 REASONS = {
     "empty", "too_large", "too_deep", "not_json", "not_cloudevent", "bad_shop", "bad_time",
-    "invalid_data",
+    "bad_number", "invalid_data",
 }  # fmt: skip
 
 json_values = st.recursive(

@@ -271,3 +271,120 @@ def test_an_unmapped_webhook_is_accepted_ignored_and_counted() -> None:
     assert sink.sent == []
     text = request(sink, "GET", "/metrics", parts=parts).text
     assert 'okrflow_intake_webhooks_ignored_total{platform="shopify"} 1.0' in text
+
+
+# Numbers okrflow cannot count exactly: refused here (422, bad_number), never produced to be
+# dead-lettered by the worker.
+
+INEXACT = ["9007199254740993", "1e300", "1.7976931348623157e308", "1e400", "-1e20"]
+
+
+def _structured_order(total: str) -> bytes:
+    event = cloud_event("n-1", shop=SHOP, event_type="order.placed")
+    return json.dumps(event).replace('"total": 42.5', f'"total": {total}').encode()
+
+
+@pytest.mark.parametrize("total", INEXACT)
+def test_an_inexact_number_is_refused_in_every_mode(total: str) -> None:
+    sink = RecordingSink()
+    structured = _structured_order(total)
+    response = request(sink, "POST", "/v1/events", headers=STRUCTURED, content=structured)
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["problems"]
+    assert problem["reason"] == "bad_number"
+    # msgspec stops at 1e400 itself and names its place in an object only as `[...]`.
+    assert problem["pointer"] == ("/data/..." if total == "1e400" else "/data/total")
+    batch = b"[" + json.dumps(cloud_event("ok", shop=SHOP)).encode() + b"," + structured + b"]"
+    response = request(sink, "POST", "/v1/events", headers=BATCH, content=batch)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["index"] == 1
+    binary = {
+        **AUTH, "Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "b-1",
+        "ce-source": "/s", "ce-type": "shop.sale", "ce-time": "2026-02-10T10:00:00Z",
+        "ce-shop": SHOP,
+    }  # fmt: skip
+    refund = b'{"lines": [{"amount": ' + total.encode() + b"}]}"
+    response = request(sink, "POST", "/v1/events", headers=binary, content=refund)
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["reason"] == "bad_number"
+    assert sink.sent == []
+
+
+@pytest.mark.parametrize("total_price", ["1e300", "9007199254740993", 1e300])
+def test_a_shopify_total_okrflow_cannot_count_exactly_is_refused(total_price: Any) -> None:
+    sink = RecordingSink()
+    order = json.loads(fixture("shopify", "orders-create"))
+    order["total_price"] = total_price
+    body = json.dumps(order).encode()
+    headers = shopify_request(body, "orders/create", "wh-9", "shpss_test")
+    response = request(sink, "POST", f"/v1/webhooks/shopify/{SHOP}",
+                       parts=_webhook_parts(sink), headers=headers, content=body)  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert "total_price" in response.json()["error"]
+    assert sink.sent == []
+
+
+def test_a_stripe_amount_of_10_to_the_20_is_refused() -> None:
+    sink = RecordingSink()
+    event = json.loads(fixture("stripe", "checkout-session-completed"))
+    event["data"]["object"]["amount_total"] = 10**20
+    body = json.dumps(event).encode()
+    now = 1_767_225_600
+    response = request(sink, "POST", f"/v1/webhooks/stripe/{SHOP}",
+                       parts=_webhook_parts(sink, now), headers=stripe_headers(body, "whsec_test", now),
+                       content=body)  # fmt: skip
+    assert response.status_code == 422, response.text
+    assert sink.sent == []
+
+
+def test_an_unpaid_stripe_checkout_is_accepted_and_produces_nothing() -> None:
+    sink = RecordingSink()
+    body = fixture("stripe", "checkout-session-completed-unpaid")
+    now = 1_767_225_600
+    response = request(sink, "POST", f"/v1/webhooks/stripe/{SHOP}",
+                       parts=_webhook_parts(sink, now), headers=stripe_headers(body, "whsec_test", now),
+                       content=body)  # fmt: skip
+    assert (response.status_code, response.json()["accepted"]) == (202, 0)
+    assert sink.sent == []
+
+
+# Canonical events: what is produced is okrflow's encoding, never the client's bytes.
+
+
+def test_a_structured_event_with_a_key_twice_is_produced_with_the_last_one_only() -> None:
+    sink = RecordingSink()
+    event = json.dumps(cloud_event("d-1", shop=SHOP))
+    twice = event.replace(
+        '"shop": "salone-bella"', '"shop": "another-shop", "shop": "salone-bella"'
+    )
+    assert twice.count('"shop"') == 2
+    response = request(sink, "POST", "/v1/events", headers=STRUCTURED, content=twice)
+    assert response.status_code == 202, response.text
+    [(key, value)] = sink.sent
+    assert key == SHOP.encode()
+    assert value.count(b'"shop"') == 1 and json.loads(value)["shop"] == SHOP
+    # The other way round, the event is another shop's: forbidden, nothing produced.
+    other = event.replace(
+        '"shop": "salone-bella"', '"shop": "salone-bella", "shop": "another-shop"'
+    )
+    response = request(sink, "POST", "/v1/events", headers=STRUCTURED, content=other)
+    assert response.status_code == 403
+    assert len(sink.sent) == 1
+
+
+def test_duplicate_keys_in_data_are_produced_once_in_every_mode() -> None:
+    sink = RecordingSink()
+    data = '{"customer_id": "c-1", "customer_id": "c-2"}'
+    event = json.dumps(cloud_event("d-2", shop=SHOP)).replace('{"customer_id": "c-1"}', data)
+    assert request(sink, "POST", "/v1/events", headers=STRUCTURED, content=event).status_code == 202
+    assert (
+        request(sink, "POST", "/v1/events", headers=BATCH, content=f"[{event}]").status_code == 202
+    )
+    binary = {
+        **AUTH, "Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "d-3",
+        "ce-source": "/s", "ce-type": "customer.created", "ce-time": "2026-02-10T10:00:00Z",
+        "ce-shop": SHOP,
+    }  # fmt: skip
+    assert request(sink, "POST", "/v1/events", headers=binary, content=data).status_code == 202
+    assert [json.loads(v)["data"] for _, v in sink.sent] == [{"customer_id": "c-2"}] * 3
+    assert all(v.count(b"customer_id") == 1 for _, v in sink.sent)

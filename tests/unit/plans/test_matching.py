@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from okrflow.domain.model import (
@@ -169,6 +170,8 @@ def test_merge_level() -> None:
 
 
 def test_a_number_beyond_2_to_the_53_is_rejected_and_counts_nowhere() -> None:
+    """The decoder refuses such events (okrflow.events.numbers); counting keeps the same
+    rule for an event made without it, so these are built past the decoder."""
     index = _index(
         KeyResult("rev", "t", SimpleMetric("shop.sale", "sum", ("data", "total")), target=1),
         KeyResult("n", "t", SimpleMetric("shop.sale", "count"), target=1),
@@ -176,8 +179,8 @@ def test_a_number_beyond_2_to_the_53_is_rejected_and_counts_nowhere() -> None:
     )
 
     def sale(event_id: str, total: Any) -> Delivered:
-        return _delivered(event(event_id=event_id, event_type="shop.sale",
-                                time="2026-01-06T10:00:00Z", data={"total": total}))  # fmt: skip
+        valid = event(event_id=event_id, event_type="shop.sale", time="2026-01-06T10:00:00Z")
+        return _delivered(msgspec.structs.replace(valid, data={"total": total}))
 
     huge = int("9" * 400)
     counted = series_deltas(

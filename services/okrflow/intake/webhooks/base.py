@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from okrflow.events import InvalidEvent, decode_event
 from okrflow.events.envelope import SHOP_PATTERN
+from okrflow.events.numbers import MAX_ABS_VALUE
 
 _SHOP = re.compile(SHOP_PATTERN)
 # `ignored` is meant for a log line or a counter: printable ASCII only, and short.
@@ -136,18 +137,22 @@ def optional_text(obj: Mapping[str, Any], path: str) -> str | None:
 
 
 def integer(obj: Mapping[str, Any], path: str) -> int:
-    """A required integer >= 0 (Stripe's amounts in minor units, Unix times)."""
+    """A required integer from 0 to 2^53 (Stripe's amounts in minor units, Unix times):
+    beyond, okrflow could not count it exactly (docs/events.md, `bad_number`)."""
     value = get(obj, path)
     if value is None:
         raise PayloadError(f"missing field `{path}`")
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PayloadError(f"field `{path}` is not an integer >= 0")
+    if value > MAX_ABS_VALUE:
+        raise PayloadError(f"field `{path}` is beyond 2^53, the range okrflow counts exactly")
     return value
 
 
 def amount(obj: Mapping[str, Any], path: str) -> Decimal:
-    """A required amount >= 0: a decimal string ("45.00", as Shopify sends) or a number.
-    Decimal, so that sums of amounts are exact until the final conversion to float."""
+    """A required amount from 0 to 2^53: a decimal string ("45.00", as Shopify sends) or a
+    number. Decimal, so that sums of amounts are exact until the final conversion to float;
+    an amount beyond 2^53 ("9007199254740993", "1e300") is refused, not rounded."""
     value = get(obj, path)
     if value is None:
         raise PayloadError(f"missing field `{path}`")
@@ -159,6 +164,8 @@ def amount(obj: Mapping[str, Any], path: str) -> Decimal:
         raise PayloadError(f"field `{path}` is not an amount") from None
     if not result.is_finite() or result < 0 or not math.isfinite(float(result)):
         raise PayloadError(f"field `{path}` is not a finite amount >= 0")
+    if result > MAX_ABS_VALUE:
+        raise PayloadError(f"field `{path}` is beyond 2^53, the range okrflow counts exactly")
     return result
 
 
