@@ -61,6 +61,7 @@ SHOPIFY_MAPPED = [
 STRIPE_MAPPED = [
     "checkout-session-completed",
     "checkout-session-completed-jpy",
+    "checkout-session-async-payment-succeeded",
     "charge-refunded",
     "charge-refunded-second",
 ]
@@ -77,7 +78,10 @@ def test_every_shopify_fixture_maps_to_a_valid_event(name: str, topic: str) -> N
 def test_every_stripe_fixture_maps_to_a_valid_event(name: str) -> None:
     event = only_event(stripe_events(name))
     assert event["source"] == f"/shops/{SHOP}/stripe"
-    assert event["id"] == json.loads(fixture("stripe", name))["id"]
+    stripe_event = json.loads(fixture("stripe", name))
+    # An order's id is its Checkout Session's (counted once, whichever event counts it).
+    session = stripe_event["type"].startswith("checkout.session.")
+    assert event["id"] == (stripe_event["data"]["object"]["id"] if session else stripe_event["id"])
 
 
 def test_shopify_order_placed() -> None:
@@ -248,6 +252,9 @@ def order_with(**changes: Any) -> bytes:
         ({"total_price": "-5.00"}, "`total_price` is not a finite amount >= 0"),
         ({"total_price": "NaN"}, "`total_price` is not a finite amount >= 0"),
         ({"total_price": "1e400"}, "`total_price` is not a finite amount >= 0"),
+        ({"total_price": "1e300"}, "`total_price` is beyond 2\\^53"),
+        ({"total_price": "9007199254740993"}, "`total_price` is beyond 2\\^53"),
+        ({"total_price": 1e300}, "`total_price` is beyond 2\\^53"),
         ({"total_price": "free"}, "`total_price` is not an amount"),
         ({"total_price": True}, "`total_price` is not an amount"),
         ({"currency": "eur"}, "invalid_data.*currency"),
@@ -309,7 +316,7 @@ def test_stripe_checkout_session_completed() -> None:
     event = only_event(stripe_events("checkout-session-completed"))
     assert event == {
         "specversion": "1.0",
-        "id": "evt_1QxR7aE2x0Nt3kLmP4sZ9yBc",
+        "id": "cs_live_a1Hk3Vb7QwTz9LmNpR2sXyUc4DeFgJ6oKiAqBtW8vYrZnM0lPx",
         "source": "/shops/salone-bella/stripe",
         "type": "order.placed",
         "time": "2026-02-10T09:30:00+00:00",
@@ -409,6 +416,61 @@ def test_stripe_setup_session_is_ignored() -> None:
     assert result == WebhookEvents([], ignored="stripe checkout session in setup mode")
 
 
+def test_shopify_amount_at_2_to_the_53_is_counted() -> None:
+    data = only_event(map_shopify(order_with(total_price="9007199254740992"), "orders/create"))
+    assert data["data"]["total"] == 2**53
+
+
+def test_stripe_unpaid_completed_session_counts_nothing() -> None:
+    assert stripe_events("checkout-session-completed-unpaid") == WebhookEvents(
+        [], ignored="stripe checkout session completed with payment_status unpaid"
+    )
+
+
+def test_stripe_delayed_payment_that_succeeds_counts_the_order_under_its_session() -> None:
+    event = only_event(stripe_events("checkout-session-async-payment-succeeded"))
+    session = json.loads(fixture("stripe", "checkout-session-completed-unpaid"))["data"]["object"]
+    assert event["id"] == event["data"]["order_id"] == session["id"]
+    assert event["type"] == "order.placed"
+    assert event["time"] == "2026-02-13T09:34:20+00:00"  # when the payment succeeded
+    assert event["data"]["total"] == 129.0
+    assert event["data"]["payment_intent"] == session["payment_intent"]
+
+
+def test_stripe_delayed_payment_that_fails_counts_nothing() -> None:
+    assert stripe_events("checkout-session-async-payment-failed") == WebhookEvents(
+        [], ignored="stripe checkout session payment failed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "counted"),
+    [("paid", True), ("no_payment_required", True), ("unpaid", False), (None, False)],
+)
+def test_stripe_completed_session_counts_only_when_paid(status: str | None, counted: bool) -> None:
+    def change(event: dict[str, Any]) -> None:
+        event["data"]["object"]["payment_status"] = status
+
+    result = map_stripe(stripe_with("checkout-session-completed", change))
+    assert bool(result.events) is counted
+    if not counted:
+        assert result.ignored == (
+            f"stripe checkout session completed with payment_status {status or 'missing'}"
+        )
+
+
+def test_stripe_completed_and_succeeded_of_one_session_are_one_event() -> None:
+    """Should a session be counted by both (a paid completed, then a succeeded), the worker
+    sees the same (shop, id) twice and counts it once."""
+
+    def paid(event: dict[str, Any]) -> None:
+        event["data"]["object"]["payment_status"] = "paid"
+
+    completed = only_event(map_stripe(stripe_with("checkout-session-completed-unpaid", paid)))
+    succeeded = only_event(stripe_events("checkout-session-async-payment-succeeded"))
+    assert completed["id"] == succeeded["id"]
+
+
 def test_stripe_event_id_is_stable() -> None:
     assert stripe_events("charge-refunded") == stripe_events("charge-refunded")
 
@@ -423,12 +485,14 @@ def test_stripe_unmapped_type_is_ignored() -> None:
     [
         (lambda e: e.pop("created"), "missing field `created`"),
         (lambda e: e.update(created=-1), "`created` is not an integer >= 0"),
-        (lambda e: e.update(created=10**20), "`created` is not a Unix time"),
+        (lambda e: e.update(created=10**20), "`created` is beyond 2\\^53"),
+        (lambda e: e.update(created=2**53), "`created` is not a Unix time"),
         (lambda e: e.update(created=32_503_680_000), "bad_time"),  # year 3000
         (lambda e: e.pop("data"), "missing field `data.object`"),
         (lambda e: e.pop("id"), "missing field `id`"),
         (lambda e: e["data"]["object"].update(amount_total=None), "`data.object.amount_total`"),
         (lambda e: e["data"]["object"].update(amount_total=49.9), "`data.object.amount_total`"),
+        (lambda e: e["data"]["object"].update(amount_total=10**20), "`amount_total` is beyond 2"),
         (lambda e: e["data"]["object"].update(currency="euro"), "invalid_data.*currency"),
     ],
 )

@@ -6,10 +6,16 @@ The request is accepted when any `v1` matches (compared in constant time; Stripe
 while a secret is being rolled) and `t` is within 300 seconds of now, either way. Other
 schemes (`v0`, test-mode leftovers) are ignored, as Stripe's own libraries do.
 
-Mapping (docs/intake.md, "Platform webhooks"): `checkout.session.completed` ->
-`order.placed`, `charge.refunded` -> `order.refunded`; any other event type is ignored. The
-event id is Stripe's event id (`evt_...`), the same on every retry; the time is the event's
-`created`. Amounts are in minor units: see `major_units`.
+Mapping (docs/intake.md, "Platform webhooks"), as Stripe documents the Checkout flow: a
+`checkout.session.completed` whose `payment_status` is `paid` or `no_payment_required` ->
+`order.placed`; an unpaid one (a delayed method: SEPA debit, bank transfer, ...) counts
+nothing until its `checkout.session.async_payment_succeeded` -> `order.placed`; its
+`checkout.session.async_payment_failed` counts nothing. `charge.refunded` ->
+`order.refunded`; any other event type is ignored. An order's event id is its Checkout
+Session id (`cs_...`), whichever of the two events counts it, so a session is counted once
+even if both arrive as paid; a refund's is Stripe's event id (`evt_...`). Both are the same on
+every retry. The time is the event's `created`. Amounts are in minor units: see
+`major_units`.
 """
 
 from __future__ import annotations
@@ -126,6 +132,8 @@ class Stripe:
         if isinstance(mapped, WebhookEvents):
             return mapped
         okrflow_type, data = mapped
+        if okrflow_type == "order.placed":
+            event_id = data["order_id"]  # the session: counted once, by whichever event
         created = integer(event, "created")
         try:
             time = datetime.fromtimestamp(created, UTC).isoformat()
@@ -149,10 +157,29 @@ def _currency(event: dict[str, Any]) -> str:
     return text(event, "data.object.currency").upper()
 
 
-def _order_placed(event: dict[str, Any]) -> Mapped:
+# A completed session's `payment_status` that means the money is there (Stripe's values:
+# paid, unpaid, no_payment_required).
+_PAID = frozenset({"paid", "no_payment_required"})
+
+
+def _session_completed(event: dict[str, Any]) -> Mapped:
     if get(event, "data.object.mode") == "setup":
         # A setup session saves a payment method: nothing is bought.
         return WebhookEvents([], ignored="stripe checkout session in setup mode")
+    status = get(event, "data.object.payment_status")
+    if status not in _PAID:
+        # A delayed payment method: the order counts on async_payment_succeeded, if ever.
+        shown = status if isinstance(status, str) else "missing"
+        return ignored(f"stripe checkout session completed with payment_status {shown}")
+    return _order_placed(event)
+
+
+def _session_payment_failed(event: dict[str, Any]) -> Mapped:
+    return ignored("stripe checkout session payment failed")
+
+
+def _order_placed(event: dict[str, Any]) -> Mapped:
+    """A paid Checkout Session (completed and paid, or its delayed payment succeeded)."""
     session_id = text(event, "data.object.id")
     customer = (
         optional_text(event, "data.object.customer")
@@ -199,6 +226,8 @@ def _order_refunded(event: dict[str, Any]) -> Mapped:
 
 
 _TYPES: dict[str, Callable[[dict[str, Any]], Mapped]] = {
-    "checkout.session.completed": _order_placed,
+    "checkout.session.completed": _session_completed,
+    "checkout.session.async_payment_succeeded": _order_placed,
+    "checkout.session.async_payment_failed": _session_payment_failed,
     "charge.refunded": _order_refunded,
 }
