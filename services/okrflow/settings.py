@@ -102,6 +102,20 @@ class Settings(BaseSettings):
     # How long a token's or a webhook secret's lookup is reused (a revocation takes effect
     # within this long).
     intake_credentials_cache_seconds: float = Field(default=2.0, ge=0)
+    # The intake's HTTP limits (docs/operations.md, "HTTP limits"): a request's head must
+    # arrive within this long of its first byte and its body within this long of its head;
+    # past this many open connections a new one gets 503; a connection closed while its
+    # client still sends (a 413) is drained for up to this long and this many bytes.
+    intake_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    intake_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    intake_max_connections: int = Field(default=1000, ge=1)
+    intake_linger_seconds: float = Field(default=5.0, ge=0)
+    intake_linger_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    # The same deadlines and cap for the worker's and the exporter's HTTP server (a thread a
+    # connection): /metrics, the probes and the pages.
+    ops_http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    ops_http_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    ops_http_max_connections: int = Field(default=64, ge=1, le=10_000)
 
     # Local development Kafka (`okrflow kafka ...`).
     kafka_deploy_dir: Path = BUNDLED_KAFKA_CONFIG

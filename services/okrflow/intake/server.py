@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.intake.app import IntakeParts, build_app
@@ -15,6 +16,7 @@ from okrflow.intake.credentials import TokenAuthenticator, WebhookSecrets
 from okrflow.intake.metrics import IntakeMetrics, intake_registry
 from okrflow.intake.openapi import openapi_document
 from okrflow.intake.producer import EventProducer
+from okrflow.intake.protocol import HttpLimits, guarded_protocol
 from okrflow.intake.ratelimit import RateLimiter
 from okrflow.ops.http import listening_socket
 from okrflow.ops.startup import wait_for_database, wait_for_kafka
@@ -24,6 +26,28 @@ from okrflow.store.schema import ensure_schema
 from okrflow.topics import TopicLayoutError, ensure_topics
 
 logger = logging.getLogger(__name__)
+
+
+def intake_limits(settings: Settings) -> HttpLimits:
+    return HttpLimits(
+        head_seconds=settings.intake_header_timeout_seconds,
+        body_seconds=settings.intake_body_timeout_seconds,
+        max_connections=settings.intake_max_connections,
+        linger_seconds=settings.intake_linger_seconds,
+        linger_bytes=settings.intake_linger_bytes,
+    )
+
+
+def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
+    """uvicorn's configuration for the intake: h11 with okrflow's limits
+    (okrflow.intake.protocol), okrflow's log handler, no access log, no lifespan."""
+    return uvicorn.Config(
+        app, host=settings.intake_host, port=settings.intake_port,
+        http=guarded_protocol(intake_limits(settings)),
+        log_level=settings.log_level.lower(), access_log=False, lifespan="off",
+        log_config=None,  # uvicorn logs through okrflow's handler (okrflow.ops.logs)
+        timeout_keep_alive=30, timeout_graceful_shutdown=30,
+    )  # fmt: skip
 
 
 def run_intake(settings: Settings) -> int:
@@ -78,14 +102,8 @@ def run_intake(settings: Settings) -> int:
             max_event_bytes=settings.max_event_bytes,
             max_batch_events=settings.intake_max_batch_events,
         )
-        config = uvicorn.Config(
-            build_app(parts), host=settings.intake_host, port=settings.intake_port,
-            log_level=settings.log_level.lower(), access_log=False, lifespan="off",
-            log_config=None,  # uvicorn logs through okrflow's handler (okrflow.ops.logs)
-            timeout_keep_alive=30, timeout_graceful_shutdown=30,
-        )  # fmt: skip
         try:
-            server = uvicorn.Server(config)
+            server = uvicorn.Server(uvicorn_config(build_app(parts), settings))
             await server.serve(sockets=[sock])
             return 0 if server.started else 1
         finally:
