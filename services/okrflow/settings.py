@@ -58,8 +58,11 @@ class Settings(BaseSettings):
     # records at a time, hundreds of times a second, which costs the broker and the worker
     # more CPU than the records do.
     fetch_min_bytes: int = Field(default=64 * 1024, ge=1, le=64 * 1024 * 1024)
-    # Stop instead of dead-lettering when more than this share of the last `invalid_window`
-    # messages is invalid (judged once at least `invalid_min_messages` were seen).
+    # The invalid-share guard (okrflow.ingest.guard, docs/operations.md), over the last
+    # `invalid_window` messages: a shop (Kafka key) whose own share passes `max_invalid_share`
+    # (with at least `invalid_min_messages` of its own) is quarantined: logged and counted,
+    # never a stop. The worker stops only when the share passes it with any one shop left
+    # out (and `invalid_min_messages` left): a bad deploy across shops, or keyless garbage.
     max_invalid_share: float = Field(default=0.5, gt=0, le=1)
     invalid_window: int = Field(default=10_000, ge=1)
     invalid_min_messages: int = Field(default=200, ge=1)

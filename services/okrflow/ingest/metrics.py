@@ -50,6 +50,16 @@ class PipelineMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 2.5, 5, 10, 30, 60, 300),
             registry=registry,
         )  # fmt: skip
+        # Shops (Kafka keys, or messages without one) whose invalid share over the guard's
+        # window passes OKRFLOW_MAX_INVALID_SHARE: now, and quarantines begun. No labels: a
+        # key is payload (the worker's log names the shop, docs/operations.md).
+        self.quarantined = Gauge(
+            "okrflow_quarantined_sources", "Sources over the invalid share now", registry=registry
+        )
+        self.quarantines = Counter(
+            "okrflow_quarantines_total", "Sources that passed the invalid share (quarantines begun)",
+            registry=registry,
+        )  # fmt: skip
         # Unix time of the last committed batch.
         self.last_commit = Gauge(
             "okrflow_last_commit_timestamp_seconds", "Unix time of the last committed batch",

@@ -9,10 +9,12 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -24,7 +26,7 @@ from okrflow.ingest.batch import rejected_message as _rejected_message
 from okrflow.ingest.counting import CountedBatch, Where
 from okrflow.ingest.counting_helper import CountingHelper
 from okrflow.ingest.deadletters import DeadLetterWriter
-from okrflow.ingest.guard import InvalidShareGuard
+from okrflow.ingest.guard import InvalidShareGuard, source_name
 from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.transaction import (
@@ -45,6 +47,7 @@ from okrflow.store.batches import prune_seen_events
 from okrflow.store.kpis import prune_kpi_distinct_days
 
 logger = logging.getLogger(__name__)
+_key = attrgetter("key")  # a message's source for the invalid-share guard
 
 FREEZE_EVERY_SECONDS = 60.0  # how often a worker freezes the baselines from data that are due
 # Smaller batches are counted in the worker: at a few hundred events the helper's round trip
@@ -135,16 +138,32 @@ class OkrflowSink:
         counted = await helper.count(records, loaded) if helper is not None else None
         if counted is not None:
             rejected = [*counted.decode_rejected, *counted.value_rejected]
-            self.guard.check(counted.messages, len(rejected))
             prepared = PreparedBatch(records, counted.next_offsets, [], counted=counted)
             prepared.dead_letters.extend(prepared.rejected(rejected))
         else:
             prepared = self._counted_here(records, loaded)
-            batch, precounted = prepared.batch, prepared.precounted
-            assert batch is not None and precounted is not None
-            self.guard.check(len(batch), len(batch.rejected) + len(precounted.rejected))
+        self._check_invalid_share(records, prepared.dead_letters)
         self.metrics.prepare_seconds.observe(time.perf_counter() - started)
         return replace(prepared, closed_at=closed_at, prepared_at=time.time())
+
+    def _check_invalid_share(
+        self, records: Sequence[MessageLike], invalid: Sequence[Rejected]
+    ) -> None:
+        """The invalid-share guard, per source (okrflow.ingest.guard): logs the quarantines
+        that begin or end; raises InvalidShareExceeded to stop the worker."""
+        changes = self.guard.check(Counter(map(_key, records)), Counter(map(_key, invalid)))
+        for change in changes:
+            name = source_name(change.source)
+            if change.begins:
+                self.metrics.quarantines.inc()
+                logger.warning(
+                    "quarantined %s: %d of its last %d messages are invalid (more than %.0f%%); "
+                    "they go to the dead letters, and every other shop counts on",
+                    name, change.invalid, change.messages, 100 * self.guard.max_share,
+                )  # fmt: skip
+            else:
+                logger.info("%s is no longer quarantined", name)
+        self.metrics.quarantined.set(len(self.guard.quarantined))
 
     def _decode(self, records: Sequence[MessageLike]) -> DecodedBatch:
         return decode_batch(self.topic, records, self.settings.max_event_bytes)
