@@ -16,7 +16,7 @@ from okrflow.exporter.collector import OkrCollector, ScrapeGate, refresh_forever
 from okrflow.exporter.snapshot import SnapshotReader
 from okrflow.gctuning import collect_less_often
 from okrflow.ops.buildinfo import process_registry
-from okrflow.ops.http import OpsServer, Reply, json_reply
+from okrflow.ops.http import OpsServer, Reply, json_reply, ops_limits
 from okrflow.ops.startup import wait_for_database
 from okrflow.pages.routes import pages_for, static_routes
 from okrflow.settings import Settings
@@ -77,7 +77,7 @@ def run_exporter(settings: Settings) -> int:
         {"/metrics": endpoints.metrics, "/healthz": endpoints.healthz,
          "/readyz": endpoints.readyz, **static_routes()},
         what="exporter's /metrics", setting="--port / OKRFLOW_EXPORTER_PORT",
-        prefixes={"/": pages_for(collector, engine, settings)},
+        prefixes={"/": pages_for(collector, engine, settings)}, limits=ops_limits(settings),
     )  # fmt: skip
     server.start()
     logger.info("serving http://%s:%d/metrics", settings.exporter_host, server.port)

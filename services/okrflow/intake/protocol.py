@@ -30,7 +30,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
-from okrflow.ops.framing import head_end, head_problem
+from okrflow.ops.framing import closing_answer, head_end, head_problem
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +49,6 @@ class HttpLimits:
     max_connections: int = 1000
     linger_seconds: float = 5.0
     linger_bytes: int = 16 * 1024 * 1024
-
-
-def raw_answer(status: int, reason: str, text: str, *extra: str) -> bytes:
-    """A whole HTTP/1.1 answer that closes the connection, for when no h11 cycle can send one
-    (no request was read yet, or the app is still waiting for its body)."""
-    body = text.encode() + b"\n"
-    head = [
-        f"HTTP/1.1 {status} {reason}", "content-type: text/plain; charset=utf-8",
-        f"content-length: {len(body)}", "connection: close", *extra,
-    ]  # fmt: skip
-    return "\r\n".join(head).encode() + b"\r\n\r\n" + body
 
 
 class StrictConnection(h11.Connection):
@@ -191,7 +180,7 @@ class GuardedProtocol(H11Protocol):
                     len(self.connections) - 1, self.limits.max_connections,
                 )  # fmt: skip
             self._close_now(
-                raw_answer(503, "Service Unavailable", "too many connections", "retry-after: 1")
+                closing_answer(503, "Service Unavailable", "too many connections", "retry-after: 1")
             )
             return
         self._rearm()
@@ -271,7 +260,9 @@ class GuardedProtocol(H11Protocol):
         started = self.cycle is not None and self.cycle.response_started and phase == "body"
         what = "request head" if phase == "head" else "request body"
         self._close_now(
-            b"" if started else raw_answer(408, "Request Timeout", f"{what} not received in time")
+            b""
+            if started
+            else closing_answer(408, "Request Timeout", f"{what} not received in time")
         )
 
     def _close_now(self, answer: bytes) -> None:

@@ -62,3 +62,14 @@ def head_problem(head: bytes) -> str | None:
         if names[name] > 1:
             return f"more than one {title} header"
     return None
+
+
+def closing_answer(status: int, reason: str, text: str, *headers: str) -> bytes:
+    """A whole HTTP/1.1 answer with `connection: close`, written raw where no parser's state
+    can send one (no request read yet, or a refusal at the connection cap)."""
+    body = text.encode() + b"\n"
+    head = [
+        f"HTTP/1.1 {status} {reason}", "content-type: text/plain; charset=utf-8",
+        f"content-length: {len(body)}", "connection: close", *headers,
+    ]  # fmt: skip
+    return "\r\n".join(head).encode() + b"\r\n\r\n" + body
