@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from okrflow.exitcodes import ExitCode
 from okrflow.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def local_kafka(settings: Settings) -> LocalKafka:
 
 
 def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
-    from okrflow.devkafka import LocalKafkaError
+    from okrflow.devkafka.broker import KafkaPortHeld, LocalKafkaError
 
     kafka = local_kafka(settings)
     try:
@@ -47,16 +48,31 @@ def cmd_kafka(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(f"Kafka on {kafka.bootstrap} is not running: nothing to stop")
         else:
-            status = kafka.status()
-            if not status.running:
-                print(f"Kafka on {kafka.bootstrap}: not running")
-                return 3
-            state = "running, answering" if status.reachable else "running, NOT answering"
-            print(f"Kafka on {kafka.bootstrap}: {state} (pid {status.pid}, log {kafka.log_file})")
+            return _kafka_status(kafka)
+    except KafkaPortHeld as exc:
+        print(f"okrflow kafka {args.action}: {exc}", file=sys.stderr)
+        return ExitCode.PORT_IN_USE
     except LocalKafkaError as exc:
         print(f"okrflow kafka {args.action}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def _kafka_status(kafka: LocalKafka) -> int:
+    """`kafka status`: 0 when okrflow's broker runs and answers on its port; NOT_RUNNING
+    when it does not run (saying who else holds the port); PORT_IN_USE when it runs but
+    another process holds its port; FAILED when it runs and does not answer."""
+    status = kafka.status()
+    held = "" if status.holder is None else f"; the port is held by {status.holder.describe()}"
+    if not status.running:
+        print(f"Kafka on {kafka.bootstrap}: not running{held}")
+        return ExitCode.NOT_RUNNING
+    if status.holder is not None:
+        print(f"Kafka on {kafka.bootstrap}: pid {status.pid} runs but does not listen{held}")
+        return ExitCode.PORT_IN_USE
+    state = "running, answering" if status.reachable else "running, NOT answering"
+    print(f"Kafka on {kafka.bootstrap}: {state} (pid {status.pid}, log {kafka.log_file})")
+    return ExitCode.OK if status.reachable else ExitCode.FAILED
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:

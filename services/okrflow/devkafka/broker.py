@@ -15,16 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from okrflow.devkafka.jars import JarFetchError, ensure_jars
+from okrflow.devkafka.ports import PortHolder, port_holder
 
 
 class LocalKafkaError(RuntimeError):
     """The local broker could not be started or stopped; the message says why."""
 
 
+class KafkaPortHeld(LocalKafkaError):
+    """Another process (another broker, or anything else) listens on the broker's port."""
+
+
 @dataclass(frozen=True)
 class KafkaStatus:
-    pid: int | None
+    pid: int | None  # okrflow's broker (of this state folder), if it runs
     reachable: bool
+    holder: PortHolder | None = None  # who listens on the port when it is not this broker
 
     @property
     def running(self) -> bool:
@@ -68,17 +74,30 @@ class LocalKafka:
             raise LocalKafkaError(str(exc)) from exc
 
     def status(self) -> KafkaStatus:
+        """This broker's process, whether it answers, and who else holds its port."""
         pid = self._live_pid()
-        return KafkaStatus(pid=pid, reachable=pid is not None and self._answers())
+        holder = port_holder(self.port)
+        if holder is not None and holder.pid == pid:
+            holder = None
+        ours = pid is not None and holder is None
+        return KafkaStatus(pid=pid, reachable=ours and self._answers(), holder=holder)
 
     def start(self, timeout: float = 90.0) -> bool:
-        """Start the broker and wait until it answers a metadata request.
+        """Start the broker and wait until it answers a metadata request on its port.
 
         Returns False when it was already running (nothing done), True when started.
-        Raises LocalKafkaError, with the tail of the broker log, if it dies or misses the deadline.
+        Raises KafkaPortHeld when another process listens on its port or controller port
+        (another broker, of another state folder or project, or anything else): what answers
+        there is not this broker, so it is never reported as started. Raises LocalKafkaError,
+        with the tail of the broker log, if it dies or misses the deadline.
         """
         if self._live_pid() is not None:
+            self._check_port_is_ours()
             return False
+        for port in (self.port, self.controller_port):
+            holder = port_holder(port)
+            if holder is not None:
+                raise KafkaPortHeld(self._held_line(port, holder))
         java = shutil.which("java")
         if java is None:
             raise LocalKafkaError("Java (17+) is not installed: it is needed to run Kafka")
@@ -108,7 +127,11 @@ class LocalKafka:
                     f"Kafka exited with code {proc.returncode} while starting; "
                     f"last lines of {self.log_file}:\n{self.log_tail()}"
                 )
-            if self._answers():
+            holder = port_holder(self.port)
+            if holder is not None and holder.pid != proc.pid:  # someone bound it first
+                self.stop()
+                raise KafkaPortHeld(self._held_line(self.port, holder))
+            if holder is not None and self._answers():
                 return True
             time.sleep(0.25)
         self.stop()
@@ -133,6 +156,23 @@ class LocalKafka:
                 time.sleep(0.05)
         self._pid_file.unlink(missing_ok=True)
         return True
+
+    def _check_port_is_ours(self) -> None:
+        """Raise KafkaPortHeld if this broker's process runs but another one holds its port
+        (this broker then failed to bind it)."""
+        holder = port_holder(self.port)
+        if holder is not None and holder.pid != self._live_pid():
+            raise KafkaPortHeld(
+                self._held_line(self.port, holder) + f"; this broker (pid {self._live_pid()}) "
+                "does not listen there: `okrflow kafka stop` stops it"
+            )
+
+    def _held_line(self, port: int, holder: PortHolder) -> str:
+        return (
+            f"127.0.0.1:{port} is already in use by {holder.describe()}, not by okrflow's "
+            f"broker of {self.run_dir}: stop that one, or give okrflow other ports "
+            "(OKRFLOW_KAFKA_BOOTSTRAP, OKRFLOW_KAFKA_CONTROLLER_PORT)"
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_file.exists():
