@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     # connection): /metrics, the probes and the pages.
     ops_http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     ops_http_body_timeout_seconds: float = Field(default=10.0, gt=0)
-    ops_http_max_connections: int = Field(default=64, ge=1, le=10_000)
+    ops_http_max_connections: int = Field(default=256, ge=1, le=10_000)
 
     # Local development Kafka (`okrflow kafka ...`).
     kafka_deploy_dir: Path = BUNDLED_KAFKA_CONFIG

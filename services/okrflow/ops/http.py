@@ -80,7 +80,7 @@ class OpsLimits:
 
     head_seconds: float = 10.0
     body_seconds: float = 10.0
-    max_connections: int = 64
+    max_connections: int = 256
 
 
 def ops_limits(settings: Settings) -> OpsLimits:
