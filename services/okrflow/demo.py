@@ -4,6 +4,12 @@ Kafka (started if none is running), SQLite, the worker and the exporter as child
 two demo plans (okrflow.demo_shops) applied with periods around today, a backdated history, then
 live events. The status line reads one source, the database (the same report as
 `okrflow progress`); a child that dies stops the demo with the path of its log.
+
+The demo never joins anyone else's consumer group or topic: its worker is in group
+`okrflow-demo` and reads `okr.demo.events` (whatever the settings say), so another okrflow, or
+an old worker left on the same broker, cannot hold its partitions. Every process it starts,
+Kafka included, dies with it (okrflow.ops.lifeline). A wait that counts nothing for
+`STALL_SECONDS` says why: who holds the partitions, or whose broker answers.
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ from sqlalchemy import Engine
 
 from okrflow import demo_shops
 from okrflow.devkafka import LocalKafka, LocalKafkaError
+from okrflow.devkafka.broker import KafkaPortHeld
 from okrflow.events.emit import emit_lines
+from okrflow.exitcodes import ExitCode
+from okrflow.ops.groupview import describe_group
+from okrflow.ops.lifeline import preexec_die_with
 from okrflow.plans.apply import apply_files
 from okrflow.reports.progress import progress_report
 from okrflow.settings import Settings
@@ -34,7 +44,23 @@ from okrflow.store.engine import make_engine
 from okrflow.store.schema import upgrade
 
 TICK_SECONDS = 2.0
+STALL_SECONDS = 30.0
 _ROLES = ("worker", "exporter")
+# The demo's own names: never a group or topic that a real okrflow, or a worker left running
+# on the same broker, uses.
+DEMO_GROUP = "okrflow-demo"
+DEMO_TOPIC = "okr.demo.events"
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """`settings` with the demo's own consumer group and topics."""
+    return settings.model_copy(
+        update={
+            "consumer_group": DEMO_GROUP,
+            "events_topic": DEMO_TOPIC,
+            "dlq_topic": f"{DEMO_TOPIC}.dlq",
+        }
+    )
 
 
 class _Children:
@@ -43,12 +69,16 @@ class _Children:
     def __init__(self, settings: Settings, logs: Path) -> None:
         env = {**os.environ, "OKRFLOW_DATABASE_URL": settings.database_url,
                "OKRFLOW_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-               "OKRFLOW_EXPORTER_PORT": str(settings.exporter_port)}  # fmt: skip
+               "OKRFLOW_EXPORTER_PORT": str(settings.exporter_port),
+               "OKRFLOW_CONSUMER_GROUP": settings.consumer_group,
+               "OKRFLOW_EVENTS_TOPIC": settings.events_topic,
+               "OKRFLOW_DLQ_TOPIC": settings.dlq_topic}  # fmt: skip
         self.logs = {role: logs / f"{role}.log" for role in _ROLES}
         self.procs = {
             role: subprocess.Popen(
                 [sys.executable, "-m", "okrflow", role], env=env,
                 stdout=self.logs[role].open("ab"), stderr=subprocess.STDOUT,
+                preexec_fn=preexec_die_with(os.getpid()),  # the demo is single-threaded here
             )
             for role in _ROLES
         }  # fmt: skip
@@ -78,9 +108,16 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
     Everything started here is stopped on Ctrl-C/SIGTERM, after `max_seconds`, or when a child
     dies (then the exit code is 1)."""
     started_at = time.monotonic()
-    print(f"okrflow demo: database {settings.database_url}, Kafka {settings.kafka_bootstrap}")
+    settings = demo_settings(settings)
+    print(
+        f"okrflow demo: database {settings.database_url}, Kafka {settings.kafka_bootstrap} "
+        f"(topic {settings.events_topic}, group {settings.consumer_group})"
+    )
     try:
-        started_kafka = kafka.start(settings.kafka_start_timeout)
+        started_kafka = kafka.start(settings.kafka_start_timeout, die_with=os.getpid())
+    except KafkaPortHeld as exc:
+        print(f"okrflow demo: {exc}", file=sys.stderr)
+        return int(ExitCode.PORT_IN_USE)
     except LocalKafkaError as exc:
         print(f"okrflow demo: {exc}", file=sys.stderr)
         return 1
@@ -121,6 +158,7 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
         print("  another terminal: .venv/bin/okrflow progress\n")
         rng = random.Random(42)
         tick = 0
+        stall_at = time.monotonic() - started_at + STALL_SECONDS
         while not stop and (max_seconds is None or time.monotonic() - started_at < max_seconds):
             died = children.dead()
             if died is not None:
@@ -134,6 +172,10 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
             counted = _counted(engine)
             if counted == 0:
                 print("  waiting for the worker to count the first events...", flush=True)
+                waited = time.monotonic() - started_at
+                if waited >= stall_at:
+                    print(f"  {stalled(settings, kafka, children, waited)}", flush=True)
+                    stall_at = waited + STALL_SECONDS
             else:
                 print(status_line(engine, counted), flush=True)
             time.sleep(TICK_SECONDS)
@@ -148,6 +190,26 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
         engine.dispose()
         print("demo stopped")
     return code
+
+
+def stalled(settings: Settings, kafka: LocalKafka, children: _Children, waited: float) -> str:
+    """Why nothing is counted yet, in one line: the broker is not the demo's, or the worker
+    holds no partitions (and who does), or it holds some and its log says more."""
+    head = f"nothing counted after {waited:.0f} s:"
+    status = kafka.status()
+    if status.holder is not None:
+        return f"{head} the broker on {kafka.bootstrap} is {status.holder.describe()}"
+    view = describe_group(settings, settings.consumer_group, settings.events_topic)
+    if isinstance(view, str):
+        return f"{head} {view}; the worker's log: {children.logs['worker']}"
+    held = [m for m in view.members if m.partitions]
+    if not view.members:
+        why = f"the worker has not joined group {view.group} yet ({view.state})"
+    elif not held:
+        why = f"no member of group {view.group} holds a partition yet ({view.state})"
+    else:
+        why = f"group {view.group} ({view.state}) has {view.holders()}"
+    return f"{head} {why}; the worker's log: {children.logs['worker']}"
 
 
 def _demo_plans(periods: demo_shops.DemoPeriods, work: Path) -> list[Path]:

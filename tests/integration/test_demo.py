@@ -3,17 +3,23 @@ backdated history, a status line from the database, and a child that dies stops 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from okrflow.demo import DEMO_TOPIC, demo_settings, stalled
 from okrflow.devkafka import LocalKafka, LocalKafkaError
-from okrflow.settings import BUNDLED_KAFKA_CONFIG
+from okrflow.settings import BUNDLED_KAFKA_CONFIG, Settings
 from tests.integration.processes import okrflow, okrflow_env
+from tests.integration.streams import produce_raw
 from tests.services import free_port, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,3 +92,69 @@ def test_demo_stops_when_a_child_dies(demo_kafka: tuple[Path, LocalKafka], tmp_p
     assert "the worker exited with code 7; its log:" in result.stderr
     assert "demo stopped" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+async def _foreign_member(bootstrap: str, group: str, topic: str) -> AIOKafkaConsumer:
+    """A consumer of someone else's, in `group`, holding every partition of `topic`."""
+    await asyncio.to_thread(produce_raw, bootstrap, topic, [b"{}"], b"x")  # the topic exists
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    deadline = asyncio.get_running_loop().time() + 60
+    while not consumer.assignment():  # bounded by the deadline
+        assert asyncio.get_running_loop().time() < deadline, "the foreign member got nothing"
+        await consumer.getmany(timeout_ms=200)
+    return consumer
+
+
+def test_demo_counts_beside_a_foreign_member_of_group_okrflow(
+    demo_kafka: tuple[Path, LocalKafka], tmp_path: Path
+) -> None:
+    """A worker of someone else's holds every partition of okr.events in group okrflow (the
+    defaults): the demo, in a group and topic of its own, counts all the same."""
+    cache, kafka = demo_kafka
+    env = _env(cache, kafka, tmp_path)
+
+    async def run() -> tuple[int, str, str]:
+        member = await _foreign_member(kafka.bootstrap, "okrflow", "okr.events")
+        try:
+            demo = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "okrflow", "demo", "--seconds", "25", env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await asyncio.wait_for(demo.communicate(), 180)
+            assert member.assignment()  # it held its partitions throughout
+            return demo.returncode or 0, out.decode(), err.decode()
+        finally:
+            await member.stop()
+
+    code, out, err = asyncio.run(run())
+    assert code == 0, out + err
+    assert "topic okr.demo.events, group okrflow-demo" in out
+    assert [line for line in out.splitlines() if " counted " in line], out
+    assert "nothing counted after" not in out
+
+
+def test_a_stalled_demo_names_who_holds_the_partitions(
+    demo_kafka: tuple[Path, LocalKafka], tmp_path: Path
+) -> None:
+    """The diagnosis the demo prints when it counts nothing for 30 s: here another member of
+    the demo's own group holds every partition of its topic."""
+    cache, kafka = demo_kafka
+    settings = demo_settings(
+        Settings(kafka_bootstrap=kafka.bootstrap, kafka_cache_dir=cache)  # type: ignore[call-arg]
+    )
+
+    async def run() -> str:
+        member = await _foreign_member(kafka.bootstrap, settings.consumer_group, DEMO_TOPIC)
+        try:
+            children = SimpleNamespace(logs={"worker": tmp_path / "worker.log"})
+            return await asyncio.to_thread(stalled, settings, kafka, children, 31.0)  # type: ignore[arg-type]
+        finally:
+            await member.stop()
+
+    line = asyncio.run(run())
+    assert line.startswith(
+        "nothing counted after 31 s: group okrflow-demo (Stable) has 1 member(s)"
+    )
+    assert "(partitions 0,1,2,3,4,5)" in line, line
+    assert str(tmp_path / "worker.log") in line

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from okrflow.devkafka.jars import JarFetchError, ensure_jars
 from okrflow.devkafka.ports import PortHolder, port_holder
+from okrflow.ops.lifeline import preexec_die_with
 
 
 class LocalKafkaError(RuntimeError):
@@ -82,14 +83,16 @@ class LocalKafka:
         ours = pid is not None and holder is None
         return KafkaStatus(pid=pid, reachable=ours and self._answers(), holder=holder)
 
-    def start(self, timeout: float = 90.0) -> bool:
+    def start(self, timeout: float = 90.0, die_with: int | None = None) -> bool:
         """Start the broker and wait until it answers a metadata request on its port.
 
         Returns False when it was already running (nothing done), True when started.
         Raises KafkaPortHeld when another process listens on its port or controller port
         (another broker, of another state folder or project, or anything else): what answers
         there is not this broker, so it is never reported as started. Raises LocalKafkaError,
-        with the tail of the broker log, if it dies or misses the deadline.
+        with the tail of the broker log, if it dies or misses the deadline. With `die_with`
+        (a pid: the caller's), the broker is stopped when that process dies (`okrflow demo`);
+        without, it runs on until `stop` (`okrflow kafka start`).
         """
         if self._live_pid() is not None:
             self._check_port_is_ours()
@@ -116,6 +119,7 @@ class LocalKafka:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=None if die_with is None else preexec_die_with(die_with),
         )  # fmt: skip
         log.close()
         self._pid_file.write_text(str(proc.pid))
