@@ -14,7 +14,7 @@ DEV := $(VENV)/.dev-$(SUM)
 # $XDG_CACHE_HOME/okrflow/kafka (~/.cache/okrflow/kafka): see okrflow/settings.py.
 export OKRFLOW_KAFKA_CACHE_DIR ?= $(CURDIR)/.cache/kafka
 
-.PHONY: run test lint typecheck unit bench bench-soak kafka-jars clean
+.PHONY: run test lint typecheck unit bench bench-soak stress-rebalance kafka-jars clean
 
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ bench: $(DEV) kafka-jars
 # after the first minute (EVENTS=10000000 make bench-soak for the README's figures).
 bench-soak: $(DEV) kafka-jars
 	$(BIN)/python -m tests.perf.soak --events $(EVENTS)
+
+# Rebalance storm: 50 joins, SIGTERMs and kill -9s during a 1,000,000-event stream; exact counts,
+# no hang, no batch above OKRFLOW_BATCH_SIZE (CI runs a short seeded one). REBALANCES=N, --postgres.
+REBALANCES ?= 50
+stress-rebalance: $(DEV) kafka-jars
+	$(BIN)/python -m tests.perf.rebalance_storm --events $(EVENTS) --rebalances $(REBALANCES)
+	$(BIN)/python -m tests.perf.rebalance_storm --events $(EVENTS) --rebalances $(REBALANCES) --postgres
 
 unit: $(DEV)
 	$(BIN)/pytest tests/unit tests/contract
