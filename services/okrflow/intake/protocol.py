@@ -231,8 +231,10 @@ class GuardedProtocol(H11Protocol):
 
     def _rearm(self) -> None:
         """Point the deadline at what the connection waits for now."""
+        if self.lingering:
+            return  # the linger's own timer runs
         state = self.conn.their_state
-        if self.lingering or self._inner.is_closing():
+        if self._inner.is_closing():
             phase = None
         elif state is h11.IDLE and self.timeout_keep_alive_task is None:
             phase = "head"  # (while uvicorn's keep-alive timer runs, the connection is idle)
@@ -258,12 +260,8 @@ class GuardedProtocol(H11Protocol):
             return
         logger.debug("intake: %s of %s not received within %g s", phase, self.client, seconds)
         started = self.cycle is not None and self.cycle.response_started and phase == "body"
-        what = "request head" if phase == "head" else "request body"
-        self._close_now(
-            b""
-            if started
-            else closing_answer(408, "Request Timeout", f"{what} not received in time")
-        )
+        what = f"request {phase} not received within {seconds:g} s"
+        self._close_now(b"" if started else closing_answer(408, "Request Timeout", what))
 
     def _close_now(self, answer: bytes) -> None:
         self._set_deadline(None)
