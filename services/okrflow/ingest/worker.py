@@ -19,7 +19,7 @@ from okrflow.ingest.app import build_app
 from okrflow.ingest.health import WorkerHealth
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ops.buildinfo import process_registry
-from okrflow.ops.http import OpsServer, Reply
+from okrflow.ops.http import OpsServer, Reply, ops_limits
 from okrflow.ops.startup import wait_for_database, wait_for_kafka
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
@@ -102,6 +102,7 @@ def run_worker(settings: Settings) -> int:
                 "/readyz": health.readyz,
             },
             what="worker's /metrics", setting="--metrics-port / OKRFLOW_WORKER_METRICS_PORT",
+            limits=ops_limits(settings),
         )  # fmt: skip
         server.start()
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
