@@ -59,7 +59,7 @@ bench: $(DEV) kafka-jars
 	$(BIN)/python -m tests.perf.pages_bench
 
 # One worker's memory over a long stream into PostgreSQL: RSS every 5 s, the peak, the growth
-# after the first minute (EVENTS=10000000 make bench-soak for the README's figures).
+# after the first minute (EVENTS=10000000 make bench-soak for docs/performance.md's figures).
 bench-soak: $(DEV) kafka-jars
 	$(BIN)/python -m tests.perf.soak --events $(EVENTS)
 
