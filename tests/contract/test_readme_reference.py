@@ -93,3 +93,30 @@ def test_the_readme_is_a_door() -> None:
     assert "`make test`" in text and "`make run`" in text
     ci = (REPO / ".ci" / "run").read_text().splitlines()
     assert "make test" in ci, ".ci/run no longer runs `make test`, the README's test command"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, markup and punctuation dropped, spaces to -."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+    return {_slug(m) for m in re.findall(r"^#{1,6} (.*)$", text, re.M)}
+
+
+def test_every_link_in_the_readme_and_docs_resolves() -> None:
+    broken = []
+    for page in [README, *sorted((REPO / "docs").rglob("*.md"))]:
+        text = re.sub(r"^```.*?^```", "", page.read_text(), flags=re.M | re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"https?:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists() or (
+                anchor and dest.suffix == ".md" and anchor not in _anchors(dest)
+            ):
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert not broken, f"links that do not resolve: {broken}"
