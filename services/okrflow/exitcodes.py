@@ -1,7 +1,7 @@
 """Exit codes of every `okrflow` command, and the error an operator can cause.
 
 Each failure an operator can cause ends in one line on stderr, no traceback, and one of these
-codes (the README's reference table lists them). A command raises `OperatorError(code, line)`;
+codes (docs/cli.md, "Exit codes", lists them). A command raises `OperatorError(code, line)`;
 `okrflow.cli.main` prints the line and exits with the code.
 """
 

@@ -1,6 +1,6 @@
 """`okrflow apply` and `okrflow validate`: what they print, ask and exit with.
 
-Exit codes (README, docs/plan-files.md): 0 done (or nothing to change); 2 a file is refused,
+Exit codes (docs/cli.md, docs/plan-files.md): 0 done (or nothing to change); 2 a file is refused,
 or a retirement is not confirmed; with `--dry-run --detailed-exitcode`, 4 when any file would
 change something. Warnings never change the exit code.
 """

@@ -28,7 +28,7 @@ from okrflow.plans.yamlsource import (
     load_with_lines,
 )
 
-# Limits of one plan file (README, docs/plan-files.md; yamlsource adds nesting and value
+# Limits of one plan file (docs/plan-files.md; yamlsource adds nesting and value
 # counts). Each is checked as the file is read, so a file over one is refused as soon as the
 # limit is crossed. Titles become metric labels.
 MAX_FILE_BYTES = 1024 * 1024  # 1 MiB
