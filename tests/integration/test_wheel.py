@@ -162,4 +162,4 @@ def test_installed_wheel_runs_local_kafka_outside_the_repo(tmp_path: Path) -> No
     assert (cache / "okrflow" / "kafka" / f"broker-{port}" / "kafka.log").exists()
     assert not any(venv.rglob("*.jar"))
     down = run("okrflow", "kafka", "status")
-    assert down.returncode == 3, down.stdout + down.stderr
+    assert down.returncode == 12, down.stdout + down.stderr
