@@ -14,6 +14,7 @@ from okrflow.domain.kpis import KpiProgress, distinct_by_window, kpi_progress, w
 from okrflow.domain.model import metric_parts
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesKey
+from okrflow.reports.figures import number
 from okrflow.store.backfill import read_backfill_states
 from okrflow.store.counters import read_series_rows
 from okrflow.store.kpi_windows import read_kpi_days
@@ -116,10 +117,8 @@ def kpi_history(
 
 def kpi_figures(p: KpiProgress) -> dict[str, Any]:
     """A KPI's numbers as JSON (`progress` and `history` print the same)."""
-    from okrflow.reports.progress import _number  # progress imports this module
-
     return {
-        "value": None if p.value is None else _number(p.value),
+        "value": None if p.value is None else number(p.value),
         "has_value": p.has_value,
         "healthy": p.healthy,
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -15,20 +14,10 @@ from okrflow.domain.model import Objective, Plan
 from okrflow.domain.periods import local_day
 from okrflow.domain.progress import KeyResultProgress, ObjectiveProgress, plan_progress
 from okrflow.plans.stored import load_active_plans
+from okrflow.reports.figures import number, ratio
 from okrflow.reports.kpis import kpi_entry, read_kpi_progress
 from okrflow.store.backfill import read_backfill_states
 from okrflow.store.counters import read_series_rows, read_series_states
-
-
-def _number(x: float) -> float | int | None:
-    """A JSON number; None (null) for a value JSON cannot hold (infinite or NaN)."""
-    if not math.isfinite(x):
-        return None
-    return int(x) if float(x).is_integer() and abs(x) < 2**53 else round(x, 9)
-
-
-def _ratio(x: float) -> float | None:
-    return round(x, 6) if math.isfinite(x) else None
 
 
 def _key_result(
@@ -43,12 +32,12 @@ def _key_result(
 def key_result_figures(p: KeyResultProgress) -> dict[str, Any]:
     """A key result's numbers as JSON (`progress` and `history` print the same)."""
     return {
-        "value": _number(p.value),
-        "baseline": _number(p.baseline),
-        "target": _number(p.target),
-        "progress": _ratio(p.progress),
+        "value": number(p.value),
+        "baseline": number(p.baseline),
+        "target": number(p.target),
+        "progress": ratio(p.progress),
         # A baseline from data not measured yet: no pace or status (its backfill says why).
-        "expected": None if p.waiting else _ratio(p.expected),
+        "expected": None if p.waiting else ratio(p.expected),
         "status": None if p.waiting else p.status,
         "has_value": p.has_value,
         "last_event_at": p.last_event_at.isoformat() if p.last_event_at else None,
@@ -57,7 +46,7 @@ def key_result_figures(p: KeyResultProgress) -> dict[str, Any]:
 
 def objective_figures(r: ObjectiveProgress) -> dict[str, Any]:
     """An objective's numbers as JSON (`progress` and `history` print the same)."""
-    return {"progress": _ratio(r.progress), "expected": _ratio(r.expected), "status": r.status}
+    return {"progress": ratio(r.progress), "expected": ratio(r.expected), "status": r.status}
 
 
 def _objective(
