@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import uvicorn
 from starlette.applications import Starlette
 
+from okrflow.access.tokens import TokenAuthenticator
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.intake.app import IntakeParts, build_app
-from okrflow.intake.credentials import TokenAuthenticator, WebhookSecrets
+from okrflow.intake.credentials import WebhookSecrets
 from okrflow.intake.metrics import IntakeMetrics, intake_registry
 from okrflow.intake.openapi import openapi_document
 from okrflow.intake.producer import EventProducer

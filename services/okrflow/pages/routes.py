@@ -20,9 +20,9 @@ from importlib.resources import files
 
 from sqlalchemy import Engine
 
+from okrflow.access.tokens import TokenAuthenticator
 from okrflow.exporter.collector import OkrCollector
 from okrflow.exporter.snapshot import ProgressSnapshot
-from okrflow.intake.credentials import TokenAuthenticator
 from okrflow.jsontypes import JsonObject
 from okrflow.ops.http import Reply, Request
 from okrflow.pages import render
