@@ -17,13 +17,13 @@ import pytest
 from okrflow.domain.model import Cadence, KeyResult, Objective, Period, Plan, SimpleMetric
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import SeriesState, plan_progress
+from okrflow.exporter.pages import render
+from okrflow.exporter.pages.access import COOKIE, PageAccess
+from okrflow.exporter.pages.model import PagesModel
+from okrflow.exporter.pages.routes import Pages, static_routes
+from okrflow.exporter.pages.svg import burn_up
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.ops.http import OpsServer, text
-from okrflow.pages import render
-from okrflow.pages.access import COOKIE, PageAccess
-from okrflow.pages.model import PagesModel
-from okrflow.pages.routes import Pages, static_routes
-from okrflow.pages.svg import burn_up
 from okrflow.reports.figures import KeyResultFigures
 from okrflow.reports.history import KeyResultDay
 

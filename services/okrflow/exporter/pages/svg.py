@@ -19,7 +19,7 @@ from html import escape
 from okrflow.domain.model import KeyResult, Objective
 from okrflow.domain.periods import cadence_slots, local_midnight
 from okrflow.domain.progress import key_result_pace
-from okrflow.pages.render import number
+from okrflow.exporter.pages.render import number
 from okrflow.reports.figures import Number
 from okrflow.reports.history import KeyResultDay
 

@@ -22,14 +22,14 @@ from sqlalchemy import Engine
 
 from okrflow.access.tokens import TokenAuthenticator
 from okrflow.exporter.collector import OkrCollector
+from okrflow.exporter.pages import render
+from okrflow.exporter.pages.access import PageAccess
+from okrflow.exporter.pages.cache import PageCache
+from okrflow.exporter.pages.model import NotFound, PagesModel, SnapshotView
+from okrflow.exporter.pages.svg import burn_up
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.jsontypes import JsonObject
 from okrflow.ops.http import Reply, Request
-from okrflow.pages import render
-from okrflow.pages.access import PageAccess
-from okrflow.pages.cache import PageCache
-from okrflow.pages.model import NotFound, PagesModel, SnapshotView
-from okrflow.pages.svg import burn_up
 from okrflow.reports.progress import ProgressReport
 from okrflow.settings import Settings
 
@@ -64,7 +64,7 @@ def _html(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> 
 
 def static_routes() -> dict[str, Callable[[], Reply]]:
     """/static/pages.css and /static/pages.js, read once from the package."""
-    folder = files("okrflow") / "pages" / "static"
+    folder = files("okrflow") / "exporter" / "pages" / "static"
     routes: dict[str, Callable[[], Reply]] = {}
     for name, content_type in STATIC_TYPES.items():
         reply = Reply(

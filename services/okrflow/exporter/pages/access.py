@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
-from okrflow.pages.render import shop_url
+from okrflow.exporter.pages.render import shop_url
 
 COOKIE = "okrflow_pages_token"
 
