@@ -235,11 +235,12 @@ def status_line(engine: Engine, counted: int) -> str:
     with engine.connect() as conn:
         report = progress_report(conn, datetime.now(UTC))
     parts = [f"{datetime.now().strftime('%H:%M:%S')} counted {counted:,}"]
-    for shop in report["shops"]:
-        if shop["shop"] not in demo_shops.SHOPS:
+    for shop in report.shops:
+        if shop.shop not in demo_shops.SHOPS:
             continue
-        for o in shop["objectives"]:
-            progress = "-" if o["progress"] is None else f"{o['progress']:.0%}"
-            expected = "-" if o["expected"] is None else f"{o['expected']:.0%}"
-            parts.append(f"{o['key']} {progress}/{expected} {o['status']}")
+        for o in shop.objectives:
+            f = o.figures
+            progress = "-" if f.progress is None else f"{f.progress:.0%}"
+            expected = "-" if f.expected is None else f"{f.expected:.0%}"
+            parts.append(f"{o.key} {progress}/{expected} {f.status}")
     return "  |  ".join(parts)

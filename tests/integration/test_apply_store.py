@@ -55,7 +55,7 @@ def engine(database_url: str) -> Engine:
 
 def _values(engine: Engine) -> dict[str, float]:
     with engine.connect() as conn:
-        report = progress_report(conn, NOW)
+        report = progress_report(conn, NOW).to_json()
     return {
         f"{o['key']}/{kr['key']}": kr["value"]
         for shop in report["shops"] for o in shop["objectives"] for kr in o["key_results"]

@@ -113,7 +113,7 @@ def _applied(engine: Engine) -> dict[int, int]:
 
 def _backfill_marks(engine: Engine) -> dict[tuple[str, str], object]:
     with engine.connect() as conn:
-        report = progress_report(conn, NOW)
+        report = progress_report(conn, NOW).to_json()
     return {
         (o["key"], kr["key"]): kr["backfill"]
         for shop in report["shops"]

@@ -157,7 +157,7 @@ def _expected(events: list[tuple[int, datetime, float, str]]) -> dict[str, dict[
 
 def _shown(engine: Engine, at: datetime) -> dict[str, dict[str, Any]]:
     with engine.connect() as conn:
-        report = progress_report(conn, at)
+        report = progress_report(conn, at).to_json()
     (objective,) = report["shops"][0]["objectives"]
     return {kr["key"]: kr for kr in objective["key_results"]} | {"": objective}
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from okrflow.intake.credentials import TokenAuthenticator, WebhookSecrets, hash_token
+from okrflow.access.tokens import TokenAuthenticator, hash_token
+from okrflow.intake.credentials import WebhookSecrets
 from okrflow.store.engine import make_engine
 from tests.integration.processes import okrflow, okrflow_env
 

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from okrflow.intake.credentials import TokenAuthenticator, create_token, revoke_token
+from okrflow.access.tokens import TokenAuthenticator
+from okrflow.intake.credentials import create_token, revoke_token
 from okrflow.store import credentials as store
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema

@@ -78,7 +78,7 @@ def _batch(first: int, n: int, day: str) -> object:
 
 def _kpis(engine: Engine) -> dict[str, tuple[object, object]]:
     with engine.connect() as conn:
-        (shop,) = progress_report(conn, NOW)["shops"]
+        (shop,) = progress_report(conn, NOW).to_json()["shops"]
     return {k["key"]: (k["value"], k["backfill"]) for k in shop["kpis"]}
 
 

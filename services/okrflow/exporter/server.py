@@ -1,5 +1,5 @@
 """`okrflow exporter`: serve /metrics from the database, with /healthz and /readyz, and the
-pages for people (`okrflow.pages`: /, /shops/...) from the same snapshot."""
+pages for people (`okrflow.exporter.pages`: /, /shops/...) from the same snapshot."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from okrflow.exitcodes import ExitCode
 from okrflow.exporter.collector import OkrCollector, ScrapeGate, refresh_forever
+from okrflow.exporter.pages.routes import pages_for, static_routes
 from okrflow.exporter.snapshot import SnapshotReader
 from okrflow.gctuning import collect_less_often
 from okrflow.ops.buildinfo import process_registry
 from okrflow.ops.http import OpsServer, Reply, json_reply, ops_limits
 from okrflow.ops.startup import wait_for_database
-from okrflow.pages.routes import pages_for, static_routes
 from okrflow.settings import Settings
 from okrflow.store.engine import DatabaseMissing, open_existing
 from okrflow.store.schema import SchemaMissing, require_schema

@@ -34,6 +34,7 @@ from okrflow.intake.binding import (
 from okrflow.intake.metrics import IntakeMetrics
 from okrflow.intake.ratelimit import RateLimiter
 from okrflow.intake.webhooks import PLATFORMS, PayloadError, SignatureError
+from okrflow.jsontypes import JsonObject
 
 _SHOP = re.compile(SHOP_PATTERN)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -51,7 +52,8 @@ class IntakeParts:
     sink: EventSink
     authenticate: Callable[[str], str | None]  # token -> its shop (may block: run in a thread)
     webhook_secret: Callable[[str, str], str | None]  # (shop, platform) -> secret (blocks)
-    progress: Callable[[str], dict[str, Any]]  # shop -> the progress report (blocks)
+    # shop -> the progress report's JSON (`okrflow progress --shop SHOP --format json`; blocks)
+    progress: Callable[[str], JsonObject]
     metrics: IntakeMetrics
     registry: CollectorRegistry
     limiter: RateLimiter

@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from okrflow.access.tokens import TokenAuthenticator
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.intake.app import IntakeParts, build_app
-from okrflow.intake.credentials import TokenAuthenticator, WebhookSecrets
+from okrflow.intake.credentials import WebhookSecrets
 from okrflow.intake.metrics import IntakeMetrics, intake_registry
 from okrflow.intake.openapi import openapi_document
 from okrflow.intake.producer import EventProducer
 from okrflow.intake.protocol import HttpLimits, guarded_protocol
 from okrflow.intake.ratelimit import RateLimiter
+from okrflow.jsontypes import JsonObject
 from okrflow.ops.http import listening_socket
 from okrflow.ops.startup import wait_for_database, wait_for_kafka
+from okrflow.reports.progress import progress_report
 from okrflow.settings import Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
@@ -63,11 +65,9 @@ def run_intake(settings: Settings) -> int:
     engine.dispose()
     reader = make_engine(settings.database_url)
 
-    def progress(shop: str) -> dict[str, Any]:
-        from okrflow.reports.progress import progress_report
-
+    def progress(shop: str) -> JsonObject:
         with reader.connect() as conn:
-            return progress_report(conn, datetime.now(UTC), shop)
+            return progress_report(conn, datetime.now(UTC), shop).to_json()
 
     async def connect() -> EventProducer:
         await ensure_topics(settings)  # with okrflow's partitions, not auto-created

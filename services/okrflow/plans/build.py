@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -59,15 +60,12 @@ def resolve_target(target: float | str | None, baseline: float) -> float | None:
     return round(baseline * (1 + percent / 100), 9)
 
 
-# The key under which `load_active_plans` hands `build_key_result` a key result's frozen
-# measured baseline (a column of its row, never a field of the file: the schema refuses it).
-MEASURED_BASELINE = "measured_baseline"
-
-
-def build_key_result(d: dict[str, Any]) -> KeyResult:
+def build_key_result(d: dict[str, Any], measured: float | None = None) -> KeyResult:
+    """The key result of its schema-valid data `d`. `measured`: its frozen measured baseline
+    (a column of its row, never a field of the file), for a baseline `from` data; None while
+    it is not measured yet."""
     spec = d.get("baseline", 0)
     baseline_from = spec["from"] if isinstance(spec, dict) else None
-    measured = d.get(MEASURED_BASELINE)
     if baseline_from is None:
         baseline = float(spec)
     else:  # measured from data: 0 until frozen, and no relative target before then
@@ -96,8 +94,11 @@ def build_key_result(d: dict[str, Any]) -> KeyResult:
     )
 
 
-def build_objective(d: dict[str, Any]) -> Objective:
+def build_objective(d: dict[str, Any], measured: Mapping[str, float] | None = None) -> Objective:
+    """The objective of its schema-valid data `d`; `measured`: key result key -> its frozen
+    measured baseline (`build_key_result`)."""
     t = d.get("thresholds", {})
+    measured = measured or {}
     return Objective(
         key=d["key"],
         title=d["title"],
@@ -106,7 +107,9 @@ def build_objective(d: dict[str, Any]) -> Objective:
         period=Period(
             date.fromisoformat(d["period"]["start"]), date.fromisoformat(d["period"]["end"])
         ),
-        key_results=tuple(build_key_result(kr) for kr in d.get("key_results", [])),
+        key_results=tuple(
+            build_key_result(kr, measured.get(kr["key"])) for kr in d.get("key_results", [])
+        ),
         thresholds=Thresholds(float(t.get("at_risk", 0.10)), float(t.get("off_track", 0.25))),
         parent=d.get("parent"),
         weight=float(d.get("weight", 1)),

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from okrflow.domain.baselines import stored_parts
 from okrflow.domain.model import Plan, metric_parts
 from okrflow.domain.plans import ActivePlan
-from okrflow.plans.build import MEASURED_BASELINE, build_objective
+from okrflow.plans.build import build_objective
 from okrflow.plans.diff import (
     Change,
     counting_fingerprint,
@@ -41,19 +41,9 @@ def load_active_plans(conn: Connection, shop: str | None = None) -> list[ActiveP
         ids: dict[tuple[str, str], int] = {}
         for objective in rows.objectives:
             ordered = sorted(krs.get(objective.key, []), key=lambda kr: kr.position)
-            built.append(
-                build_objective(
-                    {
-                        **objective.definition,
-                        "key_results": [
-                            {**kr.definition, MEASURED_BASELINE: measured[kr.id]}
-                            if kr.id in measured
-                            else kr.definition
-                            for kr in ordered
-                        ],
-                    }
-                )
-            )
+            frozen = {kr.definition["key"]: measured[kr.id] for kr in ordered if kr.id in measured}
+            data = {**objective.definition, "key_results": [kr.definition for kr in ordered]}
+            built.append(build_objective(data, frozen))
             ids.update({(objective.key, kr.definition["key"]): kr.id for kr in ordered})
         kpi_rows = sorted(rows.kpis, key=lambda k: k.position)
         kpis = tuple(build_kpi(k.definition) for k in kpi_rows)

@@ -6,9 +6,18 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, date, datetime
-from typing import Any
 
+from rich.console import Console
+from sqlalchemy import Connection
+
+from okrflow.domain.periods import local_day
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.plans.stored import load_active_plans
+from okrflow.readonly import open_for_reading
+from okrflow.reports.history import HistoryQuery, NothingSelected, history_csv, history_report
+from okrflow.reports.progress import progress_report
+from okrflow.reports.table import render_history, render_progress
+from okrflow.store.lookups import planned_shops
 
 
 def parse_at(text: str | None) -> datetime:
@@ -48,10 +57,8 @@ def parse_day(flag: str, text: str | None) -> date | None:
     return day
 
 
-def no_such_shop(conn: Any, shop: str) -> OperatorError:
+def no_such_shop(conn: Connection, shop: str) -> OperatorError:
     """Exit 10 for a shop with no plan, naming the shops that have one."""
-    from okrflow.store.lookups import planned_shops
-
     shops = planned_shops(conn)
     known = f"shops with a plan: {', '.join(shops)}" if shops else "no shop has a plan yet"
     return OperatorError(ExitCode.NOT_FOUND, f"no shop {shop!r} has a plan ({known})")
@@ -61,21 +68,15 @@ def run_progress(
     database_url: str, shop: str | None, at_text: str | None, fmt: str,
     as_of_text: str | None = None,
 ) -> int:  # fmt: skip
-    from rich.console import Console
-
-    from okrflow.readonly import open_for_reading
-    from okrflow.reports.progress import progress_report
-    from okrflow.reports.table import render_progress
-
     at = parse_at(at_text)
     as_of = parse_day("--as-of", as_of_text)
     engine = open_for_reading(database_url)
     with engine.connect() as conn:
         report = progress_report(conn, at, shop, as_of)
-        if shop is not None and not report["shops"]:
+        if shop is not None and not report.shops:
             raise no_such_shop(conn, shop)
     if fmt == "json":
-        print(json.dumps(report, indent=2, allow_nan=False))  # strict JSON, never Infinity
+        print(json.dumps(report.to_json(), indent=2, allow_nan=False))  # never Infinity
     else:
         render_progress(report, Console())
     sys.stdout.flush()  # a closed pipe shows here, inside the command, not at exit
@@ -86,14 +87,6 @@ def run_history(
     database_url: str, shop: str, objective: str | None, key_result: str | None,
     first_text: str | None, last_text: str | None, fmt: str,
 ) -> int:  # fmt: skip
-    from rich.console import Console
-
-    from okrflow.domain.periods import local_day
-    from okrflow.plans.stored import load_active_plans
-    from okrflow.readonly import open_for_reading
-    from okrflow.reports.history import HistoryQuery, NothingSelected, history_csv, history_report
-    from okrflow.reports.table import render_history
-
     first, last = parse_day("--from", first_text), parse_day("--to", last_text)
     if first is not None and last is not None and first > last:
         raise OperatorError(ExitCode.USAGE, f"--from {first} is after --to {last}")
@@ -110,7 +103,7 @@ def run_history(
         except NothingSelected as exc:
             raise OperatorError(ExitCode.NOT_FOUND, f"shop {shop!r}: {exc}") from None
     if fmt == "json":
-        print(json.dumps(report, indent=2, allow_nan=False))
+        print(json.dumps(report.to_json(), indent=2, allow_nan=False))
     elif fmt == "csv":
         sys.stdout.write(history_csv(report))
     else:

@@ -12,7 +12,6 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from sqlalchemy import Connection
 
@@ -21,8 +20,9 @@ from okrflow.domain.kpis import band_text
 from okrflow.domain.model import Objective
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import plan_progress
-from okrflow.reports.kpis import kpi_figures, kpi_history
-from okrflow.reports.progress import key_result_figures, objective_figures
+from okrflow.jsontypes import JsonObject, JsonValue
+from okrflow.reports.figures import KeyResultFigures, KpiFigures, ObjectiveFigures
+from okrflow.reports.kpis import kpi_history
 from okrflow.store.counters import read_series_rows
 
 
@@ -38,6 +38,102 @@ class HistoryQuery:
 
 class NothingSelected(LookupError):
     """The plan has no such objective, or no such key result (in that objective)."""
+
+
+@dataclass(frozen=True)
+class KeyResultDay:
+    """A key result at the end of a local day (the figures of `progress --as-of DAY`)."""
+
+    day: date
+    figures: KeyResultFigures
+
+    def to_json(self) -> JsonObject:
+        return {"day": self.day.isoformat(), **self.figures.to_json()}
+
+
+@dataclass(frozen=True)
+class ObjectiveDay:
+    day: date
+    figures: ObjectiveFigures
+
+    def to_json(self) -> JsonObject:
+        return {"day": self.day.isoformat(), **self.figures.to_json()}
+
+
+@dataclass(frozen=True)
+class KpiDay:
+    """A KPI over the window ending on `day`."""
+
+    day: date
+    figures: KpiFigures
+
+    def to_json(self) -> JsonObject:
+        return {"day": self.day.isoformat(), **self.figures.to_json()}
+
+
+@dataclass(frozen=True)
+class KeyResultHistory:
+    key: str
+    title: str
+    days: tuple[KeyResultDay, ...]
+
+    def to_json(self) -> JsonObject:
+        return {"key": self.key, "title": self.title, "days": [d.to_json() for d in self.days]}
+
+
+@dataclass(frozen=True)
+class ObjectiveHistory:
+    """An objective's days within its period and the query's, and its key results' days."""
+
+    key: str
+    title: str
+    start: date
+    end: date
+    days: tuple[ObjectiveDay, ...]
+    key_results: tuple[KeyResultHistory, ...]
+
+    def to_json(self) -> JsonObject:
+        return {
+            "key": self.key, "title": self.title,
+            "period": {"start": self.start.isoformat(), "end": self.end.isoformat()},
+            "days": [d.to_json() for d in self.days],
+            "key_results": [kr.to_json() for kr in self.key_results],
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class KpiHistory:
+    key: str
+    title: str
+    window: str
+    band: str | None
+    days: tuple[KpiDay, ...]
+
+    def to_json(self) -> JsonObject:
+        return {
+            "key": self.key, "title": self.title, "window": self.window, "band": self.band,
+            "days": [d.to_json() for d in self.days],
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HistoryReport:
+    """A shop's burn-up; `to_json()` is what `okrflow history --format json` prints."""
+
+    shop: str
+    timezone: str
+    today: date
+    objectives: tuple[ObjectiveHistory, ...]
+    kpis: tuple[KpiHistory, ...]
+
+    def to_json(self) -> JsonObject:
+        return {
+            "shop": self.shop,
+            "timezone": self.timezone,
+            "today": self.today.isoformat(),
+            "objectives": [o.to_json() for o in self.objectives],
+            "kpis": [k.to_json() for k in self.kpis],
+        }
 
 
 def _selected(plan_objectives: tuple[Objective, ...], query: HistoryQuery) -> list[Objective]:
@@ -61,9 +157,9 @@ def _span(objective: Objective, query: HistoryQuery, today: date) -> tuple[date,
 
 def history_report(
     conn: Connection, active: ActivePlan, query: HistoryQuery, today: date
-) -> dict[str, Any]:
-    """The JSON document `okrflow history --format json` prints. `today` is the shop's local
-    date now: no day after it is shown. Raises NothingSelected."""
+) -> HistoryReport:
+    """The report `okrflow history` prints. `today` is the shop's local date now: no day
+    after it is shown. Raises NothingSelected."""
     plan = active.plan
     chosen = _selected(plan.objectives, query)
     spans = {o.key: _span(o, query, today) for o in chosen}
@@ -79,51 +175,41 @@ def history_report(
     for o in chosen:
         first, last = spans[o.key]
         mine = [(d, r[o.key]) for d, r in zip(days, judged, strict=True) if first <= d <= last]
-        key_results = []
-        for i, kr in enumerate(o.key_results):
-            if query.key_result not in (None, kr.key):
-                continue
-            key_results.append({
-                "key": kr.key, "title": kr.title,
-                "days": [{"day": d.isoformat(), **key_result_figures(r.key_results[i])}
-                         for d, r in mine],
-            })  # fmt: skip
-        objectives.append({
-            "key": o.key, "title": o.title,
-            "period": {"start": o.period.start.isoformat(), "end": o.period.end.isoformat()},
-            "days": [{"day": d.isoformat(), **objective_figures(r)} for d, r in mine],
-            "key_results": key_results,
-        })  # fmt: skip
-    return {
-        "shop": plan.shop,
-        "timezone": plan.timezone,
-        "today": today.isoformat(),
-        "objectives": objectives,
-        "kpis": _kpis(conn, active, query, today, lo),
-    }
+        key_results = tuple(
+            KeyResultHistory(kr.key, kr.title, tuple(
+                KeyResultDay(d, KeyResultFigures.of(r.key_results[i])) for d, r in mine
+            ))
+            for i, kr in enumerate(o.key_results)
+            if query.key_result in (None, kr.key)
+        )  # fmt: skip
+        objectives.append(ObjectiveHistory(
+            o.key, o.title, o.period.start, o.period.end,
+            tuple(ObjectiveDay(d, ObjectiveFigures.of(r)) for d, r in mine), key_results,
+        ))  # fmt: skip
+    return HistoryReport(
+        plan.shop, plan.timezone, today, tuple(objectives), _kpis(conn, active, query, today, lo)
+    )
 
 
 def _kpis(
     conn: Connection, active: ActivePlan, query: HistoryQuery, today: date, lo: date | None
-) -> list[dict[str, Any]]:
+) -> tuple[KpiHistory, ...]:
     """Each KPI per day over the window ending that day: from `--from` (or the first day
     of the objectives shown, or today) to `--to` (or today). None when the query selects an
     objective or a key result."""
     if query.objective is not None or query.key_result is not None:
-        return []
+        return ()
     first = query.first or lo or today
     last = min(query.last or today, today)
     days = _days(first, last) if first <= last else []
     by_key = kpi_history(conn, active, days)
-    return [
-        {
-            "key": kpi.key, "title": kpi.title, "window": f"{kpi.window_days}d",
-            "band": band_text(kpi.healthy) or None,
-            "days": [{"day": p.last_day.isoformat(), **kpi_figures(p)}
-                     for p in by_key.get(kpi.key, [])],
-        }
+    return tuple(
+        KpiHistory(
+            kpi.key, kpi.title, f"{kpi.window_days}d", band_text(kpi.healthy) or None,
+            tuple(KpiDay(p.last_day, KpiFigures.of(p)) for p in by_key.get(kpi.key, [])),
+        )
         for kpi in active.plan.kpis
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 def _days(first: date, last: date) -> list[date]:
@@ -136,26 +222,27 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def history_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+def history_rows(report: HistoryReport) -> list[JsonObject]:
     """One row per objective and day, then per key result and day (objective rows have no
     key result, value, baseline or target), then per KPI and day (no objective, key
     result, baseline, target, progress, expected or status)."""
-    out: list[dict[str, Any]] = []
-    for o in report["objectives"]:
-        for day in o["days"]:
-            out.append({"shop": report["shop"], "objective": o["key"], "key_result": "", **day})
-        for kr in o["key_results"]:
-            for day in kr["days"]:
-                out.append({"shop": report["shop"], "objective": o["key"],
-                            "key_result": kr["key"], **day})  # fmt: skip
-    for kpi in report.get("kpis", []):
-        for day in kpi["days"]:
-            out.append({"shop": report["shop"], "objective": "", "key_result": "",
-                        "kpi": kpi["key"], **day})  # fmt: skip
+    out: list[JsonObject] = []
+    for o in report.objectives:
+        for day in o.days:
+            out.append({"shop": report.shop, "objective": o.key, "key_result": "",
+                        **day.to_json()})  # fmt: skip
+        for kr in o.key_results:
+            for kr_day in kr.days:
+                out.append({"shop": report.shop, "objective": o.key,
+                            "key_result": kr.key, **kr_day.to_json()})  # fmt: skip
+    for kpi in report.kpis:
+        for kpi_day in kpi.days:
+            out.append({"shop": report.shop, "objective": "", "key_result": "",
+                        "kpi": kpi.key, **kpi_day.to_json()})  # fmt: skip
     return out
 
 
-def history_csv(report: dict[str, Any]) -> str:
+def history_csv(report: HistoryReport) -> str:
     """CSV with a header (CSV_COLUMNS); empty cells for what a row does not have."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -165,7 +252,7 @@ def history_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def _cell(value: Any) -> str:
+def _cell(value: JsonValue) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -3,17 +3,19 @@ exporter), or on each of several days (`history`). The arithmetic is `domain.kpi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from sqlalchemy import Connection
 
-from okrflow.domain.history import DayRow
+from okrflow.domain.history import DayRow, SeriesRows
 from okrflow.domain.kpis import KpiProgress, distinct_by_window, kpi_progress, window_of
 from okrflow.domain.model import metric_parts
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesKey
+from okrflow.jsontypes import JsonObject
+from okrflow.reports.figures import KpiFigures
 from okrflow.store.backfill import read_backfill_states
 from okrflow.store.counters import read_series_rows
 from okrflow.store.kpi_windows import read_kpi_days
@@ -30,7 +32,7 @@ def _distinct_series(active: ActivePlan) -> list[SeriesKey]:
 
 
 def _days_by_part(
-    rows: dict[SeriesKey, Any], kpi_id: int, parts: Sequence[str]
+    rows: Mapping[SeriesKey, SeriesRows], kpi_id: int, parts: Sequence[str]
 ) -> dict[str, Sequence[DayRow]]:
     return {part: rows[kpi_id, part].days for part in parts if (kpi_id, part) in rows}
 
@@ -114,24 +116,28 @@ def kpi_history(
     return out
 
 
-def kpi_figures(p: KpiProgress) -> dict[str, Any]:
-    """A KPI's numbers as JSON (`progress` and `history` print the same)."""
-    from okrflow.reports.progress import _number  # progress imports this module
+@dataclass(frozen=True)
+class KpiEntry:
+    """A KPI in `progress`: its value over the window ending today, band and health, and the
+    state of its backfill (None: none; "pending", "running": the value is partial; "done")."""
 
-    return {
-        "value": None if p.value is None else _number(p.value),
-        "has_value": p.has_value,
-        "healthy": p.healthy,
-    }
+    key: str
+    title: str
+    window: str
+    figures: KpiFigures
+    band: str | None
+    backfill: str | None
 
+    @classmethod
+    def of(cls, p: KpiProgress) -> KpiEntry:
+        return cls(p.key, p.title, p.window, KpiFigures.of(p), p.band or None, p.backfill)
 
-def kpi_entry(p: KpiProgress) -> dict[str, Any]:
-    """A KPI in `progress --format json`."""
-    return {
-        "key": p.key,
-        "title": p.title,
-        "window": p.window,
-        **kpi_figures(p),
-        "band": p.band or None,
-        "backfill": p.backfill,
-    }
+    def to_json(self) -> JsonObject:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "window": self.window,
+            **self.figures.to_json(),
+            "band": self.band,
+            "backfill": self.backfill,
+        }

@@ -1,108 +1,175 @@
-"""Progress of every objective and key result, from the database, judged at an instant."""
+"""Progress of every objective and key result, from the database, judged at an instant.
+
+`progress_report` gives a `ProgressReport`; its `to_json()` is the document `okrflow progress
+--format json` prints (shape in the README), the intake's `GET /v1/shops/{shop}/progress`
+answers and the exporter's pages serve as their JSON twins.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from sqlalchemy import Connection
 
 from okrflow.domain.history import end_of_day, plan_states_as_of
 from okrflow.domain.kpis import KpiProgress
-from okrflow.domain.model import Objective, Plan
+from okrflow.domain.model import KeyResult, Objective, Plan
 from okrflow.domain.periods import local_day
 from okrflow.domain.progress import KeyResultProgress, ObjectiveProgress, plan_progress
+from okrflow.jsontypes import JsonObject, JsonValue
 from okrflow.plans.stored import load_active_plans
-from okrflow.reports.kpis import kpi_entry, read_kpi_progress
+from okrflow.reports.figures import KeyResultFigures, ObjectiveFigures
+from okrflow.reports.kpis import KpiEntry, read_kpi_progress
 from okrflow.store.backfill import read_backfill_states
 from okrflow.store.counters import read_series_rows, read_series_states
 
 
-def _number(x: float) -> float | int | None:
-    """A JSON number; None (null) for a value JSON cannot hold (infinite or NaN)."""
-    if not math.isfinite(x):
-        return None
-    return int(x) if float(x).is_integer() and abs(x) < 2**53 else round(x, 9)
+@dataclass(frozen=True)
+class KeyResultEntry:
+    """A key result in `progress`. `backfill`: null (none), "pending", "running" (partial
+    values) or "done"; shown only with today's values (`shows_backfill`), not a past day's."""
+
+    key: str
+    title: str
+    figures: KeyResultFigures
+    backfill: str | None = None
+    shows_backfill: bool = False
+
+    def to_json(self) -> JsonObject:
+        entry: JsonObject = {"key": self.key, "title": self.title, **self.figures.to_json()}
+        if self.shows_backfill:
+            entry["backfill"] = self.backfill
+        return entry
 
 
-def _ratio(x: float) -> float | None:
-    return round(x, 6) if math.isfinite(x) else None
+@dataclass(frozen=True)
+class ObjectiveEntry:
+    """An objective in `progress`, with its key results in file order."""
+
+    key: str
+    title: str
+    owner: str
+    level: str
+    parent: str | None
+    start: date
+    end: date
+    figures: ObjectiveFigures
+    key_results: tuple[KeyResultEntry, ...]
+
+    def to_json(self) -> JsonObject:
+        return {
+            "key": self.key,
+            "title": self.title,
+            "owner": self.owner,
+            "level": self.level,
+            "parent": self.parent,
+            "period": {"start": self.start.isoformat(), "end": self.end.isoformat()},
+            **self.figures.to_json(),
+            "key_results": [kr.to_json() for kr in self.key_results],
+        }
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The local day a report is of, and the instant it is judged at (the midnight after)."""
+
+    day: date
+    instant: datetime
+
+
+@dataclass(frozen=True)
+class ShopProgress:
+    """One shop of `progress`: its objectives in file order and its KPIs."""
+
+    shop: str
+    timezone: str
+    objectives: tuple[ObjectiveEntry, ...]
+    kpis: tuple[KpiEntry, ...]
+    as_of: AsOf | None = None
+
+    def to_json(self) -> JsonObject:
+        entry: JsonObject = {"shop": self.shop, "timezone": self.timezone}
+        if self.as_of is not None:
+            entry["as_of"] = {
+                "date": self.as_of.day.isoformat(),
+                "instant": self.as_of.instant.isoformat(),
+            }
+        entry["objectives"] = [o.to_json() for o in self.objectives]
+        entry["kpis"] = [k.to_json() for k in self.kpis]
+        return entry
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """Every shop's progress judged at `at`, or (`as_of`) at the end of a local day."""
+
+    at: datetime | None
+    shops: tuple[ShopProgress, ...]
+    as_of: date | None = None
+
+    def to_json(self) -> JsonObject:
+        shops: list[JsonValue] = [s.to_json() for s in self.shops]
+        if self.as_of is not None:
+            return {"at": None, "as_of": self.as_of.isoformat(), "shops": shops}
+        assert self.at is not None  # a report of now has its instant
+        return {"at": self.at.isoformat(), "shops": shops}
 
 
 def _key_result(
-    kr: Any, p: KeyResultProgress, backfill: Mapping[str, str] | None
-) -> dict[str, Any]:
-    entry = {"key": p.key, "title": kr.title, **key_result_figures(p)}
-    if backfill is not None:  # null (none), "pending", "running" (partial values) or "done"
-        entry["backfill"] = backfill.get(p.key)
-    return entry
-
-
-def key_result_figures(p: KeyResultProgress) -> dict[str, Any]:
-    """A key result's numbers as JSON (`progress` and `history` print the same)."""
-    return {
-        "value": _number(p.value),
-        "baseline": _number(p.baseline),
-        "target": _number(p.target),
-        "progress": _ratio(p.progress),
-        # A baseline from data not measured yet: no pace or status (its backfill says why).
-        "expected": None if p.waiting else _ratio(p.expected),
-        "status": None if p.waiting else p.status,
-        "has_value": p.has_value,
-        "last_event_at": p.last_event_at.isoformat() if p.last_event_at else None,
-    }
-
-
-def objective_figures(r: ObjectiveProgress) -> dict[str, Any]:
-    """An objective's numbers as JSON (`progress` and `history` print the same)."""
-    return {"progress": _ratio(r.progress), "expected": _ratio(r.expected), "status": r.status}
+    kr: KeyResult, p: KeyResultProgress, backfill: Mapping[str, str] | None
+) -> KeyResultEntry:
+    if backfill is None:
+        return KeyResultEntry(p.key, kr.title, KeyResultFigures.of(p))
+    return KeyResultEntry(p.key, kr.title, KeyResultFigures.of(p), backfill.get(p.key), True)
 
 
 def _objective(
     objective: Objective, r: ObjectiveProgress, backfill: Mapping[str, str] | None
-) -> dict[str, Any]:
-    return {
-        "key": objective.key,
-        "title": objective.title,
-        "owner": objective.owner,
-        "level": objective.level,
-        "parent": objective.parent,
-        "period": {"start": objective.period.start.isoformat(), "end": objective.period.end.isoformat()},
-        **objective_figures(r),
-        "key_results": [
+) -> ObjectiveEntry:
+    return ObjectiveEntry(
+        key=objective.key,
+        title=objective.title,
+        owner=objective.owner,
+        level=objective.level,
+        parent=objective.parent,
+        start=objective.period.start,
+        end=objective.period.end,
+        figures=ObjectiveFigures.of(r),
+        key_results=tuple(
             _key_result(kr, p, backfill)
             for kr, p in zip(objective.key_results, r.key_results, strict=True)
-        ],
-    }  # fmt: skip
+        ),
+    )
 
 
-def shop_entry(
+def shop_progress(
     plan: Plan,
     results: Mapping[str, ObjectiveProgress],
     backfill: Mapping[str, Mapping[str, str]] | None,
     kpis: Sequence[KpiProgress],
-    as_of: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """One shop of `progress --format json` from its judged objectives, the backfill state
-    of its key results (objective -> key result -> state; None: not shown) and its KPIs.
+    as_of: AsOf | None = None,
+) -> ShopProgress:
+    """One shop of `progress` from its judged objectives, the backfill state of its key
+    results (objective -> key result -> state; None: not shown) and its KPIs.
     The exporter's pages print the same from their snapshot."""
-    entry: dict[str, Any] = {"shop": plan.shop, "timezone": plan.timezone}
-    if as_of is not None:
-        entry["as_of"] = as_of
-    entry["objectives"] = [
-        _objective(o, results[o.key], None if backfill is None else backfill.get(o.key, {}))
-        for o in plan.objectives
-    ]
-    entry["kpis"] = [kpi_entry(p) for p in kpis]
-    return entry
+    return ShopProgress(
+        shop=plan.shop,
+        timezone=plan.timezone,
+        objectives=tuple(
+            _objective(o, results[o.key], None if backfill is None else backfill.get(o.key, {}))
+            for o in plan.objectives
+        ),
+        kpis=tuple(KpiEntry.of(p) for p in kpis),
+        as_of=as_of,
+    )
 
 
 def progress_report(
     conn: Connection, at: datetime, shop: str | None = None, as_of: date | None = None
-) -> dict[str, Any]:
-    """The JSON document `okrflow progress --format json` prints (shape in the README).
+) -> ProgressReport:
+    """The report `okrflow progress` prints (its `to_json()`: `--format json`).
 
     With `as_of` (a local date), each shop's values are those counted from events up to the
     end of that day in the shop's time zone, judged at that instant (`at` is not used), and
@@ -121,9 +188,7 @@ def progress_report(
             states = plan_states_as_of(active, rows, as_of)
             judged_at = end_of_day(as_of, plan.timezone)
         results = plan_progress(plan, states, judged_at)
-        as_of_entry = None
-        if as_of is not None:
-            as_of_entry = {"date": as_of.isoformat(), "instant": judged_at.isoformat()}
+        day = None if as_of is None else AsOf(as_of, judged_at)
         # The backfill state is today's: shown with today's values, not with a past day's
         # (history shows none either).
         backfill: dict[str, dict[str, str]] | None = None
@@ -136,7 +201,7 @@ def progress_report(
         # KPIs over the window ending today (or on the as-of day), in the shop's time zone.
         today = as_of if as_of is not None else local_day(at, plan.timezone)
         kpis = read_kpi_progress(conn, active, today, as_of is None)
-        shops.append(shop_entry(plan, results, backfill, kpis, as_of_entry))
+        shops.append(shop_progress(plan, results, backfill, kpis, day))
     if as_of is not None:
-        return {"at": None, "as_of": as_of.isoformat(), "shops": shops}
-    return {"at": at.isoformat(), "shops": shops}
+        return ProgressReport(None, tuple(shops), as_of)
+    return ProgressReport(at, tuple(shops))

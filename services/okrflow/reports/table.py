@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from rich.console import Console
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
+
+from okrflow.reports.figures import KeyResultFigures, KpiFigures, Number
+from okrflow.reports.history import HistoryReport, KpiHistory
+from okrflow.reports.kpis import KpiEntry
+from okrflow.reports.progress import KeyResultEntry, ProgressReport
 
 STATUS_STYLE = {
     "on_track": "green", "achieved": "bold green", "at_risk": "yellow",
@@ -24,22 +29,24 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x * 100:.0f}%"
 
 
-def _num(x: float | int | None) -> str:
+def _num(x: Number) -> str:
     if x is None:
         return "-"
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def render_progress(report: dict[str, Any], console: Console) -> None:
-    if not report["shops"]:
+def render_progress(report: ProgressReport, console: Console) -> None:
+    if not report.shops:
         console.print("No objectives yet: write an okrs.yaml and run `okrflow apply okrs.yaml`.")
         return
-    for shop in report["shops"]:
+    for shop in report.shops:
         when = (
-            f"as of the end of {report['as_of']}" if report.get("as_of") else f"at {report['at']}"
+            f"as of the end of {report.as_of.isoformat()}"
+            if report.as_of
+            else f"at {report.at.isoformat() if report.at else None}"
         )
         table = Table(
-            title=f"{shop['shop']}  ({shop['timezone']}, {when})", title_justify="left",
+            title=f"{shop.shop}  ({shop.timezone}, {when})", title_justify="left",
             show_lines=False, expand=False,
         )  # fmt: skip
         for col in (
@@ -55,25 +62,27 @@ def render_progress(report: dict[str, Any], console: Console) -> None:
                 col,
                 justify="right" if col in ("value", "target", "progress", "expected") else "left",
             )
-        for o in shop["objectives"]:
-            style = STATUS_STYLE.get(o["status"], "")
+        for o in shop.objectives:
+            f = o.figures
+            style = STATUS_STYLE.get(f.status, "")
             table.add_row(
-                Text(f"{o['title']} [{o['key']}]", style="bold", no_wrap=True, overflow="ellipsis"), "", "",
-                _pct(o["progress"]), _bar(o["progress"]), _pct(o["expected"]),
-                Text(o["status"], style=style),
+                Text(f"{o.title} [{o.key}]", style="bold", no_wrap=True, overflow="ellipsis"), "", "",
+                _pct(f.progress), _bar(f.progress), _pct(f.expected),
+                Text(f.status, style=style),
             )  # fmt: skip
-            for kr in o["key_results"]:
+            for kr in o.key_results:
+                k = kr.figures
                 table.add_row(
-                    Text(f"  {kr['title']}", no_wrap=True, overflow="ellipsis"), _num(kr["value"]), _num(kr["target"]), _pct(kr["progress"]),
-                    _bar(kr["progress"]), _pct(kr["expected"]),
+                    Text(f"  {kr.title}", no_wrap=True, overflow="ellipsis"), _num(k.value), _num(k.target), _pct(k.progress),
+                    _bar(k.progress), _pct(k.expected),
                     _kr_status(kr),
                 )  # fmt: skip
         console.print(table)
-        if shop.get("kpis"):
-            console.print(_kpi_table(shop["kpis"]))
+        if shop.kpis:
+            console.print(_kpi_table(shop.kpis))
 
 
-def _kpi_table(kpis: list[dict[str, Any]]) -> Table:
+def _kpi_table(kpis: Sequence[KpiEntry]) -> Table:
     """A shop's KPIs: value over the rolling window, band and health."""
     table = Table(title="  KPIs (rolling windows of local days, today included)",
                   title_justify="left")  # fmt: skip
@@ -81,49 +90,54 @@ def _kpi_table(kpis: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify="right" if col in ("window", "value") else "left")
     for kpi in kpis:
         table.add_row(
-            Text(f"{kpi['title']} [{kpi['key']}]", no_wrap=True, overflow="ellipsis"),
-            kpi["window"], _num(kpi["value"]), kpi["band"] or "-", _kpi_health(kpi),
+            Text(f"{kpi.title} [{kpi.key}]", no_wrap=True, overflow="ellipsis"),
+            kpi.window, _num(kpi.figures.value), kpi.band or "-",
+            _kpi_health(kpi.figures, kpi.band, kpi.backfill),
         )  # fmt: skip
     return table
 
 
-def _kpi_health(kpi: dict[str, Any]) -> Text:
-    if kpi["healthy"] is None:
-        health = Text("-" if kpi["band"] else "", style="dim")
-    elif kpi["healthy"]:
+def _kpi_health(kpi: KpiFigures, band: str | None, backfill: str | None = None) -> Text:
+    if kpi.healthy is None:
+        health = Text("-" if band else "", style="dim")
+    elif kpi.healthy:
         health = Text("healthy", style="green")
     else:
         health = Text("unhealthy", style="bold red")
-    if kpi.get("backfill") in ("pending", "running"):
+    if backfill in ("pending", "running"):
         health.append(" backfilling", style="italic yellow")
     return health
 
 
-def _kr_status(kr: dict[str, Any]) -> Text:
+def _kr_status(kr: KeyResultEntry) -> Text:
     """The status, marked while a backfill has not counted the events from before the apply
     (the value is partial)."""
     # No status while a baseline from data is not measured yet.
-    status = Text(kr["status"] or "-", style=STATUS_STYLE.get(kr["status"] or "", ""))
-    if kr.get("backfill") in ("pending", "running"):
+    status = _status(kr.figures)
+    if kr.backfill in ("pending", "running"):
         status.append(" backfilling", style="italic yellow")
     return status
 
 
-def render_history(report: dict[str, Any], console: Console) -> None:
+def _status(kr: KeyResultFigures) -> Text:
+    return Text(kr.status or "-", style=STATUS_STYLE.get(kr.status or "", ""))
+
+
+def render_history(report: HistoryReport, console: Console) -> None:
     """One table per objective: per day, the objective's line, then each key result's."""
-    objectives = report["objectives"]
-    kpis = [k for k in report.get("kpis", []) if k["days"]]
-    if not any(o["days"] for o in objectives) and not kpis:
+    objectives = report.objectives
+    kpis = [k for k in report.kpis if k.days]
+    if not any(o.days for o in objectives) and not kpis:
         console.print(
-            f"{report['shop']}: no day to show yet (today is {report['today']} in "
-            f"{report['timezone']}; a period shows from its first day)"
+            f"{report.shop}: no day to show yet (today is {report.today.isoformat()} in "
+            f"{report.timezone}; a period shows from its first day)"
         )
         return
     for o in objectives:
-        if not o["days"]:
+        if not o.days:
             continue
         table = Table(
-            title=f"{report['shop']} / {o['title']} [{o['key']}]  ({report['timezone']}, "
+            title=f"{report.shop} / {o.title} [{o.key}]  ({report.timezone}, "
             "at the end of each day)", title_justify="left",
         )  # fmt: skip
         for col in ("day", "objective / key result", "value", "target", "progress", "expected"):
@@ -131,36 +145,36 @@ def render_history(report: dict[str, Any], console: Console) -> None:
                 col, justify="left" if col in ("day", "objective / key result") else "right"
             )
         table.add_column("status")
-        krs = o["key_results"]
-        for i, day in enumerate(o["days"]):
+        for i, day in enumerate(o.days):
+            d = day.figures
             table.add_row(
-                day["day"], Text(o["key"], style="bold"), "", "", _pct(day["progress"]),
-                _pct(day["expected"]), Text(day["status"], style=STATUS_STYLE.get(day["status"], "")),
+                day.day.isoformat(), Text(o.key, style="bold"), "", "", _pct(d.progress),
+                _pct(d.expected), Text(d.status, style=STATUS_STYLE.get(d.status, "")),
             )  # fmt: skip
-            for kr in krs:
-                k = kr["days"][i]
+            for kr in o.key_results:
+                k = kr.days[i].figures
                 table.add_row(
-                    "", f"  {kr['key']}", _num(k["value"]), _num(k["target"]), _pct(k["progress"]),
-                    _pct(k["expected"]), Text(k["status"] or "-", style=STATUS_STYLE.get(k["status"] or "", "")),
+                    "", f"  {kr.key}", _num(k.value), _num(k.target), _pct(k.progress),
+                    _pct(k.expected), _status(k),
                 )  # fmt: skip
         console.print(table)
     if kpis:
         console.print(_kpi_history_table(report, kpis))
 
 
-def _kpi_history_table(report: dict[str, Any], kpis: list[dict[str, Any]]) -> Table:
+def _kpi_history_table(report: HistoryReport, kpis: Sequence[KpiHistory]) -> Table:
     """Per day, each KPI over the window ending that day."""
     table = Table(
-        title=f"{report['shop']} / KPIs  ({report['timezone']}, the window ending each day)",
+        title=f"{report.shop} / KPIs  ({report.timezone}, the window ending each day)",
         title_justify="left",
     )
     for col in ("day", "kpi", "window", "value", "health"):
         table.add_column(col, justify="right" if col in ("window", "value") else "left")
-    for i, day in enumerate(kpis[0]["days"]):
+    for i, day in enumerate(kpis[0].days):
         for n, kpi in enumerate(kpis):
-            k = kpi["days"][i]
+            k = kpi.days[i].figures
             table.add_row(
-                day["day"] if n == 0 else "", kpi["key"], kpi["window"], _num(k["value"]),
-                _kpi_health({**k, "band": kpi["band"]}),
+                day.day.isoformat() if n == 0 else "", kpi.key, kpi.window, _num(k.value),
+                _kpi_health(k, kpi.band),
             )  # fmt: skip
     return table

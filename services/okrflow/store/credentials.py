@@ -1,6 +1,6 @@
 """HTTP intake credentials in the database, SQL only: API tokens and webhook secrets.
 
-Tokens are stored as the hex SHA-256 of the token (okrflow.intake.credentials hashes them);
+Tokens are stored as the hex SHA-256 of the token (okrflow.access.tokens hashes them);
 webhook secrets are stored as they are, since verifying a signature needs the secret itself.
 Times are written as aware UTC and read back as aware UTC.
 """

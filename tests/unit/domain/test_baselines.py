@@ -23,7 +23,7 @@ from okrflow.domain.periods import local_day, local_midnight, period_bounds
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import SeriesState, measure_key_result, measure_objective
 from okrflow.events import CloudEvent, decode_event
-from okrflow.plans.build import MEASURED_BASELINE, build_key_result
+from okrflow.plans.build import build_key_result
 from okrflow.plans.diff import counting_fingerprint
 from okrflow.plans.matching import MatchIndex
 from okrflow.plans.parse import PlanError, parse_plan
@@ -57,8 +57,8 @@ def test_a_measured_baseline_parses_and_waits_until_frozen() -> None:
     kr = plan.objectives[0].key_results[0]
     assert (kr.baseline_from, kr.baseline_waiting, kr.target) == ("history", True, None)
     frozen = build_key_result(
-        {"key": "k", "metric": COUNT, "baseline": {"from": "history"}, "target": "+15%",
-         MEASURED_BASELINE: 200.0}
+        {"key": "k", "metric": COUNT, "baseline": {"from": "history"}, "target": "+15%"},
+        measured=200.0,
     )  # fmt: skip
     assert (frozen.baseline, frozen.target, frozen.baseline_waiting) == (200.0, 230.0, False)
     absolute = build_key_result(
@@ -101,9 +101,7 @@ def _kr(metric: Any, source: str | None, measured: float | None = None) -> KeyRe
     d: dict[str, Any] = {"key": "k", "metric": metric, "target": "+15%"}
     if source is not None:
         d["baseline"] = {"from": source}
-    if measured is not None:
-        d[MEASURED_BASELINE] = measured
-    return build_key_result(d)
+    return build_key_result(d, measured)
 
 
 LATEST = {"event": "order.placed", "aggregate": "latest", "field": "data.total"}

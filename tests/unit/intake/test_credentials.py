@@ -1,30 +1,24 @@
-"""Tokens and webhook secrets on their own: the token's form and hash, the verdict cache
-(expiry, size bound, threads), and the authenticator's cache on a SQLite file with its
-queries counted."""
+"""Tokens and webhook secrets on their own: the authenticator's cache on a SQLite file with
+its queries counted, tokens listed and refused, webhook secrets cached and refused (the
+token's form and hash, and the verdict cache: tests/unit/access)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event
 
+from okrflow.access.tokens import TokenAuthenticator, new_token
 from okrflow.intake.credentials import (
-    TokenAuthenticator,
-    VerdictCache,
     WebhookSecrets,
     create_token,
-    hash_token,
     list_tokens,
-    new_token,
     revoke_token,
     set_webhook_secret,
 )
@@ -40,129 +34,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class Lookups:
-    """A fake lookup: answers from `values`, counting calls per key."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-        self.calls: dict[str, int] = {}
-        self.lock = threading.Lock()
-
-    def __call__(self, key: str) -> str | None:
-        with self.lock:
-            self.calls[key] = self.calls.get(key, 0) + 1
-        return self.values.get(key)
-
-
-# --- token form and hash -----------------------------------------------------------------
-
-
-def test_new_tokens_are_prefixed_random_and_url_safe() -> None:
-    tokens = {new_token() for _ in range(1000)}
-    assert len(tokens) == 1000
-    for token in tokens:
-        assert token.startswith("okr_")
-        assert len(token) == 4 + 43  # 32 bytes, URL-safe base64 without padding
-        assert set(token[4:]) <= set(
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-        )
-
-
-def test_hash_is_hex_sha256_of_the_token() -> None:
-    assert hash_token("abc") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-    token = new_token()
-    assert hash_token(token) == hashlib.sha256(token.encode()).hexdigest()
-    assert len(hash_token(token)) == 64
-
-
-# --- the verdict cache ---------------------------------------------------------------------
-
-
-def test_answers_found_and_not_found_are_reused_until_they_expire() -> None:
-    clock, lookups = Clock(), Lookups({"a": "shop-a"})
-    cache: VerdictCache[str, str] = VerdictCache(2.0, clock)
-
-    assert cache.get("a", lambda: lookups("a")) == "shop-a"
-    assert cache.get("x", lambda: lookups("x")) is None
-    clock.now += 1.9
-    assert cache.get("a", lambda: lookups("a")) == "shop-a"
-    assert cache.get("x", lambda: lookups("x")) is None
-    assert lookups.calls == {"a": 1, "x": 1}
-
-    lookups.values = {"x": "shop-x"}  # "a" revoked, "x" created
-    clock.now += 0.1
-    assert cache.get("a", lambda: lookups("a")) is None
-    assert cache.get("x", lambda: lookups("x")) == "shop-x"
-    assert lookups.calls == {"a": 2, "x": 2}
-
-
-def test_expiry_counts_from_when_the_lookup_started() -> None:
-    clock = Clock()
-    cache: VerdictCache[str, str] = VerdictCache(2.0, clock)
-
-    def slow_lookup() -> str:
-        clock.now += 1.5  # the query takes 1.5 s
-        return "shop-a"
-
-    assert cache.get("a", slow_lookup) == "shop-a"
-    clock.now += 0.5  # 2 s after the lookup started: a change made before it is seen now
-    assert cache.get("a", lambda: None) is None
-
-
-def test_zero_seconds_caches_nothing() -> None:
-    lookups = Lookups({"a": "shop-a"})
-    cache: VerdictCache[str, str] = VerdictCache(0, Clock())
-    for _ in range(3):
-        assert cache.get("a", lambda: lookups("a")) == "shop-a"
-    assert lookups.calls == {"a": 3}
-    assert len(cache) == 0
-
-
-def test_a_failed_lookup_caches_nothing() -> None:
-    cache: VerdictCache[str, str] = VerdictCache(2.0, Clock())
-
-    def failing() -> str | None:
-        raise ConnectionError("database down")
-
-    with pytest.raises(ConnectionError):
-        cache.get("a", failing)
-    assert cache.get("a", lambda: "shop-a") == "shop-a"
-
-
-def test_the_cache_is_bounded_and_drops_the_oldest_first() -> None:
-    lookups = Lookups({})
-    cache: VerdictCache[str, str] = VerdictCache(60.0, Clock(), max_entries=3)
-    for key in ("k1", "k2", "k3", "k4"):
-        cache.get(key, partial(lookups, key))
-    assert len(cache) == 3
-    for key in ("k2", "k3", "k4"):
-        cache.get(key, partial(lookups, key))
-    assert lookups.calls == {"k1": 1, "k2": 1, "k3": 1, "k4": 1}  # still cached
-    cache.get("k1", lambda: lookups("k1"))  # dropped: looked up again
-    assert lookups.calls["k1"] == 2
-    assert len(cache) == 3
-
-
-def test_many_threads_get_right_answers_and_the_bound_holds() -> None:
-    lookups = Lookups({f"good-{i}": f"shop-{i}" for i in range(50)})
-    cache: VerdictCache[str, str] = VerdictCache(60.0, max_entries=100)
-    sizes: list[int] = []
-
-    def work(worker: int) -> list[bool]:
-        results = []
-        for i in range(500):
-            good = f"good-{(worker + i) % 50}"
-            results.append(cache.get(good, partial(lookups, good)) == "shop-" + good[5:])
-            bad = f"bad-{worker}-{i}"
-            results.append(cache.get(bad, partial(lookups, bad)) is None)
-            sizes.append(len(cache))
-        return results
-
-    with ThreadPoolExecutor(8) as pool:
-        assert all(all(r) for r in pool.map(work, range(8)))
-    assert max(sizes) <= 100
 
 
 # --- the authenticator and webhook secrets on a SQLite file --------------------------------

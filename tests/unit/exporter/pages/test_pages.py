@@ -17,13 +17,15 @@ import pytest
 from okrflow.domain.model import Cadence, KeyResult, Objective, Period, Plan, SimpleMetric
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import SeriesState, plan_progress
+from okrflow.exporter.pages import render
+from okrflow.exporter.pages.access import COOKIE, PageAccess
+from okrflow.exporter.pages.model import PagesModel
+from okrflow.exporter.pages.routes import Pages, static_routes
+from okrflow.exporter.pages.svg import burn_up
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.ops.http import OpsServer, text
-from okrflow.pages import render
-from okrflow.pages.access import COOKIE, PageAccess
-from okrflow.pages.model import PagesModel
-from okrflow.pages.routes import Pages, static_routes
-from okrflow.pages.svg import burn_up
+from okrflow.reports.figures import KeyResultFigures
+from okrflow.reports.history import KeyResultDay
 
 AT = datetime(2026, 2, 15, 12, tzinfo=UTC)
 TOKEN = "okr_" + "a" * 43
@@ -173,9 +175,10 @@ def test_burn_up_points_pace_target_and_slots() -> None:
     (active,) = snapshot.plans
     tiktok = active.plan.objectives[0]
     days = [
-        {"day": "2026-01-01", "value": 0, "baseline": 0, "target": 270},
-        {"day": "2026-01-02", "value": 3, "baseline": 0, "target": 270},
-        {"day": "2026-01-03", "value": None, "baseline": 0, "target": 270},
+        KeyResultDay(
+            date(2026, 1, d), KeyResultFigures(value, 0, 270, None, None, None, True, None)
+        )
+        for d, value in ((1, 0), (2, 3), (3, None))
     ]
     svg = burn_up(tiktok.key_results[0], tiktok, "UTC", days)
     assert svg.count('class="point"') == 2

@@ -15,12 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from html import escape
-from typing import Any
 
 from okrflow.domain.model import KeyResult, Objective
 from okrflow.domain.periods import cadence_slots, local_midnight
 from okrflow.domain.progress import key_result_pace
-from okrflow.pages.render import number
+from okrflow.exporter.pages.render import number
+from okrflow.reports.figures import Number
+from okrflow.reports.history import KeyResultDay
 
 WIDTH, HEIGHT = 720, 320
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 40
@@ -42,7 +43,7 @@ class _Frame:
         return round(TOP + (HEIGHT - TOP - BOTTOM) * (1 - (value - self.low) / span), 2)
 
 
-def _finite(values: Sequence[Any]) -> list[float]:
+def _finite(values: Sequence[Number]) -> list[float]:
     return [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
 
 
@@ -57,14 +58,15 @@ def _pace(kr: KeyResult, objective: Objective, tz: str) -> list[tuple[float, flo
     ]
 
 
-def burn_up(kr: KeyResult, objective: Objective, tz: str, days: Sequence[dict[str, Any]]) -> str:
-    """The chart for one key result; `days` are its `history --format json` days."""
+def burn_up(kr: KeyResult, objective: Objective, tz: str, days: Sequence[KeyResultDay]) -> str:
+    """The chart for one key result; `days` are its `history` days."""
     period = objective.period
     total_days = (period.end - period.start).days + 1
-    last = days[-1] if days else {}
-    baseline, target = last.get("baseline"), last.get("target")
+    last = days[-1].figures if days else None
+    baseline = last.baseline if last else None
+    target = last.target if last else None
     has_goal = isinstance(baseline, int | float) and isinstance(target, int | float)
-    values = _finite([d.get("value") for d in days])
+    values = _finite([d.figures.value for d in days])
     bounds = values + _finite([baseline, target]) + [0.0]
     low, high = min(bounds), max(bounds)
     high = high + (high - low) * 0.08 or 1.0
@@ -104,19 +106,20 @@ def burn_up(kr: KeyResult, objective: Objective, tz: str, days: Sequence[dict[st
     return "".join(parts)
 
 
-def _values(frame: _Frame, first: date, days: Sequence[dict[str, Any]]) -> str:
+def _values(frame: _Frame, first: date, days: Sequence[KeyResultDay]) -> str:
     points: list[str] = []
     dots: list[str] = []
     for d in days:
-        value = d.get("value")
+        value = d.figures.value
         if not isinstance(value, int | float):
             continue
-        offset = (date.fromisoformat(d["day"]) - first).days + 1  # the end of that day
+        offset = (d.day - first).days + 1  # the end of that day
+        day = d.day.isoformat()
         x, y = frame.x(offset), frame.y(float(value))
         points.append(f"{x},{y}")
         dots.append(
-            f'<circle class="point" cx="{x}" cy="{y}" r="3" data-day="{d["day"]}" '
-            f'data-value="{value}"><title>{d["day"]}: {number(float(value))}</title></circle>'
+            f'<circle class="point" cx="{x}" cy="{y}" r="3" data-day="{day}" '
+            f'data-value="{value}"><title>{day}: {number(float(value))}</title></circle>'
         )
     line = f'<polyline class="value" points="{" ".join(points)}"/>' if points else ""
     return f'<g class="values">{line}{"".join(dots)}</g>'

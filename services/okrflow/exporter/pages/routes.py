@@ -14,22 +14,23 @@ is `?format=svg` (what the page's script swaps in when the chart changes).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Any
 
 from sqlalchemy import Engine
 
+from okrflow.access.tokens import TokenAuthenticator
 from okrflow.exporter.collector import OkrCollector
+from okrflow.exporter.pages import render
+from okrflow.exporter.pages.access import PageAccess
+from okrflow.exporter.pages.cache import PageCache
+from okrflow.exporter.pages.model import NotFound, PagesModel, SnapshotView
+from okrflow.exporter.pages.svg import burn_up
 from okrflow.exporter.snapshot import ProgressSnapshot
-from okrflow.intake.credentials import TokenAuthenticator
+from okrflow.jsontypes import JsonObject
 from okrflow.ops.http import Reply, Request
-from okrflow.pages import render
-from okrflow.pages.access import PageAccess
-from okrflow.pages.cache import PageCache
-from okrflow.pages.model import NotFound, PagesModel, SnapshotView
-from okrflow.pages.svg import burn_up
+from okrflow.reports.progress import ProgressReport
 from okrflow.settings import Settings
 
 HTML = "text/html; charset=utf-8"
@@ -49,11 +50,11 @@ SECURITY_HEADERS = (
 STATIC_TYPES = {"pages.css": "text/css; charset=utf-8", "pages.js": "text/javascript"}
 
 
-def _json_bytes(body: Mapping[str, Any]) -> bytes:
+def _json_bytes(body: JsonObject) -> bytes:
     return json.dumps(body, allow_nan=False).encode() + b"\n"
 
 
-def _json(status: int, body: Mapping[str, Any], headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+def _json(status: int, body: JsonObject, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
     return Reply(status, [_json_bytes(body)], JSON, SECURITY_HEADERS + headers)
 
 
@@ -63,7 +64,7 @@ def _html(status: int, text: str, headers: tuple[tuple[str, str], ...] = ()) -> 
 
 def static_routes() -> dict[str, Callable[[], Reply]]:
     """/static/pages.css and /static/pages.js, read once from the package."""
-    folder = files("okrflow") / "pages" / "static"
+    folder = files("okrflow") / "exporter" / "pages" / "static"
     routes: dict[str, Callable[[], Reply]] = {}
     for name, content_type in STATIC_TYPES.items():
         reply = Reply(
@@ -106,9 +107,9 @@ class Pages:
         def index() -> bytes:
             now = self._clock()
             shops = [] if self._access.require_token else view.shops
-            reports = [view.progress(shop, now)["shops"][0] for shop in shops]
+            reports = [view.progress(shop, now).shops[0] for shop in shops]
             if fmt == "json":
-                return _json_bytes({"at": now.isoformat(), "shops": reports})
+                return _json_bytes(ProgressReport(now, tuple(reports)).to_json())
             return render.index_page(reports, self._access.require_token).encode()
 
         body = self._cache.get(("/", fmt), view, index)
@@ -131,7 +132,7 @@ class Pages:
             def shop_page() -> bytes:
                 report = view.progress(shop, self._clock())
                 if fmt == "json":
-                    return _json_bytes(report)
+                    return _json_bytes(report.to_json())
                 return render.shop_page(active.plan, report).encode()
 
             body = self._cache.get((shop, fmt), view, shop_page)
@@ -150,8 +151,8 @@ class Pages:
                                f"{kr_key!r} (key results: {', '.join(krs)})")  # fmt: skip
             history = view.history(shop, objective_key, kr_key)
             if fmt == "json":
-                return _json(200, history, cookie)
-            days = history["objectives"][0]["key_results"][0]["days"]
+                return _json(200, history.to_json(), cookie)
+            days = history.objectives[0].key_results[0].days
             chart = burn_up(kr, objective, active.plan.timezone, days)
             if fmt == "svg":
                 return Reply(200, [chart.encode()], SVG, SECURITY_HEADERS + cookie)
@@ -167,7 +168,7 @@ class Pages:
         shops = [] if view is None or self._access.require_token else view.shops
         titles = {400: "Bad request", 403: "Token needed", 404: "Not found", 503: "Not ready"}
         if fmt == "json":
-            return _json(status, {"error": line, "shops": shops})
+            return _json(status, {"error": line, "shops": [*shops]})
         links = [(shop, render.shop_url(shop)) for shop in shops]
         return _html(status, render.message_page(status, titles[status], line, links))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from okrflow.pages.cache import PageCache
+from okrflow.exporter.pages.cache import PageCache
 
 
 class Clock:

@@ -4,7 +4,7 @@
 The token comes as `?token=` (a link to share) or as the cookie that link sets: HttpOnly,
 SameSite=Strict, scoped to the shop's pages (`Path=/shops/SHOP`), so the page's script never
 sees it and no other site can send it. Tokens are checked by the intake's own
-`TokenAuthenticator` (SHA-256 lookup, verdicts cached a few seconds).
+`okrflow.access.tokens.TokenAuthenticator` (SHA-256 lookup, verdicts cached a few seconds).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 
-from okrflow.pages.render import shop_url
+from okrflow.exporter.pages.render import shop_url
 
 COOKIE = "okrflow_pages_token"
 

@@ -1,6 +1,6 @@
 """What the pages show, from the exporter's served snapshot: the JSON twins.
 
-A shop's progress is `reports.progress.shop_entry` (the shape of `okrflow progress --format
+A shop's progress is `reports.progress.shop_progress` (the shape of `okrflow progress --format
 json` for one shop) over `domain.progress`: measured once per snapshot and shop, judged at
 every request (pace and status move with the clock). A key result's burn-up is
 `reports.history.history_report` (the shape of `okrflow history --format json`), read once per
@@ -12,20 +12,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from okrflow.domain.periods import local_day
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import ObjectiveMeasure, judge_plan, measure_plan
 from okrflow.exporter.snapshot import ProgressSnapshot, read_snapshot
-from okrflow.reports.history import HistoryQuery, NothingSelected, history_report
-from okrflow.reports.progress import shop_entry
+from okrflow.reports.history import HistoryQuery, HistoryReport, NothingSelected, history_report
+from okrflow.reports.progress import ProgressReport, shop_progress
 from okrflow.store.backfill import read_backfill_states
 
 __all__ = ["NotFound", "PagesModel", "SnapshotView"]
+
+T = TypeVar("T")
 
 
 class NotFound(LookupError):
@@ -64,7 +66,7 @@ class SnapshotView:
         self._engine = engine
         self._plans = {active.plan.shop: active for active in snapshot.plans}
         self._shops: dict[str, _Shop] = {}
-        self._histories: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._histories: dict[tuple[str, str, str], HistoryReport] = {}
         self._backfill: Mapping[int, str] | None = None
         self._lock = threading.Lock()
 
@@ -79,17 +81,17 @@ class SnapshotView:
             raise NotFound(f"no shop {shop!r} has a plan (shops: {known})")
         return active
 
-    def progress(self, shop: str, at: datetime) -> dict[str, Any]:
-        """`okrflow progress --shop SHOP --format json` at `at`, from this snapshot."""
+    def progress(self, shop: str, at: datetime) -> ProgressReport:
+        """`okrflow progress --shop SHOP` at `at` (in UTC), from this snapshot."""
         view = self._shop(shop)
         plan = view.active.plan
         results = judge_plan(plan, view.measures, at)
         kpis = self.snapshot.kpis.get(shop, ())
-        entry = shop_entry(plan, results, view.backfill, kpis)
-        return {"at": at.astimezone(UTC).isoformat(), "shops": [entry]}
+        entry = shop_progress(plan, results, view.backfill, kpis)
+        return ProgressReport(at.astimezone(UTC), (entry,))
 
-    def history(self, shop: str, objective: str, key_result: str) -> dict[str, Any]:
-        """`okrflow history SHOP --objective O --key-result K --format json`, read once per
+    def history(self, shop: str, objective: str, key_result: str) -> HistoryReport:
+        """`okrflow history SHOP --objective O --key-result K`, read once per
         snapshot (and per local day)."""
         active = _objective_tree(self.plan(shop), objective)
         query = HistoryQuery(objective, key_result)
@@ -100,13 +102,13 @@ class SnapshotView:
             raise NotFound(f"shop {shop!r}: {exc}") from None
 
     def _cached_history(
-        self, key: tuple[str, str, str], active: ActivePlan, query: HistoryQuery, today: Any
-    ) -> dict[str, Any]:
+        self, key: tuple[str, str, str], active: ActivePlan, query: HistoryQuery, today: date
+    ) -> HistoryReport:
         with self._lock:
             report = self._histories.get(key)
-        if report is not None and report["today"] == today.isoformat():
+        if report is not None and report.today == today:
             return report
-        fresh: dict[str, Any] = self._read(lambda conn: history_report(conn, active, query, today))
+        fresh = self._read(lambda conn: history_report(conn, active, query, today))
         with self._lock:
             self._histories[key] = fresh
         return fresh
@@ -142,7 +144,7 @@ class SnapshotView:
                 self._backfill = self._read(lambda conn: read_backfill_states(conn, ids))
         return self._backfill
 
-    def _read(self, read: Callable[[Any], Any]) -> Any:
+    def _read(self, read: Callable[[Connection], T]) -> T:
         if self._engine is None:
             raise NotFound("no database to read the history from")
         with read_snapshot(self._engine) as conn:

@@ -10,13 +10,16 @@ supplies is escaped. Numbers are shown as `number()` and `percent()` print them;
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from html import escape as _escape
-from typing import Any
 from urllib.parse import quote
 
 from okrflow.domain.model import Objective, Plan
+from okrflow.reports.figures import KeyResultFigures, Number, ObjectiveFigures
+from okrflow.reports.history import HistoryReport
+from okrflow.reports.kpis import KpiEntry
+from okrflow.reports.progress import KeyResultEntry, ObjectiveEntry, ProgressReport, ShopProgress
 
 # Titles, keys and statuses repeat on every render of a page: escaped once.
 escape = lru_cache(maxsize=65536)(_escape)
@@ -34,7 +37,7 @@ WAITING = "Waiting for its baseline"
 NONE = "—"
 
 
-def number(x: Any) -> str:
+def number(x: Number) -> str:
     """A value as shown: thousands separated, at most 2 decimals; an em dash for none."""
     if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(x):
         return NONE
@@ -43,7 +46,7 @@ def number(x: Any) -> str:
     return f"{x:,.2f}".rstrip("0").rstrip(".")
 
 
-def percent(x: Any) -> str:
+def percent(x: float | None) -> str:
     """A ratio as a whole percentage (rounded half up, like the script's Math.round)."""
     if not isinstance(x, int | float) or not math.isfinite(x):
         return NONE
@@ -79,7 +82,7 @@ def page(title: str, body: str, *, poll: str | None = None, crumbs: str = "") ->
     )
 
 
-def _bar(label: str, progress: Any, expected: Any, status: str | None) -> str:
+def _bar(label: str, progress: float | None, expected: float | None, status: str | None) -> str:
     width = _share(progress)
     pace = _share(expected)
     valuetext = f"{percent(progress)} done, {percent(expected)} expected by now, " + status_text(
@@ -94,7 +97,7 @@ def _bar(label: str, progress: Any, expected: Any, status: str | None) -> str:
     )
 
 
-def _share(x: Any) -> float:
+def _share(x: float | None) -> float:
     if not isinstance(x, int | float) or not math.isfinite(x):
         return 0.0
     return min(100.0, max(0.0, x * 100))
@@ -107,17 +110,18 @@ def _status(status: str | None) -> str:
     )
 
 
-def _figures(entry: Mapping[str, Any]) -> str:
+def _figures(entry: KeyResultFigures | ObjectiveFigures) -> str:
     return (
-        f"{_status(entry['status'])} "
-        f'<span data-field="progress">{percent(entry["progress"])}</span> done, '
-        f'<span data-field="expected">{percent(entry["expected"])}</span> expected by now'
+        f"{_status(entry.status)} "
+        f'<span data-field="progress">{percent(entry.progress)}</span> done, '
+        f'<span data-field="expected">{percent(entry.expected)}</span> expected by now'
     )
 
 
-def _key_result(shop: str, objective: str, kr: Mapping[str, Any], weight: float) -> str:
-    key = kr["key"]
-    backfill = kr.get("backfill")
+def _key_result(shop: str, objective: str, kr: KeyResultEntry, weight: float) -> str:
+    key = kr.key
+    f = kr.figures
+    backfill = kr.backfill
     note = (
         f' <span class="note" data-field="backfill">backfill {escape(backfill)}: partial '
         "values</span>"
@@ -125,62 +129,56 @@ def _key_result(shop: str, objective: str, kr: Mapping[str, Any], weight: float)
         else ""
     )
     return (
-        f'<li class="kr status-{escape(kr["status"] or "waiting")}" '
+        f'<li class="kr status-{escape(f.status or "waiting")}" '
         f'data-kr="{escape(objective)}/{escape(key)}">'
-        f'<h3><a href="{escape(key_result_url(shop, objective, key))}">{escape(kr["title"])}'
+        f'<h3><a href="{escape(key_result_url(shop, objective, key))}">{escape(kr.title)}'
         "</a></h3>"
-        + _bar(
-            f"Progress of key result {kr['title']}", kr["progress"], kr["expected"], kr["status"]
-        )
-        + f'<p class="figures">{_figures(kr)}</p>'
-        f'<p class="values">value <strong data-field="value">{number(kr["value"])}</strong>'
-        f' · baseline <span data-field="baseline">{number(kr["baseline"])}</span>'
-        f' · target <span data-field="target">{number(kr["target"])}</span>'
+        + _bar(f"Progress of key result {kr.title}", f.progress, f.expected, f.status)
+        + f'<p class="figures">{_figures(f)}</p>'
+        f'<p class="values">value <strong data-field="value">{number(f.value)}</strong>'
+        f' · baseline <span data-field="baseline">{number(f.baseline)}</span>'
+        f' · target <span data-field="target">{number(f.target)}</span>'
         f" · weight {number(weight)}{note}</p></li>"
     )
 
 
-def _objective(shop: str, o: Mapping[str, Any], definition: Objective) -> str:
+def _objective(shop: str, o: ObjectiveEntry, definition: Objective) -> str:
     weights = {kr.key: kr.weight for kr in definition.key_results}
-    parent = (
-        f' · parent <a href="#o-{escape(o["parent"])}">{escape(o["parent"])}</a>'
-        if o.get("parent")
-        else ""
-    )
-    period = o["period"]
-    krs = "".join(_key_result(shop, o["key"], kr, weights[kr["key"]]) for kr in o["key_results"])
+    parent = f' · parent <a href="#o-{escape(o.parent)}">{escape(o.parent)}</a>' if o.parent else ""
+    f = o.figures
+    krs = "".join(_key_result(shop, o.key, kr, weights[kr.key]) for kr in o.key_results)
     return (
-        f'<article class="objective status-{escape(o["status"])}" id="o-{escape(o["key"])}" '
-        f'data-objective="{escape(o["key"])}">'
-        f"<h2>{escape(o['title'])}</h2>"
-        f'<p class="meta"><span class="level">{escape(o["level"])}</span> · owner '
-        f"<strong>{escape(o['owner'])}</strong> · {period['start']} to {period['end']}"
+        f'<article class="objective status-{escape(f.status)}" id="o-{escape(o.key)}" '
+        f'data-objective="{escape(o.key)}">'
+        f"<h2>{escape(o.title)}</h2>"
+        f'<p class="meta"><span class="level">{escape(o.level)}</span> · owner '
+        f"<strong>{escape(o.owner)}</strong> · {o.start.isoformat()} to {o.end.isoformat()}"
         f" · weight {number(definition.weight)}{parent}</p>"
-        + _bar(f"Progress of objective {o['title']}", o["progress"], o["expected"], o["status"])
-        + f'<p class="figures">{_figures(o)}</p>'
-        f'<ul class="key-results" aria-label="Key results of {escape(o["title"])}">{krs}</ul>'
+        + _bar(f"Progress of objective {o.title}", f.progress, f.expected, f.status)
+        + f'<p class="figures">{_figures(f)}</p>'
+        f'<ul class="key-results" aria-label="Key results of {escape(o.title)}">{krs}</ul>'
         "</article>"
     )
 
 
-def _level_order(objectives: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _level_order(objectives: Iterable[ObjectiveEntry]) -> list[ObjectiveEntry]:
     rank = {level: i for i, level in enumerate(LEVELS)}
-    return sorted(objectives, key=lambda o: rank.get(o["level"], len(LEVELS)))
+    return sorted(objectives, key=lambda o: rank.get(o.level, len(LEVELS)))
 
 
-def _kpis(kpis: Sequence[Mapping[str, Any]]) -> str:
+def _kpis(kpis: Sequence[KpiEntry]) -> str:
     if not kpis:
         return ""
     rows = []
     for k in kpis:
-        healthy = k["healthy"]
+        healthy = k.figures.healthy
         health = "Healthy" if healthy is True else "Unhealthy" if healthy is False else NONE
         state = "healthy" if healthy is True else "unhealthy" if healthy is False else "none"
         rows.append(
-            f'<tr data-kpi="{escape(k["key"])}"><th scope="row">{escape(k["title"])}</th>'
-            f"<td>{escape(k['window'])}</td>"
-            f'<td data-field="value">{number(k["value"])}</td>'
-            f"<td>{escape(k['band'] or NONE)}</td>"
+            f'<tr data-kpi="{escape(k.key)}"><th scope="row">{escape(k.title)}</th>'
+            f"<td>{escape(k.window)}</td>"
+            f'<td data-field="value">{number(k.figures.value)}</td>'
+            f"<td>{escape(k.band or NONE)}</td>"
             f'<td><span class="health health-{state}" data-field="healthy">{health}</span></td>'
             "</tr>"
         )
@@ -193,26 +191,27 @@ def _kpis(kpis: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def shop_page(plan: Plan, report: Mapping[str, Any]) -> str:
+def shop_page(plan: Plan, report: ProgressReport) -> str:
     """The shop's objective tree, levels in order (company, team, individual), and its KPIs."""
-    (entry,) = report["shops"]
-    shop = entry["shop"]
+    (entry,) = report.shops
+    shop = entry.shop
+    at = report.at.isoformat() if report.at else ""
     definitions = {o.key: o for o in plan.objectives}
     objectives = "".join(
-        _objective(shop, o, definitions[o["key"]]) for o in _level_order(entry["objectives"])
+        _objective(shop, o, definitions[o.key]) for o in _level_order(entry.objectives)
     )
     body = (
         f"<h1>{escape(shop)}</h1>"
-        f'<p class="meta">Time zone {escape(entry["timezone"])} · as of '
-        f'<time data-field="at" datetime="{escape(report["at"])}">{escape(report["at"])}</time>'
+        f'<p class="meta">Time zone {escape(entry.timezone)} · as of '
+        f'<time data-field="at" datetime="{escape(at)}">{escape(at)}</time>'
         f' · <a href="{escape(shop_url(shop))}?format=json">JSON</a></p>'
-        f"{objectives}{_kpis(entry['kpis'])}"
+        f"{objectives}{_kpis(entry.kpis)}"
     )
     crumb = f' &rsaquo; <a href="{escape(shop_url(shop))}" aria-current="page">{escape(shop)}</a>'
     return page(shop, body, poll=f"{shop_url(shop)}?format=json", crumbs=crumb)
 
 
-def index_page(shops: Sequence[Mapping[str, Any]], token_required: bool) -> str:
+def index_page(shops: Sequence[ShopProgress], token_required: bool) -> str:
     if token_required:
         items = (
             "<p>Each shop's page needs a link with one of its tokens "
@@ -224,12 +223,12 @@ def index_page(shops: Sequence[Mapping[str, Any]], token_required: bool) -> str:
         rows = []
         for s in shops:
             counts: dict[str, int] = {}
-            for o in s["objectives"]:
-                counts[o["status"]] = counts.get(o["status"], 0) + 1
+            for o in s.objectives:
+                counts[o.figures.status] = counts.get(o.figures.status, 0) + 1
             summary = ", ".join(f"{n} {status_text(k).lower()}" for k, n in sorted(counts.items()))
             rows.append(
-                f'<li><a href="{escape(shop_url(s["shop"]))}">{escape(s["shop"])}</a> '
-                f'<span class="meta">{len(s["objectives"])} objective(s): '
+                f'<li><a href="{escape(shop_url(s.shop))}">{escape(s.shop)}</a> '
+                f'<span class="meta">{len(s.objectives)} objective(s): '
                 f"{escape(summary)}</span></li>"
             )
         items = f'<ul class="shops">{"".join(rows)}</ul>'
@@ -237,32 +236,33 @@ def index_page(shops: Sequence[Mapping[str, Any]], token_required: bool) -> str:
 
 
 def key_result_page(
-    shop: str, objective: Objective, key: str, history: Mapping[str, Any], chart: str
+    shop: str, objective: Objective, key: str, history: HistoryReport, chart: str
 ) -> str:
     """A key result's burn-up: the chart, its latest figures and every day as a table."""
-    (o,) = history["objectives"]
-    (kr,) = o["key_results"]
-    days = kr["days"]
+    (o,) = history.objectives
+    (kr,) = o.key_results
+    days = kr.days
     last = days[-1] if days else None
     latest = (
-        f'<p class="figures">{_figures(last)} · value <strong data-field="value">'
-        f'{number(last["value"])}</strong> on <span data-field="day">{last["day"]}</span>'
-        f' · target <span data-field="target">{number(last["target"])}</span></p>'
+        f'<p class="figures">{_figures(last.figures)} · value <strong data-field="value">'
+        f'{number(last.figures.value)}</strong> on <span data-field="day">'
+        f"{last.day.isoformat()}</span>"
+        f' · target <span data-field="target">{number(last.figures.target)}</span></p>'
         if last
         else '<p class="figures">The period has not started yet.</p>'
     )
     rows = "".join(
-        f'<tr><th scope="row">{d["day"]}</th><td>{number(d["value"])}</td>'
-        f"<td>{percent(d['progress'])}</td><td>{percent(d['expected'])}</td>"
-        f"<td>{escape(status_text(d['status']))}</td></tr>"
+        f'<tr><th scope="row">{d.day.isoformat()}</th><td>{number(d.figures.value)}</td>'
+        f"<td>{percent(d.figures.progress)}</td><td>{percent(d.figures.expected)}</td>"
+        f"<td>{escape(status_text(d.figures.status))}</td></tr>"
         for d in reversed(days)
     )
     url = key_result_url(shop, objective.key, key)
     body = (
-        f"<h1>{escape(kr['title'])}</h1>"
+        f"<h1>{escape(kr.title)}</h1>"
         f'<p class="meta">Key result of <a href="{escape(shop_url(shop))}#o-'
-        f'{escape(objective.key)}">{escape(objective.title)}</a> · {o["period"]["start"]} to '
-        f'{o["period"]["end"]} · <a href="{escape(url)}?format=json">JSON</a></p>'
+        f'{escape(objective.key)}">{escape(objective.title)}</a> · {o.start.isoformat()} to '
+        f'{o.end.isoformat()} · <a href="{escape(url)}?format=json">JSON</a></p>'
         f'<div data-kr="{escape(objective.key)}/{escape(key)}">{latest}</div>'
         f'<h2>Burn-up</h2><figure><div class="chart" data-chart="{escape(url)}?format=svg">'
         f"{chart}</div><figcaption>The value at the end of each day (dots), the expected pace "
@@ -274,9 +274,9 @@ def key_result_page(
     )
     crumbs = (
         f' &rsaquo; <a href="{escape(shop_url(shop))}">{escape(shop)}</a>'
-        f' &rsaquo; <a href="{escape(url)}" aria-current="page">{escape(kr["title"])}</a>'
+        f' &rsaquo; <a href="{escape(url)}" aria-current="page">{escape(kr.title)}</a>'
     )
-    return page(kr["title"], body, poll=f"{url}?format=json", crumbs=crumbs)
+    return page(kr.title, body, poll=f"{url}?format=json", crumbs=crumbs)
 
 
 def message_page(status: int, title: str, line: str, links: Sequence[tuple[str, str]]) -> str:
