@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select, update
 
-from okrflow.ingest.baselines import freeze_due_baselines
 from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_files, apply_parsed, parse_files
+from okrflow.plans.freeze import freeze_due_baselines
 from okrflow.reports.progress import progress_report
 from okrflow.store.backfill import add_uncut_partitions
 from okrflow.store.engine import make_engine

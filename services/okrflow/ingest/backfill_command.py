@@ -20,11 +20,11 @@ from sqlalchemy import Engine
 
 from okrflow.exitcodes import ExitCode
 from okrflow.ingest.backfill import JobProgress, ProgressView, Runner, kafka_failure
-from okrflow.ingest.baselines import freeze_due_baselines
 from okrflow.ingest.offsets import log_bounds
 from okrflow.ops.startup import wait_for_kafka
+from okrflow.plans.freeze import freeze_due_baselines
+from okrflow.plans.lookups import no_such_shop
 from okrflow.readonly import open_for_reading
-from okrflow.reports.command import no_such_shop
 from okrflow.settings import Settings
 from okrflow.store.backfill import UNFINISHED, JobRow, job_measures, list_jobs, read_partitions
 from okrflow.store.baselines import scanned_and_applied

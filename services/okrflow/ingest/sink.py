@@ -20,7 +20,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from okrflow.events import InvalidEvent
-from okrflow.ingest.baselines import freeze_due_baselines
 from okrflow.ingest.batch import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
 from okrflow.ingest.batch import rejected_message as _rejected_message
 from okrflow.ingest.counting import CountedBatch, Where
@@ -41,6 +40,7 @@ from okrflow.ingest.transaction import (
     write_batch,
     write_counted,
 )
+from okrflow.plans.freeze import freeze_due_baselines
 from okrflow.plans.kpis import MAX_WINDOW_DAYS
 from okrflow.settings import Settings
 from okrflow.store.batches import prune_seen_events
@@ -283,7 +283,7 @@ class OkrflowSink:
         return PendingBatch(prepared, written, unique, started, started_at)
 
     async def maybe_freeze(self) -> None:
-        """Every minute, freeze the baselines from data that are due (okrflow.ingest.baselines).
+        """Every minute, freeze the baselines from data that are due (okrflow.plans.freeze).
         Call only while no batch transaction of this worker is open (after a commit, or
         when idle): the freeze takes the plan clock, which an open batch holds."""
         if time.monotonic() - self._last_freeze >= FREEZE_EVERY_SECONDS:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.plans.diff import Change, diff_plan
+from okrflow.plans.freeze import freeze_due_baselines
 from okrflow.plans.parse import ParsedPlan, PlanError, Problem, parse_plan, read_plan_file
 from okrflow.plans.vocabulary import plan_warnings
 
@@ -183,8 +184,6 @@ def apply_parsed(
             ApplyResult(str(path), shop, changes, revision, stale, to_backfill, kpis_to_backfill)
         )
     if not dry_run and any(r.revision_id is not None for r in results):
-        from okrflow.ingest.baselines import freeze_due_baselines
-
         # Baselines whose window is over and whose events are all counted (their job's
         # scan recorded where the log ended, and the live worker has passed it).
         freeze_due_baselines(engine, events_topic or load_settings().events_topic, now)

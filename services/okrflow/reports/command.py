@@ -8,16 +8,15 @@ import sys
 from datetime import UTC, date, datetime
 
 from rich.console import Console
-from sqlalchemy import Connection
 
 from okrflow.domain.periods import local_day
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.plans.lookups import no_such_shop
 from okrflow.plans.stored import load_active_plans
 from okrflow.readonly import open_for_reading
 from okrflow.reports.history import HistoryQuery, NothingSelected, history_csv, history_report
 from okrflow.reports.progress import progress_report
 from okrflow.reports.table import render_history, render_progress
-from okrflow.store.lookups import planned_shops
 
 
 def parse_at(text: str | None) -> datetime:
@@ -55,13 +54,6 @@ def parse_day(flag: str, text: str | None) -> date | None:
             ExitCode.USAGE, f"{flag} {text}: out of range (from {FIRST_DAY} to {LAST_DAY})"
         )
     return day
-
-
-def no_such_shop(conn: Connection, shop: str) -> OperatorError:
-    """Exit 10 for a shop with no plan, naming the shops that have one."""
-    shops = planned_shops(conn)
-    known = f"shops with a plan: {', '.join(shops)}" if shops else "no shop has a plan yet"
-    return OperatorError(ExitCode.NOT_FOUND, f"no shop {shop!r} has a plan ({known})")
 
 
 def run_progress(

@@ -1,6 +1,6 @@
 """Baselines measured from data, SQL only: which key results wait for theirs, whether their
 backfill job lets them be frozen, and the freeze's writes (docs/design/history-and-backfill.md
-3.3). The decisions are okrflow.ingest.baselines'."""
+3.3). The decisions are okrflow.plans.freeze'."""
 
 from __future__ import annotations
 
