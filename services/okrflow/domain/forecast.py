@@ -142,7 +142,7 @@ def forecast_key_result(
         return NoForecast(
             f"needs {MIN_BASIS_DAYS} complete days of data in the period, has {len(values)}"
         )
-    rate = estimate(values, weekdays, kind)
+    rate = estimate(values, weekdays, kind, (period.end - period.start).days + 1)
     weekdays_ahead = [span.today.weekday(), *(d.weekday() for d in span.ahead)]
     fractions = [span.today_left, *([1.0] * len(span.ahead))]
     sum_ahead = ahead(rate, weekdays_ahead, fractions)

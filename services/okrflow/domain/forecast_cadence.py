@@ -63,7 +63,8 @@ def forecast_cadence(
         return NoForecast(
             f"needs {MIN_BASIS_DAYS} complete days of data in the period, has {len(basis)}"
         )
-    rate = estimate([days.get(d, 0.0) for d in basis], [d.weekday() for d in basis], "counts")
+    rate = estimate([days.get(d, 0.0) for d in basis], [d.weekday() for d in basis], "counts",
+                    (period.end - period.start).days + 1)  # fmt: skip
     order = {span.today: 0, **{d: i + 1 for i, d in enumerate(span.ahead)}}
     ahead_days = [span.today, *span.ahead]
     means = day_means(rate, [d.weekday() for d in ahead_days],
@@ -73,7 +74,11 @@ def forecast_cadence(
     already = sum(min(c, need) for _, c in still)
     spread = ahead(rate, [d.weekday() for d in ahead_days],
                    [span.today_left, *([1.0] * len(span.ahead))]).relative_level_variance  # fmt: skip
-    probability, mean, variance = _slots(rate.dispersion, spread, slot_means, short_by)
+    # The dispersion estimate scatters around 1 for Poisson days (by about sqrt(2 / dof));
+    # a product over many slots turns an excess of noise into a much lower chance, so only
+    # the excess beyond that scatter counts.
+    dispersion = max(1.0, rate.dispersion - math.sqrt(2.0 / max(1, rate.days - 7)))
+    probability, mean, variance = _slots(dispersion, spread, slot_means, short_by)
     top = need * len(slots)
     low = done + already
     quantiles = [min(top, max(low, low + mean + z * math.sqrt(variance))) for z in _Z]
