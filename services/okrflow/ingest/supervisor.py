@@ -37,6 +37,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from types import FrameType
 
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.failures import known_failure
 from okrflow.ops.lifeline import die_with_parent
 from okrflow.settings import Settings
 
@@ -122,10 +123,8 @@ def _child(settings: Settings, index: int, errors: Connection, supervisor: int) 
         errors.send((int(exc.code), str(exc)))
         code = exc.code
     except Exception as exc:
-        from okrflow.cli import _known_failure
-
         logger.debug("worker process %d failed", index, exc_info=True)
-        code, line = _known_failure(exc)
+        code, line = known_failure(exc)
         errors.send((code, line))
     sys.exit(int(code))
 
