@@ -194,10 +194,10 @@ class Supervisor:
             codes = self._drain()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        failed = [c for c in codes if c not in (0, None)]
+        failed = [c for c in codes if c not in (ExitCode.OK, None)]
         if failed:
             logger.warning("worker processes exited with %s while draining", failed)
-        return 0
+        return ExitCode.OK
 
     def _tend(self, now: float) -> None:
         """Start what is due, notice what exited: restart it later or stop everything."""
