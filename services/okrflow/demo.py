@@ -120,7 +120,7 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
         return int(ExitCode.PORT_IN_USE)
     except LocalKafkaError as exc:
         print(f"okrflow demo: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.FAILED
     print("  Kafka: " + ("started" if started_kafka else "already running, reused"))
     engine = make_engine(settings.database_url, writer=True)
     upgrade(engine)
@@ -146,7 +146,7 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
     # can turn into a cancelled emit.
     signal.signal(signal.SIGTERM, on_stop_signal)
     signal.signal(signal.SIGINT, on_stop_signal)
-    code = 0
+    code = ExitCode.OK
     try:
         if _counted(engine) == 0:
             backdated = [json.dumps(e) for e in demo_shops.history(periods)]
@@ -163,7 +163,7 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
             died = children.dead()
             if died is not None:
                 print(f"\nokrflow demo: {died}; stopping", file=sys.stderr)
-                code = 1
+                code = ExitCode.FAILED
                 break
             tick += 1
             live = [json.dumps(e) for e in demo_shops.live(rng, datetime.now(UTC), tick)]

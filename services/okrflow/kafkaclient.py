@@ -20,6 +20,7 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.types.auth import CredentialsT
 
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.failures import one_line
 from okrflow.settings import Settings
 
 
@@ -120,7 +121,7 @@ async def connect_failure(settings: Settings) -> str | None:
             create_conn(host, port, request_timeout_ms=10_000, **options), 15
         )
     except (OSError, KafkaError, TimeoutError) as exc:
-        return str(exc).strip() or type(exc).__name__
+        return one_line(exc)
     connection.close()
     return None
 

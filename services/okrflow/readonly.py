@@ -11,13 +11,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.failures import one_line
 from okrflow.store.engine import DatabaseMissing, open_existing
 from okrflow.store.schema import SchemaMissing, SchemaOutdated, require_schema
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def open_for_reading(url: str, missing: str = "a read-only command creates none") -> Engine:
@@ -30,7 +26,7 @@ def open_for_reading(url: str, missing: str = "a read-only command creates none"
         raise OperatorError(ExitCode.DATABASE_UNREACHABLE, f"{exc} ({missing})") from None
     except DBAPIError as exc:
         raise OperatorError(
-            ExitCode.DATABASE_UNREACHABLE, f"database unreachable: {_first_line(exc)}"
+            ExitCode.DATABASE_UNREACHABLE, f"database unreachable: {one_line(exc)}"
         ) from None
     except (SchemaMissing, SchemaOutdated) as exc:
         raise OperatorError(ExitCode.SCHEMA_MISMATCH, str(exc)) from None
@@ -49,7 +45,7 @@ def open_if_there(url: str) -> tuple[Engine | None, str]:
     except SchemaMissing:
         return None, "the database holds no okrflow schema yet"
     except DBAPIError as exc:
-        return None, f"database unreachable: {_first_line(exc)}"
+        return None, f"database unreachable: {one_line(exc)}"
     except SchemaOutdated as exc:
         raise OperatorError(ExitCode.SCHEMA_MISMATCH, str(exc)) from None
     return engine, ""

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.failures import one_line
 from okrflow.kafkaclient import client_kwargs
 from okrflow.ops.startup import wait_for_kafka
 from okrflow.settings import Settings
@@ -91,7 +92,7 @@ def parse_lines(lines: Iterable[str | bytes], report: EmitReport) -> Iterator[Li
 
 
 def _refused(number: int, exc: BaseException) -> str:
-    return f"{number}: refused by Kafka: {str(exc) or type(exc).__name__}"
+    return f"{number}: refused by Kafka: {one_line(exc)}"
 
 
 async def emit_lines(

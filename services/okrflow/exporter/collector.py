@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 
 from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot
-from okrflow.ops.startup import one_line
+from okrflow.failures import one_line
 
 logger = logging.getLogger(__name__)
 

@@ -91,4 +91,4 @@ def run_exporter(settings: Settings) -> int:
     refresh_forever(collector, settings.exporter_refresh_seconds, stop)
     server.stop()
     engine.dispose()
-    return 0
+    return ExitCode.OK

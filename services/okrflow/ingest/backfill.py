@@ -23,12 +23,12 @@ from datetime import timedelta
 from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.failures import one_line
 from okrflow.ingest.backfill_chunk import (
     ChunkResult,
     JobIndex,
@@ -361,7 +361,7 @@ def _with_database_retries(attempt: Callable[[], ChunkResult], deadline: float) 
     except DBAPIError as exc:
         if not is_connection_error(exc):
             raise
-        detail = str(exc.orig or exc).strip().splitlines()[0]
+        detail = one_line(exc)
         raise OperatorError(
             ExitCode.DATABASE_UNREACHABLE,
             f"database unreachable: {detail} (gave up after {deadline:.0f} s; the job resumes "
@@ -415,11 +415,3 @@ async def dead_lettered_offsets(settings: Settings) -> dict[int, frozenset[int]]
     finally:
         await consumer.stop()
     return {p: frozenset(o) for p, o in found.items()}
-
-
-def kafka_failure(exc: KafkaError | OSError, settings: Settings) -> OperatorError:
-    return OperatorError(
-        ExitCode.KAFKA_UNREACHABLE,
-        f"cannot read {settings.events_topic} from Kafka at {settings.kafka_bootstrap}: "
-        f"{str(exc).strip() or type(exc).__name__}",
-    )

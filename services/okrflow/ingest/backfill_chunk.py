@@ -18,6 +18,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from okrflow.failures import one_line
 from okrflow.ingest.aggregate import first_occurrences
 from okrflow.ingest.batch import MessageLike, decode_batch
 from okrflow.ingest.series import series_deltas
@@ -176,7 +177,7 @@ def refused_by_database(
 
 
 def log_refused(job_id: int, refused: frozenset[tuple[int, int]], error: DBAPIError) -> None:
-    detail = str(error.orig or error).strip().splitlines()[0][:300]
+    detail = one_line(error)[:300]
     logger.error(
         "backfill job %d: the database refused %d event(s), skipped by this job (%s): %s",
         job_id, len(refused), ", ".join(f"{p}@{o}" for p, o in sorted(refused)[:5]), detail,

@@ -19,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from sqlalchemy import Engine
 
 from okrflow.exitcodes import ExitCode
-from okrflow.ingest.backfill import JobProgress, ProgressView, Runner, kafka_failure
+from okrflow.failures import cannot_read_from_kafka
+from okrflow.ingest.backfill import JobProgress, ProgressView, Runner
 from okrflow.ingest.offsets import log_bounds
 from okrflow.ops.startup import wait_for_kafka
 from okrflow.plans.freeze import freeze_due_baselines
@@ -104,7 +105,7 @@ def run_backfill(settings: Settings, shop: str | None, wait: bool) -> int:
         try:
             outcomes = asyncio.run(_run(Runner(settings, engine, view), shop, wait))
         except (KafkaError, OSError) as exc:
-            raise kafka_failure(exc, settings) from None
+            raise cannot_read_from_kafka(settings, exc) from None
         finally:
             if isinstance(view, BarView):
                 view.stop()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from okrflow.exitcodes import ExitCode
+
 
 class WorkerFatal(RuntimeError):
     """Stop the worker without applying what it holds; `str(exc)` is the operator's line."""
 
-    exit_code = 3
+    exit_code = ExitCode.STOPPED_TO_PROTECT_DATA

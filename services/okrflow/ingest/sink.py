@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from okrflow.events import InvalidEvent
+from okrflow.failures import one_line
 from okrflow.ingest.batch import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
 from okrflow.ingest.batch import rejected_message as _rejected_message
 from okrflow.ingest.counting import CountedBatch, Where
@@ -265,7 +266,7 @@ class OkrflowSink:
                 self.metrics.database_retries.inc()
                 logger.warning(
                     "database unavailable (%s); retrying in %.1fs",
-                    str(exc.orig or exc).strip().splitlines()[0], delay,
+                    one_line(exc), delay,
                 )  # fmt: skip
                 if self.stopping.wait(delay):
                     raise WorkerStopping("stopping while the database is unavailable") from exc
@@ -296,7 +297,7 @@ class OkrflowSink:
         except DBAPIError as exc:  # the database is down, or busy: the next minute retries
             logger.warning(
                 "could not freeze baselines (%s); trying again in a minute",
-                str(exc.orig or exc).strip().splitlines()[0],
+                one_line(exc),
             )
 
     def _maybe_prune(self) -> None:

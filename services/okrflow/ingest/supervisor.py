@@ -37,6 +37,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from types import FrameType
 
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.failures import known_failure
 from okrflow.ops.lifeline import die_with_parent
 from okrflow.settings import Settings
 
@@ -122,10 +123,8 @@ def _child(settings: Settings, index: int, errors: Connection, supervisor: int) 
         errors.send((int(exc.code), str(exc)))
         code = exc.code
     except Exception as exc:
-        from okrflow.cli import _known_failure
-
         logger.debug("worker process %d failed", index, exc_info=True)
-        code, line = _known_failure(exc)
+        code, line = known_failure(exc)
         errors.send((code, line))
     sys.exit(int(code))
 
@@ -195,10 +194,10 @@ class Supervisor:
             codes = self._drain()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        failed = [c for c in codes if c not in (0, None)]
+        failed = [c for c in codes if c not in (ExitCode.OK, None)]
         if failed:
             logger.warning("worker processes exited with %s while draining", failed)
-        return 0
+        return ExitCode.OK
 
     def _tend(self, now: float) -> None:
         """Start what is due, notice what exited: restart it later or stop everything."""

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import InvalidEvent
+from okrflow.failures import one_line
 from okrflow.ingest.aggregate import TypeTotal, first_occurrences, not_yet_applied
 from okrflow.ingest.aggregate import totals_by_shop_type as _totals
 from okrflow.ingest.batch import DecodedBatch, Delivered
@@ -346,7 +347,7 @@ def find_rejected_by_database(
 
     def bisect(events: list[Delivered], exc: DBAPIError) -> None:
         if len(events) == 1:
-            detail = str(exc.orig or exc).strip().splitlines()[0][:500]
+            detail = one_line(exc)[:500]
             found.append((events[0], InvalidEvent("database_rejected", detail)))
             return
         middle = len(events) // 2

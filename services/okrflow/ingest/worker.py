@@ -115,7 +115,7 @@ def run_worker(settings: Settings) -> int:
         app, loglevel=settings.log_level, quiet=True, stop_seconds=settings.worker_stop_seconds
     )
     collect_less_often()
-    code: int | str | None = 0
+    code: int | str | None = ExitCode.OK
     try:
         worker.execute_from_commandline()
     except SystemExit as stopped:
@@ -126,4 +126,4 @@ def run_worker(settings: Settings) -> int:
     fatal = app.okrflow_worker.fatal
     if fatal is not None:
         raise OperatorError(ExitCode(fatal.exit_code), str(fatal))
-    return code if isinstance(code, int) else 1
+    return code if isinstance(code, int) else ExitCode.FAILED

@@ -105,7 +105,7 @@ def run_intake(settings: Settings) -> int:
         try:
             server = uvicorn.Server(uvicorn_config(build_app(parts), settings))
             await server.serve(sockets=[sock])
-            return 0 if server.started else 1
+            return ExitCode.OK if server.started else ExitCode.FAILED
         finally:
             await producer.stop()
 

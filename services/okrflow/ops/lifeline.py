@@ -28,6 +28,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from okrflow.exitcodes import ExitCode
+
 logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -81,6 +83,6 @@ def preexec_die_with(parent: int) -> Callable[[], None]:
     def preexec() -> None:
         set_parent_death_signal(signal.SIGTERM)
         if os.getppid() != parent:
-            os._exit(1)
+            os._exit(ExitCode.FAILED)
 
     return preexec

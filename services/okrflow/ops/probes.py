@@ -8,8 +8,8 @@ import time
 
 from sqlalchemy import Engine, text
 
+from okrflow.failures import one_line
 from okrflow.kafkaclient import admin_client
-from okrflow.ops.startup import one_line
 from okrflow.settings import Settings
 
 
@@ -48,7 +48,7 @@ class KafkaProbe:
         try:
             await asyncio.wait_for(admin.start(), self._timeout)
         except Exception as exc:
-            return one_line(exc) if str(exc) else type(exc).__name__
+            return one_line(exc)
         finally:
             await admin.close()
         return None

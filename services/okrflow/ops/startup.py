@@ -29,19 +29,12 @@ from tenacity import (
 )
 
 from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.failures import one_line
 from okrflow.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's text (a driver's error's first line says it all)."""
-    inner = getattr(exc, "orig", None) or exc
-    text = str(inner).strip()
-    first = text.splitlines()[0].strip() if text else ""
-    return first or type(inner).__name__
 
 
 def redacted_url(url: str) -> str:
