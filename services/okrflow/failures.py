@@ -18,10 +18,6 @@ from okrflow.exitcodes import ExitCode, OperatorError
 if TYPE_CHECKING:
     from okrflow.settings import Settings
 
-# The store's exception for a schema this okrflow cannot use, known by its name: the store
-# sits above this module, which may not import it (tests/unit/test_failures.py checks it).
-SCHEMA_OUTDATED = "okrflow.store.schema.SchemaOutdated"
-
 
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's text (a driver's error's first line says it all);
@@ -62,8 +58,8 @@ def known_failure(exc: BaseException) -> tuple[ExitCode, str]:
     from aiokafka.errors import KafkaError
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    if _is_a(exc, SCHEMA_OUTDATED):
-        return ExitCode.SCHEMA_MISMATCH, str(exc)
+    if isinstance(exc, OperatorError):  # the store's SchemaOutdated, among others
+        return exc.code, str(exc)
     if isinstance(exc, DBAPIError):
         return ExitCode.DATABASE_UNREACHABLE, f"database error: {one_line(exc)}"
     if isinstance(exc, KafkaError):
@@ -74,8 +70,3 @@ def known_failure(exc: BaseException) -> tuple[ExitCode, str]:
         f"unexpected {type(exc).__name__}: {one_line(exc)} (run with --log-level DEBUG for the "
         "traceback, and please report it)"
     )
-
-
-def _is_a(exc: BaseException, qualified_name: str) -> bool:
-    """Whether `exc` is an instance of the class named `qualified_name` (module.Class)."""
-    return any(f"{c.__module__}.{c.__qualname__}" == qualified_name for c in type(exc).__mro__)

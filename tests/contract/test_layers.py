@@ -40,7 +40,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "readonly": frozenset({"store"}) | FOUNDATIONS,
     "events": frozenset({"ops"}) | FOUNDATIONS,
     "ops": FOUNDATIONS,
-    "store": frozenset({"domain"}),
+    "store": frozenset({"domain", "exitcodes"}),  # its SchemaOutdated is an OperatorError
     "domain": frozenset(),
     **{name: FOUNDATIONS for name in FOUNDATIONS},
 }

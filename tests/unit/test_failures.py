@@ -9,7 +9,6 @@ from sqlalchemy.exc import NoSuchTableError, OperationalError
 
 from okrflow.exitcodes import ExitCode
 from okrflow.failures import (
-    SCHEMA_OUTDATED,
     cannot_read_from_kafka,
     known_failure,
     one_line,
@@ -19,8 +18,8 @@ from okrflow.settings import Settings
 from okrflow.store.schema import SchemaOutdated
 
 
-def test_the_schema_error_it_names_is_the_stores() -> None:
-    assert f"{SchemaOutdated.__module__}.{SchemaOutdated.__qualname__}" == SCHEMA_OUTDATED
+def test_the_stores_schema_error_is_an_operator_error() -> None:
+    assert SchemaOutdated("x").code == ExitCode.SCHEMA_MISMATCH
 
 
 class _Newer(SchemaOutdated):

@@ -11,12 +11,17 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine
 
+from okrflow.exitcodes import ExitCode, OperatorError
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-class SchemaOutdated(RuntimeError):
+class SchemaOutdated(OperatorError):
     """The database holds an older schema (`okrflow db upgrade` must run first), or a newer
-    one than this okrflow knows."""
+    one than this okrflow knows: an operator's error, exit code SCHEMA_MISMATCH."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ExitCode.SCHEMA_MISMATCH, message)
 
 
 class SchemaMissing(RuntimeError):
