@@ -145,7 +145,7 @@ def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
-    from okrflow.ingest.backfill_command import run_backfill
+    from okrflow.backfill.command import run_backfill
 
     return run_backfill(settings, args.shop, args.wait)
 

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from sqlalchemy import Engine
 
-from okrflow.ingest.backfill import JobProgress, ProgressView, Runner
+from okrflow.backfill.runner import JobProgress, ProgressView, Runner
 from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_parsed, parse_files
 from okrflow.settings import Settings

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from okrflow.ingest.backfill import Runner
-from okrflow.ingest.backfill_chunk import JobIndex, apply_chunk
-from okrflow.ingest.batch import Message
+from okrflow.backfill.chunk import JobIndex, apply_chunk
+from okrflow.backfill.runner import Runner
+from okrflow.counting.decode import Message
 from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.settings import Settings

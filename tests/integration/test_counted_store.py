@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from okrflow.ingest.batch import DecodedBatch
-from okrflow.ingest.counting import CountedBatch, count_batch
+from okrflow.counting.decode import DecodedBatch
+from okrflow.ingest.helper_protocol import CountedBatch, count_batch
 from okrflow.ingest.transaction import (
     BatchResult,
     CountsDisagree,

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import make_url
 
-from okrflow.ingest.batch import Message, decode_batch
+from okrflow.counting.decode import Message, decode_batch
 from okrflow.ingest.transaction import PlanCache, apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.store.engine import make_engine

@@ -1,7 +1,7 @@
 """The faust app: group membership and lifecycle from faust, batches to okrflow's core.
 
 Offsets: Kafka offsets of a batch are committed only after its database transaction and its
-dead letters (okrflow.ingest.batching has the order); the transaction records them as
+dead letters (okrflow.ingest.batch_step has the order); the transaction records them as
 applied, and every assignment resumes from there (okrflow.ingest.resume).
 """
 
@@ -19,7 +19,7 @@ from faust.types import TransportT
 from mode.types.signals import BaseSignalT
 from sqlalchemy import Engine
 
-from okrflow.ingest.batching import BatchStep
+from okrflow.ingest.batch_step import BatchStep
 from okrflow.ingest.consumer import BatchConsumer, BatchTransport
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.errors import WorkerFatal

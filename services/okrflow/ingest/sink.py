@@ -1,6 +1,6 @@
 """okrflow's BatchSink: decode -> guard -> count -> database -> dead letters, per batch.
 
-See okrflow.ingest.batching for the order in which these steps run and commit.
+See okrflow.ingest.batch_step for the order in which these steps run and commit.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from operator import attrgetter
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from okrflow.counting.decode import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
+from okrflow.counting.decode import rejected_message as _rejected_message
 from okrflow.events import InvalidEvent
-from okrflow.ingest.batch import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
-from okrflow.ingest.batch import rejected_message as _rejected_message
-from okrflow.ingest.counting import CountedBatch, Where
-from okrflow.ingest.counting_helper import CountingHelper
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.guard import InvalidShareGuard, source_name
+from okrflow.ingest.helper_client import CountingHelper
+from okrflow.ingest.helper_protocol import CountedBatch, Where
 from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.transaction import (
@@ -102,7 +102,7 @@ class PendingBatch:
 
 
 class OkrflowSink:
-    """The BatchSink of okrflow's worker (see okrflow.ingest.batching)."""
+    """The BatchSink of okrflow's worker (see okrflow.ingest.batch_step)."""
 
     def __init__(
         self, settings: Settings, engine: Engine, metrics: PipelineMetrics,

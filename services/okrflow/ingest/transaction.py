@@ -16,16 +16,16 @@ import msgspec
 from sqlalchemy import Connection, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from okrflow.counting.decode import DecodedBatch, Delivered
+from okrflow.counting.matching import MatchIndex
+from okrflow.counting.series import series_deltas
+from okrflow.counting.totals import TypeTotal, first_occurrences, not_yet_applied
+from okrflow.counting.totals import totals_by_shop_type as _totals
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import InvalidEvent
-from okrflow.ingest.aggregate import TypeTotal, first_occurrences, not_yet_applied
-from okrflow.ingest.aggregate import totals_by_shop_type as _totals
-from okrflow.ingest.batch import DecodedBatch, Delivered
-from okrflow.ingest.counting import CountedBatch
+from okrflow.ingest.helper_protocol import CountedBatch
 from okrflow.ingest.known_distinct import KnownDistinct
-from okrflow.ingest.series import series_deltas
-from okrflow.plans.matching import MatchIndex
 from okrflow.plans.stored import load_active_plans
 from okrflow.store.batches import (
     add_shop_event_totals,
@@ -205,7 +205,7 @@ def write_counted(
     engine: Engine, counted: CountedBatch, topic: str, decode: Callable[[], DecodedBatch],
     now: datetime, plans: PlanCache, known: KnownDistinct | None = None,
 ) -> OpenBatch:  # fmt: skip
-    """write_batch for a batch the helper process counted (okrflow.ingest.counting): its
+    """write_batch for a batch the helper process counted (okrflow.ingest.helper_protocol): its
     counts are used when they hold (no offset applied before, no id seen before, plans
     unchanged); otherwise `decode` gives the batch, counted here in the transaction, exactly
     as write_batch counts it. Left open like write_batch's."""

@@ -1,4 +1,4 @@
-"""The worker's counting helper process (what it does: okrflow.ingest.counting).
+"""The worker's side of its counting helper process: start it, send it batches, see it fail.
 
 One `ProcessPoolExecutor` of one process, started with `spawn` (the worker has threads, which
 `fork` would copy mid-flight) on the first batch. It holds the plans it was last sent, by
@@ -19,8 +19,9 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from okrflow.ingest.batch import MessageLike
-from okrflow.ingest.counting import CountedBatch, Packed, count_packed, helper_started
+from okrflow.counting.decode import MessageLike
+from okrflow.ingest.helper_process import count_packed, helper_started
+from okrflow.ingest.helper_protocol import CountedBatch, Packed
 from okrflow.ingest.transaction import LoadedPlans
 from okrflow.settings import Settings
 

@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from sqlalchemy import Engine
 
+from okrflow.backfill.runner import JobProgress, ProgressView, Runner, kafka_failure
 from okrflow.exitcodes import ExitCode
-from okrflow.ingest.backfill import JobProgress, ProgressView, Runner, kafka_failure
 from okrflow.ingest.offsets import log_bounds
 from okrflow.ops.startup import wait_for_kafka
 from okrflow.plans.freeze import freeze_due_baselines

@@ -4,7 +4,7 @@
 partition's applied offset at that moment (okrflow.store.backfill). The live worker counts the
 key result from the cut on; the runner here reads each partition from its start up to the cut
 with a plain consumer (no group, no committed offsets: progress lives in the database), and
-counts chunk by chunk (okrflow.ingest.backfill_chunk). A runner holds its job by a lease on the
+counts chunk by chunk (okrflow.backfill.chunk). A runner holds its job by a lease on the
 database's clock; a killed runner's job is taken over when the lease runs out, and resumes at
 the last committed chunk. docs/design/history-and-backfill.md 1.4 is the design;
 docs/operations.md says how to run it.
@@ -28,14 +28,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from okrflow.exitcodes import ExitCode, OperatorError
-from okrflow.ingest.backfill_chunk import (
+from okrflow.backfill.chunk import (
     ChunkResult,
     JobIndex,
     apply_chunk,
     log_refused,
     refused_by_database,
 )
+from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.ingest.deadletters import (
     HEADER_OFFSET,
     HEADER_PARTITION,

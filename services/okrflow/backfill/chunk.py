@@ -18,10 +18,10 @@ from typing import Literal
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from okrflow.ingest.aggregate import first_occurrences
-from okrflow.ingest.batch import MessageLike, decode_batch
-from okrflow.ingest.series import series_deltas
-from okrflow.plans.matching import MatchIndex
+from okrflow.counting.decode import MessageLike, decode_batch
+from okrflow.counting.matching import MatchIndex
+from okrflow.counting.series import series_deltas
+from okrflow.counting.totals import first_occurrences
 from okrflow.plans.stored import load_active_plans
 from okrflow.store.backfill import (
     add_job_counts,
