@@ -30,7 +30,8 @@ from sqlalchemy import make_url
 
 from okrflow.counting.decode import Message, decode_batch
 from okrflow.devkafka import LocalKafka
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.settings import BUNDLED_KAFKA_CONFIG, Settings
 from okrflow.store.engine import make_engine

@@ -27,7 +27,8 @@ from okrflow.domain.plans import ActivePlan
 from okrflow.gctuning import collect_less_often
 from okrflow.ingest.helper_process import count_packed
 from okrflow.ingest.helper_protocol import Packed
-from okrflow.ingest.transaction import LoadedPlans, precount
+from okrflow.ingest.plan_cache import LoadedPlans
+from okrflow.ingest.transaction import precount
 from okrflow.plans.parse import parse_plan
 from tests.perf.bench import PLAN, SHOPS, make_events
 

@@ -10,6 +10,7 @@ lease was taken over) can never count a message twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,11 +18,14 @@ from typing import Literal
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from okrflow.counting.decode import MessageLike, decode_batch
 from okrflow.counting.matching import MatchIndex
 from okrflow.counting.series import series_deltas
 from okrflow.counting.totals import first_occurrences
+from okrflow.exitcodes import ExitCode, OperatorError
+from okrflow.ingest.refused import is_connection_error
 from okrflow.plans.stored import load_active_plans
 from okrflow.store.backfill import (
     add_job_counts,
@@ -181,3 +185,71 @@ def log_refused(job_id: int, refused: frozenset[tuple[int, int]], error: DBAPIEr
         "backfill job %d: the database refused %d event(s), skipped by this job (%s): %s",
         job_id, len(refused), ", ".join(f"{p}@{o}" for p, o in sorted(refused)[:5]), detail,
     )  # fmt: skip
+
+
+def count_chunk(
+    engine: Engine, job_id: int, owner: str, topic: str, records: Sequence[MessageLike],
+    ends: Mapping[int, int], skip: Mapping[int, frozenset[int]], index: JobIndex,
+    lease_seconds: float, deadline: float,
+) -> ChunkResult:  # fmt: skip
+    """One chunk (apply_chunk), retried while the database is unreachable (up to `deadline`
+    seconds, the start-up deadline); events the database refuses are found by bisection and
+    skipped by the job."""
+
+    def chunk(excluded: frozenset[tuple[int, int]], commit: bool = True) -> ChunkResult:
+        return apply_chunk(
+            engine, job_id, owner, topic, records, ends, skip, index, lease_seconds,
+            excluded=excluded, commit=commit,
+        )  # fmt: skip
+
+    def trial(excluded: frozenset[tuple[int, int]]) -> DBAPIError | None:
+        try:
+            chunk(excluded, commit=False)
+        except DBAPIError as exc:
+            if is_connection_error(exc):
+                raise
+            return exc
+        return None
+
+    def attempt() -> ChunkResult:
+        try:
+            return chunk(frozenset())
+        except DBAPIError as exc:
+            if is_connection_error(exc):  # unreachable: retried, not bisected
+                raise
+            refused = refused_by_database(trial, [(r.partition, r.offset) for r in records], exc)
+            log_refused(job_id, refused, exc)
+            return chunk(refused)
+
+    return _with_database_retries(attempt, deadline)
+
+
+def _with_database_retries(attempt: Callable[[], ChunkResult], deadline: float) -> ChunkResult:
+    started = time.monotonic()
+
+    def unreachable(exc: BaseException) -> bool:
+        return isinstance(exc, DBAPIError) and is_connection_error(exc)
+
+    def warn(state: object) -> None:
+        logger.warning(
+            "backfill: the database is unreachable; retrying (%.0f s of %.0f s)",
+            time.monotonic() - started, deadline,
+        )  # fmt: skip
+
+    try:
+        for try_ in Retrying(
+            stop=stop_after_delay(deadline), wait=wait_exponential(0.5, max=5),
+            retry=retry_if_exception(unreachable), reraise=True, before_sleep=warn,
+        ):  # fmt: skip
+            with try_:
+                return attempt()
+    except DBAPIError as exc:
+        if not is_connection_error(exc):
+            raise
+        detail = str(exc.orig or exc).strip().splitlines()[0]
+        raise OperatorError(
+            ExitCode.DATABASE_UNREACHABLE,
+            f"database unreachable: {detail} (gave up after {deadline:.0f} s; the job resumes "
+            "where it stopped when okrflow backfill runs again)",
+        ) from None
+    raise AssertionError("unreachable: tenacity returns or raises")

@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from sqlalchemy import Engine
 
-from okrflow.backfill.runner import JobProgress, ProgressView, Runner, kafka_failure
+from okrflow.backfill.kafka_reads import kafka_failure
+from okrflow.backfill.progress import JobProgress, ProgressView
+from okrflow.backfill.runner import Runner
 from okrflow.exitcodes import ExitCode
 from okrflow.ingest.offsets import log_bounds
 from okrflow.ops.startup import wait_for_kafka

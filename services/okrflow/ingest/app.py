@@ -24,8 +24,9 @@ from okrflow.ingest.consumer import BatchConsumer, BatchTransport
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.errors import WorkerFatal
 from okrflow.ingest.metrics import PipelineMetrics
+from okrflow.ingest.prepared import PendingBatch, PreparedBatch
 from okrflow.ingest.resume import resume_positions
-from okrflow.ingest.sink import OkrflowSink, PendingBatch, PreparedBatch
+from okrflow.ingest.sink import OkrflowSink
 from okrflow.kafkaclient import faust_credentials
 from okrflow.settings import Settings
 from okrflow.store.batches import read_applied_offsets

@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from okrflow.counting.decode import MessageLike
 from okrflow.ingest.helper_process import count_packed, helper_started
 from okrflow.ingest.helper_protocol import CountedBatch, Packed
-from okrflow.ingest.transaction import LoadedPlans
+from okrflow.ingest.plan_cache import LoadedPlans
 from okrflow.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -12,44 +12,37 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from operator import attrgetter
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from okrflow.counting.decode import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
-from okrflow.counting.decode import rejected_message as _rejected_message
 from okrflow.events import InvalidEvent
+from okrflow.ingest.committed import report_committed
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.guard import InvalidShareGuard, source_name
 from okrflow.ingest.helper_client import CountingHelper
-from okrflow.ingest.helper_protocol import CountedBatch, Where
+from okrflow.ingest.housekeeping import Housekeeping
 from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.metrics import PipelineMetrics
+from okrflow.ingest.plan_cache import LoadedPlans, PlanCache
+from okrflow.ingest.prepared import PendingBatch, PreparedBatch, where
+from okrflow.ingest.refused import find_rejected_by_database, is_connection_error
 from okrflow.ingest.transaction import (
     CountsDisagree,
-    LoadedPlans,
     OpenBatch,
-    PlanCache,
-    Precounted,
-    find_rejected_by_database,
-    is_connection_error,
     precount,
     write_batch,
     write_counted,
 )
-from okrflow.plans.freeze import freeze_due_baselines
-from okrflow.plans.kpis import MAX_WINDOW_DAYS
 from okrflow.settings import Settings
-from okrflow.store.batches import prune_seen_events
-from okrflow.store.kpis import prune_kpi_distinct_days
 
 logger = logging.getLogger(__name__)
 _key = attrgetter("key")  # a message's source for the invalid-share guard
 
-FREEZE_EVERY_SECONDS = 60.0  # how often a worker freezes the baselines from data that are due
 # Smaller batches are counted in the worker: at a few hundred events the helper's round trip
 # buys nothing, and a worker that only ever sees small batches never starts a helper.
 HELPER_MIN_RECORDS = 500
@@ -58,47 +51,6 @@ HELPER_MIN_RECORDS = 500
 class WorkerStopping(RuntimeError):
     """The worker is stopping while the database is unreachable: the batch is abandoned
     (nothing committed, it is consumed again on restart)."""
-
-
-@dataclass(frozen=True)
-class PreparedBatch:
-    """A closed batch, counted by the helper process (`counted`), or here (`batch` and
-    `precounted`: without a helper, or when the helper failed)."""
-
-    records: Sequence[MessageLike]
-    next_offsets: dict[int, int]
-    dead_letters: list[Rejected]  # decode failures and events refused for their values
-    counted: CountedBatch | None = None
-    batch: DecodedBatch | None = None
-    precounted: Precounted | None = None
-    closed_at: float = 0.0  # time.time() when the batch closed
-    prepared_at: float = 0.0  # time.time() when its preparation ended
-
-    def rejected(self, found: Sequence[Where]) -> list[Rejected]:
-        """Dead letters for (partition, offset, why), from their original records."""
-        if not found:
-            return []
-        wanted = {(partition, offset): invalid for partition, offset, invalid in found}
-        return [
-            _rejected_message(r, wanted[r.partition, r.offset])
-            for r in self.records
-            if (r.partition, r.offset) in wanted
-        ]
-
-
-def _where(found: Sequence[tuple[Delivered, InvalidEvent]]) -> list[Where]:
-    return [(d.partition, d.offset, invalid) for d, invalid in found]
-
-
-@dataclass(frozen=True)
-class PendingBatch:
-    """A batch written in an open transaction, with every dead letter it has."""
-
-    prepared: PreparedBatch
-    written: OpenBatch
-    dead_letters: list[Rejected]  # in (partition, offset) order
-    started: float  # perf_counter at the start of the write
-    started_at: float  # time.time() at the start of the write
 
 
 class OkrflowSink:
@@ -124,8 +76,7 @@ class OkrflowSink:
         # Every database write of a batch, from write to commit, on this one thread (a
         # transaction stays on the thread that opened it; SQLite insists).
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="okrflow-db")
-        self._last_prune = 0.0
-        self._last_freeze = 0.0
+        self.housekeeping = Housekeeping(settings, engine)
 
     async def prepare(self, records: Sequence[MessageLike]) -> PreparedBatch:
         """Decode, check the invalid share, count against the plans in force (the plan
@@ -191,8 +142,8 @@ class OkrflowSink:
         loop = asyncio.get_running_loop()
         await asyncio.shield(loop.run_in_executor(self._db, self._commit, pending.written))
         self.metrics.commit_seconds.observe(time.perf_counter() - pending.started)
-        self._record(pending)
-        await loop.run_in_executor(self._db, self._maybe_prune)
+        report_committed(self.metrics, self.topic, pending)
+        await loop.run_in_executor(self._db, self.housekeeping.after_commit)
         return pending.prepared.next_offsets
 
     async def abort(self, pending: PendingBatch) -> None:
@@ -212,7 +163,7 @@ class OkrflowSink:
             records, batch.next_offsets, list(batch.rejected), batch=batch,
             precounted=precounted,
         )  # fmt: skip
-        prepared.dead_letters.extend(prepared.rejected(_where(precounted.rejected)))
+        prepared.dead_letters.extend(prepared.rejected(where(precounted.rejected)))
         return prepared
 
     def _write(self, prepared: PreparedBatch) -> OpenBatch:
@@ -272,8 +223,8 @@ class OkrflowSink:
                 delay = min(delay * 2, 30.0)
         letters = [
             *prepared.dead_letters,
-            *prepared.rejected(_where(refused)),
-            *prepared.rejected(_where(written.result.rejected)),
+            *prepared.rejected(where(refused)),
+            *prepared.rejected(where(written.result.rejected)),
         ]
         # A batch counted again in its transaction finds the precounted rejections again.
         unique = sorted(
@@ -286,84 +237,12 @@ class OkrflowSink:
         """Every minute, freeze the baselines from data that are due (okrflow.plans.freeze).
         Call only while no batch transaction of this worker is open (after a commit, or
         when idle): the freeze takes the plan clock, which an open batch holds."""
-        if time.monotonic() - self._last_freeze >= FREEZE_EVERY_SECONDS:
-            await asyncio.get_running_loop().run_in_executor(self._db, self._freeze)
-
-    def _freeze(self) -> None:
-        self._last_freeze = time.monotonic()
-        try:
-            freeze_due_baselines(self.engine, self.topic, self._now())
-        except DBAPIError as exc:  # the database is down, or busy: the next minute retries
-            logger.warning(
-                "could not freeze baselines (%s); trying again in a minute",
-                str(exc.orig or exc).strip().splitlines()[0],
-            )
-
-    def _maybe_prune(self) -> None:
-        if time.monotonic() - self._last_freeze >= FREEZE_EVERY_SECONDS:
-            self._freeze()  # after a commit: no batch transaction of this worker is open
-        now = time.monotonic()
-        if now - self._last_prune >= self.settings.dedupe_prune_seconds:
-            self._last_prune = now
-            removed = prune_seen_events(
-                self.engine, self._now(), self.settings.dedupe_window_seconds
-            )
-            if removed:
-                logger.info("pruned %d event ids older than the dedupe window", removed)
-            self._prune_kpi_days()
-
-    def _prune_kpi_days(self) -> None:
-        """A KPI's distinct values per day are kept as long as the events topic keeps events,
-        plus the longest window (366 days); with unlimited retention, forever."""
-        days = self.settings.events_retention_days
-        if days < 0:
-            return
-        before = self._now().date() - timedelta(days=days + MAX_WINDOW_DAYS)
-        with self.engine.begin() as conn:
-            removed = prune_kpi_distinct_days(conn, before)
-        if removed:
-            logger.info("pruned %d KPI distinct values of days before %s", removed, before)
+        if self.housekeeping.freeze_due():
+            await asyncio.get_running_loop().run_in_executor(self._db, self.housekeeping.freeze)
 
     @staticmethod
     def _now() -> datetime:
         return datetime.now(UTC)
-
-    def _record(self, pending: PendingBatch) -> None:
-        result = pending.written.result
-        dead_letters, records = pending.dead_letters, pending.prepared.records
-        m = self.metrics
-        m.batch_size.observe(len(records))
-        m.last_commit.set_to_current_time()
-        m.events.labels("counted").inc(result.counted - result.unmatched)
-        m.events.labels("unmatched").inc(result.unmatched)
-        m.events.labels("duplicate").inc(result.duplicates)
-        m.events.labels("replayed").inc(result.replayed)
-        m.events.labels("invalid").inc(len(dead_letters))
-        for rejected in dead_letters:
-            m.dead_letters.labels(rejected.invalid.reason).inc()
-            logger.warning(
-                "invalid event at %s[%d]@%d: %s: %s",
-                self.topic, rejected.partition, rejected.offset,
-                rejected.invalid.reason, rejected.invalid.error,
-            )  # fmt: skip
-        # Sampled (at most ~200 records a batch): observing every record costs ~1 µs each.
-        committed_at = time.time() * 1000
-        if logger.isEnabledFor(logging.DEBUG):
-            p = pending.prepared
-            stamps = [t for r in records if (t := getattr(r, "timestamp", None)) is not None]
-            if stamps:
-                logger.debug(
-                    "batch of %d: oldest %.0f ms old at close, newest %.0f; prepare %.0f ms; "
-                    "write from +%.0f ms to commit +%.0f ms after close",
-                    len(records), p.closed_at * 1000 - min(stamps),
-                    p.closed_at * 1000 - max(stamps), (p.prepared_at - p.closed_at) * 1000,
-                    (pending.started_at - p.closed_at) * 1000,
-                    committed_at - p.closed_at * 1000,
-                )  # fmt: skip
-        for record in records[:: max(1, len(records) // 200)]:
-            timestamp = getattr(record, "timestamp", None)
-            if timestamp is not None:
-                m.commit_delay.observe(max(0.0, committed_at - timestamp) / 1000)
 
     def observe_lag(
         self, highwater: Callable[[int], int | None], offsets: Mapping[int, int]

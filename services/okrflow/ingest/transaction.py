@@ -7,26 +7,23 @@ The SQL is okrflow.store's; the decisions are made here.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import msgspec
 from sqlalchemy import Connection, Engine, RootTransaction
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from okrflow.counting.decode import DecodedBatch, Delivered
 from okrflow.counting.matching import MatchIndex
 from okrflow.counting.series import series_deltas
 from okrflow.counting.totals import TypeTotal, first_occurrences, not_yet_applied
 from okrflow.counting.totals import totals_by_shop_type as _totals
-from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import InvalidEvent
 from okrflow.ingest.helper_protocol import CountedBatch
 from okrflow.ingest.known_distinct import KnownDistinct
-from okrflow.plans.stored import load_active_plans
+from okrflow.ingest.plan_cache import LoadedPlans, PlanCache
 from okrflow.store.batches import (
     add_shop_event_totals,
     claim_event_ids,
@@ -34,43 +31,6 @@ from okrflow.store.batches import (
     write_applied_offsets,
 )
 from okrflow.store.counters import write_series_deltas
-from okrflow.store.plans import plans_revision
-
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadedPlans:
-    """A match index and the plan revision it was built from: read and replaced together
-    (with the plans themselves, which the counting helper builds its own index from)."""
-
-    revision: int
-    index: MatchIndex
-    plans: list[ActivePlan] = field(default_factory=list)
-
-
-class PlanCache:
-    """The worker's match index, reloaded whenever a plan changed (so `okrflow apply`
-    reaches running workers with their next batch). `loaded` is replaced in one assignment,
-    so a reader on another thread never pairs an index with another revision."""
-
-    def __init__(self) -> None:
-        self.loaded = LoadedPlans(-1, MatchIndex([]))
-
-    def refresh(self, conn: Connection, *, hold_clock: bool = False) -> LoadedPlans:
-        """The plans in force as `conn` sees them (reloaded only when the revision moved).
-        `hold_clock`: inside a batch transaction, keep the plan clock share-locked to its end,
-        so an apply cannot commit between this read and the batch's commit."""
-        revision = plans_revision(conn, share_lock=hold_clock)
-        loaded = self.loaded
-        if revision != loaded.revision:
-            active = load_active_plans(conn)
-            loaded = LoadedPlans(revision, MatchIndex(active), active)
-            self.loaded = loaded
-            logger.info(
-                "plans at revision %d: %d key-result series", revision, loaded.index.target_count
-            )
-        return loaded
 
 
 @dataclass(frozen=True)
@@ -296,66 +256,3 @@ def _same_decoding(counted: CountedBatch, batch: DecodedBatch) -> DecodedBatch:
 
 def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:
     return sum(1 for r in batch.rejected if r.offset >= applied.get(r.partition, 0))
-
-
-def is_connection_error(exc: DBAPIError) -> bool:
-    """A fault of the database or the way to it (retry), not of the data written (isolate).
-
-    PostgreSQL says which by SQLSTATE: class 08 (connection), 57P (shutdown, cannot connect
-    now), 53 (insufficient resources); psycopg's OperationalError also covers data limits
-    such as an index row too large (54000), which are content. SQLite's operational errors
-    (locked, I/O) are all transient here.
-    """
-    if exc.connection_invalidated:
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if isinstance(sqlstate, str):
-        return sqlstate.startswith(("08", "57P", "53"))
-    return isinstance(exc, OperationalError)
-
-
-def find_rejected_by_database(
-    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache, error: DBAPIError
-) -> list[tuple[Delivered, InvalidEvent]]:
-    """The events that make the database refuse `batch` (bisected with rolled-back trial
-    transactions: about 2 log2(n) trials per such event).
-
-    Raises `error` again when the batch's own bookkeeping fails without any event (a bug or a
-    schema problem, not content), or when no single event can be blamed.
-    """
-    empty = replace(batch, events=[], rejected=[])
-    try:
-        apply_batch(engine, empty, now, plans, commit=False)
-    except DBAPIError as exc:
-        if is_connection_error(exc):
-            raise
-        raise error from exc
-
-    def refused(events: list[Delivered]) -> DBAPIError | None:
-        try:
-            apply_batch(
-                engine, replace(batch, events=events, rejected=[]), now, plans, commit=False
-            )
-        except DBAPIError as exc:
-            if is_connection_error(exc):
-                raise
-            return exc
-        return None
-
-    found: list[tuple[Delivered, InvalidEvent]] = []
-
-    def bisect(events: list[Delivered], exc: DBAPIError) -> None:
-        if len(events) == 1:
-            detail = str(exc.orig or exc).strip().splitlines()[0][:500]
-            found.append((events[0], InvalidEvent("database_rejected", detail)))
-            return
-        middle = len(events) // 2
-        for half in (events[:middle], events[middle:]):
-            half_error = refused(half)
-            if half_error is not None:
-                bisect(half, half_error)
-
-    bisect(batch.events, error)
-    if not found:
-        raise error
-    return found

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from okrflow.backfill import command as backfill_command
 from okrflow.backfill.command import BarView, LogView
-from okrflow.backfill.runner import JobProgress
+from okrflow.backfill.progress import JobProgress
 from okrflow.store.backfill import JobRow
 
 

@@ -9,7 +9,8 @@ import msgspec
 from okrflow.counting.decode import Message, decode_batch
 from okrflow.ingest.helper_process import count_packed
 from okrflow.ingest.helper_protocol import Packed, count_batch
-from okrflow.ingest.transaction import LoadedPlans, precount
+from okrflow.ingest.plan_cache import LoadedPlans
+from okrflow.ingest.transaction import precount
 from tests.factories import encoded
 from tests.unit.counting.test_series_oracle import INDEX, PLANS
 
