@@ -18,14 +18,13 @@ from typing import Literal
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from okrflow.counting.decode import MessageLike, decode_batch
 from okrflow.counting.matching import MatchIndex
 from okrflow.counting.series import series_deltas
 from okrflow.counting.totals import first_occurrences
 from okrflow.exitcodes import ExitCode, OperatorError
-from okrflow.ingest.refused import is_connection_error
+from okrflow.ops.database_retry import Pause, is_connection_error, retry_while_unreachable
 from okrflow.plans.stored import load_active_plans
 from okrflow.store.backfill import (
     add_job_counts,
@@ -225,24 +224,20 @@ def count_chunk(
 
 
 def _with_database_retries(attempt: Callable[[], ChunkResult], deadline: float) -> ChunkResult:
-    started = time.monotonic()
+    """`attempt()`, retried while the database is unreachable (okrflow.ops.database_retry),
+    pausing up to 5 s; after `deadline` seconds, one line and exit 5."""
 
-    def unreachable(exc: BaseException) -> bool:
-        return isinstance(exc, DBAPIError) and is_connection_error(exc)
-
-    def warn(state: object) -> None:
+    def pause(p: Pause) -> None:
         logger.warning(
             "backfill: the database is unreachable; retrying (%.0f s of %.0f s)",
-            time.monotonic() - started, deadline,
+            p.elapsed, deadline,
         )  # fmt: skip
+        time.sleep(p.seconds)
 
     try:
-        for try_ in Retrying(
-            stop=stop_after_delay(deadline), wait=wait_exponential(0.5, max=5),
-            retry=retry_if_exception(unreachable), reraise=True, before_sleep=warn,
-        ):  # fmt: skip
-            with try_:
-                return attempt()
+        return retry_while_unreachable(
+            attempt, longest_pause=5.0, pause=pause, give_up_after=deadline
+        )
     except DBAPIError as exc:
         if not is_connection_error(exc):
             raise
@@ -252,4 +247,3 @@ def _with_database_retries(attempt: Callable[[], ChunkResult], deadline: float) 
             f"database unreachable: {detail} (gave up after {deadline:.0f} s; the job resumes "
             "where it stopped when okrflow backfill runs again)",
         ) from None
-    raise AssertionError("unreachable: tenacity returns or raises")

@@ -12,28 +12,13 @@ from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from okrflow.counting.decode import DecodedBatch, Delivered
 from okrflow.events import InvalidEvent
 from okrflow.ingest.plan_cache import PlanCache
 from okrflow.ingest.transaction import apply_batch
-
-
-def is_connection_error(exc: DBAPIError) -> bool:
-    """A fault of the database or the way to it (retry), not of the data written (isolate).
-
-    PostgreSQL says which by SQLSTATE: class 08 (connection), 57P (shutdown, cannot connect
-    now), 53 (insufficient resources); psycopg's OperationalError also covers data limits
-    such as an index row too large (54000), which are content. SQLite's operational errors
-    (locked, I/O) are all transient here.
-    """
-    if exc.connection_invalidated:
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if isinstance(sqlstate, str):
-        return sqlstate.startswith(("08", "57P", "53"))
-    return isinstance(exc, OperationalError)
+from okrflow.ops.database_retry import is_connection_error
 
 
 def find_rejected_by_database(

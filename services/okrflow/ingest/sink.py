@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import attrgetter
 
@@ -30,7 +30,7 @@ from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.plan_cache import LoadedPlans, PlanCache
 from okrflow.ingest.prepared import PendingBatch, PreparedBatch, where
-from okrflow.ingest.refused import find_rejected_by_database, is_connection_error
+from okrflow.ingest.refused import find_rejected_by_database
 from okrflow.ingest.transaction import (
     CountsDisagree,
     OpenBatch,
@@ -38,6 +38,7 @@ from okrflow.ingest.transaction import (
     write_batch,
     write_counted,
 )
+from okrflow.ops.database_retry import Pause, is_connection_error, retry_while_unreachable
 from okrflow.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,15 @@ HELPER_MIN_RECORDS = 500
 class WorkerStopping(RuntimeError):
     """The worker is stopping while the database is unreachable: the batch is abandoned
     (nothing committed, it is consumed again on restart)."""
+
+
+@dataclass
+class _Writing:
+    """A batch being written: as it is now (recounted, refused events left out), and the
+    events the database refused so far."""
+
+    prepared: PreparedBatch
+    refused: list[tuple[Delivered, InvalidEvent]] = field(default_factory=list)
 
 
 class OkrflowSink:
@@ -180,50 +190,18 @@ class OkrflowSink:
         )  # fmt: skip
 
     def _write_until_done(self, prepared: PreparedBatch) -> PendingBatch:
-        """Write the batch, retrying with backoff while the database is unreachable: an
+        """Write the batch, retrying with backoff while the database is unreachable
+        (okrflow.ops.database_retry: 0.5 s doubling to 30 s, until the worker stops): an
         unapplied batch is never acknowledged, so nothing is lost or counted twice."""
-        delay = 0.5
-        refused: list[tuple[Delivered, InvalidEvent]] = []
         started, started_at = time.perf_counter(), time.time()
-        while True:
-            try:
-                written = self._write(prepared)
-                break
-            except CountsDisagree as exc:
-                logger.warning("%s; the worker counts this batch itself", exc)
-                prepared = self._counted_here(prepared.records, self.plans.loaded)
-                continue
-            except DBAPIError as exc:
-                if not is_connection_error(exc):
-                    if prepared.batch is None:  # counted by the helper: the worker's own
-                        prepared = self._counted_here(prepared.records, self.plans.loaded)
-                    assert prepared.batch is not None
-                    found = find_rejected_by_database(
-                        self.engine, prepared.batch, self._now(), self.plans, exc
-                    )
-                    for delivered, invalid in found:
-                        logger.warning(
-                            "database refused the event at %s[%d]@%d: %s",
-                            self.topic, delivered.partition, delivered.offset, invalid.error,
-                        )  # fmt: skip
-                    refused.extend(found)
-                    drop = {(d.partition, d.offset) for d, _ in found}
-                    batch = prepared.batch
-                    kept = [d for d in batch.events if (d.partition, d.offset) not in drop]
-                    # Counted again in the transaction (any precount included them).
-                    prepared = replace(prepared, batch=replace(batch, events=kept), precounted=None)
-                    continue
-                self.metrics.database_retries.inc()
-                logger.warning(
-                    "database unavailable (%s); retrying in %.1fs",
-                    str(exc.orig or exc).strip().splitlines()[0], delay,
-                )  # fmt: skip
-                if self.stopping.wait(delay):
-                    raise WorkerStopping("stopping while the database is unavailable") from exc
-                delay = min(delay * 2, 30.0)
+        writing = _Writing(prepared)
+        written = retry_while_unreachable(
+            lambda: self._write_isolating(writing), longest_pause=30.0, pause=self._pause
+        )
+        prepared = writing.prepared
         letters = [
             *prepared.dead_letters,
-            *prepared.rejected(where(refused)),
+            *prepared.rejected(where(writing.refused)),
             *prepared.rejected(where(written.result.rejected)),
         ]
         # A batch counted again in its transaction finds the precounted rejections again.
@@ -232,6 +210,50 @@ class OkrflowSink:
             key=lambda r: (r.partition, r.offset),
         )
         return PendingBatch(prepared, written, unique, started, started_at)
+
+    def _write_isolating(self, writing: _Writing) -> OpenBatch:
+        """Write `writing.prepared`; a batch the worker must count itself is counted again,
+        and events the database refuses are found and left out (`writing.refused`). Raises
+        only when the database is unreachable (retried) or for a fault no event causes."""
+        while True:
+            try:
+                return self._write(writing.prepared)
+            except CountsDisagree as exc:
+                logger.warning("%s; the worker counts this batch itself", exc)
+                writing.prepared = self._counted_here(writing.prepared.records, self.plans.loaded)
+            except DBAPIError as exc:
+                if is_connection_error(exc):
+                    raise
+                self._leave_out_refused(writing, exc)
+
+    def _leave_out_refused(self, writing: _Writing, error: DBAPIError) -> None:
+        """Bisect the batch the database refused with `error`, and leave out what it refuses."""
+        prepared = writing.prepared
+        if prepared.batch is None:  # counted by the helper: the worker's own
+            prepared = self._counted_here(prepared.records, self.plans.loaded)
+        batch = prepared.batch
+        assert batch is not None
+        found = find_rejected_by_database(self.engine, batch, self._now(), self.plans, error)
+        for delivered, invalid in found:
+            logger.warning(
+                "database refused the event at %s[%d]@%d: %s",
+                self.topic, delivered.partition, delivered.offset, invalid.error,
+            )  # fmt: skip
+        writing.refused.extend(found)
+        drop = {(d.partition, d.offset) for d, _ in found}
+        kept = [d for d in batch.events if (d.partition, d.offset) not in drop]
+        # Counted again in the transaction (any precount included them).
+        writing.prepared = replace(prepared, batch=replace(batch, events=kept), precounted=None)
+
+    def _pause(self, pause: Pause) -> None:
+        """Between two tries of a batch while the database is unreachable."""
+        self.metrics.database_retries.inc()
+        logger.warning(
+            "database unavailable (%s); retrying in %.1fs",
+            str(pause.error.orig or pause.error).strip().splitlines()[0], pause.seconds,
+        )  # fmt: skip
+        if self.stopping.wait(pause.seconds):
+            raise WorkerStopping("stopping while the database is unavailable") from pause.error
 
     async def maybe_freeze(self) -> None:
         """Every minute, freeze the baselines from data that are due (okrflow.plans.freeze).
