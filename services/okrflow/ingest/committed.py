@@ -4,7 +4,6 @@ and (at DEBUG) the batch's timings."""
 from __future__ import annotations
 
 import logging
-import time
 
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.prepared import PendingBatch
@@ -12,13 +11,16 @@ from okrflow.ingest.prepared import PendingBatch
 logger = logging.getLogger(__name__)
 
 
-def report_committed(metrics: PipelineMetrics, topic: str, pending: PendingBatch) -> None:
-    """Record a batch just committed (okrflow.ingest.sink's step 3)."""
+def report_committed(
+    metrics: PipelineMetrics, topic: str, pending: PendingBatch, committed_at: float
+) -> None:
+    """Record a batch just committed (okrflow.ingest.sink's step 3) at unix time
+    `committed_at`."""
     result = pending.written.result
     dead_letters, records = pending.dead_letters, pending.prepared.records
     m = metrics
     m.batch_size.observe(len(records))
-    m.last_commit.set_to_current_time()
+    m.last_commit.set(committed_at)
     m.events.labels("counted").inc(result.counted - result.unmatched)
     m.events.labels("unmatched").inc(result.unmatched)
     m.events.labels("duplicate").inc(result.duplicates)
@@ -32,13 +34,13 @@ def report_committed(metrics: PipelineMetrics, topic: str, pending: PendingBatch
             rejected.invalid.reason, rejected.invalid.error,
         )  # fmt: skip
     # Sampled (at most ~200 records a batch): observing every record costs ~1 µs each.
-    committed_at = time.time() * 1000
+    committed_ms = committed_at * 1000
     if logger.isEnabledFor(logging.DEBUG):
-        _log_timings(pending, committed_at)
+        _log_timings(pending, committed_ms)
     for record in records[:: max(1, len(records) // 200)]:
         timestamp = getattr(record, "timestamp", None)
         if timestamp is not None:
-            m.commit_delay.observe(max(0.0, committed_at - timestamp) / 1000)
+            m.commit_delay.observe(max(0.0, committed_ms - timestamp) / 1000)
 
 
 def _log_timings(pending: PendingBatch, committed_at: float) -> None:

@@ -15,11 +15,11 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 from okrflow.counting.decode import MessageLike
+from okrflow.ingest.clock import SYSTEM_CLOCK, Clock
 from okrflow.ingest.helper_process import count_packed, helper_started
 from okrflow.ingest.helper_protocol import CountedBatch, Packed
 from okrflow.ingest.plan_cache import LoadedPlans
@@ -33,7 +33,8 @@ TIMEOUT_SECONDS = 60.0
 
 
 class CountingHelper:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.topic = settings.events_topic
         self.max_bytes = settings.max_event_bytes
         self._pool: ProcessPoolExecutor | None = None
@@ -49,7 +50,7 @@ class CountingHelper:
         if self._closed:
             return None
         if self._failed_at is not None:
-            if time.monotonic() - self._failed_at < RETRY_AFTER_SECONDS:
+            if self.clock.monotonic() - self._failed_at < RETRY_AFTER_SECONDS:
                 return None
             self._failed_at = None
         loop = asyncio.get_running_loop()
@@ -84,7 +85,7 @@ class CountingHelper:
                 "itself and starts a new helper in %.0f s",
                 type(exc).__name__, exc, RETRY_AFTER_SECONDS,
             )  # fmt: skip
-            self._failed_at = time.monotonic()
+            self._failed_at = self.clock.monotonic()
             self._abandon()
             self._stop()
             return None

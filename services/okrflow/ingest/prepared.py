@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from okrflow.counting.decode import DecodedBatch, Delivered, MessageLike, Rejected
 from okrflow.counting.decode import rejected_message as _rejected_message
 from okrflow.events import InvalidEvent
 from okrflow.ingest.helper_protocol import CountedBatch, Where
-from okrflow.ingest.transaction import OpenBatch, Precounted
+from okrflow.ingest.transaction import BatchResult, Precounted
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,8 @@ class PreparedBatch:
     counted: CountedBatch | None = None
     batch: DecodedBatch | None = None
     precounted: Precounted | None = None
-    closed_at: float = 0.0  # time.time() when the batch closed
-    prepared_at: float = 0.0  # time.time() when its preparation ended
+    closed_at: float = 0.0  # the clock's time() when the batch closed
+    prepared_at: float = 0.0  # its time() when the batch's preparation ended
 
     def rejected(self, found: Sequence[Where]) -> list[Rejected]:
         """Dead letters for (partition, offset, why), from their original records."""
@@ -44,12 +45,24 @@ def where(found: Sequence[tuple[Delivered, InvalidEvent]]) -> list[Where]:
     return [(d.partition, d.offset, invalid) for d, invalid in found]
 
 
+class WrittenBatch(Protocol):
+    """A batch's transaction, written and left open (okrflow.ingest.transaction.OpenBatch,
+    or a test's)."""
+
+    @property
+    def result(self) -> BatchResult: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class PendingBatch:
     """A batch written in an open transaction, with every dead letter it has."""
 
     prepared: PreparedBatch
-    written: OpenBatch
+    written: WrittenBatch
     dead_letters: list[Rejected]  # in (partition, offset) order
-    started: float  # perf_counter at the start of the write
-    started_at: float  # time.time() at the start of the write
+    started: float  # the clock's monotonic() at the start of the write
+    started_at: float  # its time() then

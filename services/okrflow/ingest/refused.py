@@ -8,31 +8,30 @@ and the rest of the batch is applied.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from okrflow.counting.decode import DecodedBatch, Delivered
 from okrflow.events import InvalidEvent
-from okrflow.ingest.plan_cache import PlanCache
-from okrflow.ingest.transaction import apply_batch
 from okrflow.ops.database_retry import is_connection_error
 
 
-def find_rejected_by_database(
-    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache, error: DBAPIError
+def find_rejected(
+    batch: DecodedBatch, error: DBAPIError, trial: Callable[[DecodedBatch], None]
 ) -> list[tuple[Delivered, InvalidEvent]]:
-    """The events that make the database refuse `batch` (bisected with rolled-back trial
-    transactions: about 2 log2(n) trials per such event).
+    """The events that make the database refuse `batch` with `error`, bisected: `trial(b)`
+    writes `b` and rolls it back, raising what the database says (about 2 log2(n) trials per
+    such event).
 
     Raises `error` again when the batch's own bookkeeping fails without any event (a bug or a
-    schema problem, not content), or when no single event can be blamed.
+    schema problem, not content), or when no single event can be blamed; a database that
+    becomes unreachable meanwhile raises its own error (retried by the caller).
     """
     empty = replace(batch, events=[], rejected=[])
     try:
-        apply_batch(engine, empty, now, plans, commit=False)
+        trial(empty)
     except DBAPIError as exc:
         if is_connection_error(exc):
             raise
@@ -40,9 +39,7 @@ def find_rejected_by_database(
 
     def refused(events: list[Delivered]) -> DBAPIError | None:
         try:
-            apply_batch(
-                engine, replace(batch, events=events, rejected=[]), now, plans, commit=False
-            )
+            trial(replace(batch, events=events, rejected=[]))
         except DBAPIError as exc:
             if is_connection_error(exc):
                 raise

@@ -8,35 +8,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from operator import attrgetter
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 from okrflow.counting.decode import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
 from okrflow.events import InvalidEvent
+from okrflow.ingest.batch_writer import BatchWriter
+from okrflow.ingest.clock import SYSTEM_CLOCK, Clock
 from okrflow.ingest.committed import report_committed
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.guard import InvalidShareGuard, source_name
 from okrflow.ingest.helper_client import CountingHelper
 from okrflow.ingest.housekeeping import Housekeeping
-from okrflow.ingest.known_distinct import KnownDistinct
 from okrflow.ingest.metrics import PipelineMetrics
-from okrflow.ingest.plan_cache import LoadedPlans, PlanCache
-from okrflow.ingest.prepared import PendingBatch, PreparedBatch, where
-from okrflow.ingest.refused import find_rejected_by_database
+from okrflow.ingest.plan_cache import LoadedPlans
+from okrflow.ingest.prepared import PendingBatch, PreparedBatch, WrittenBatch, where
+from okrflow.ingest.refused import find_rejected
 from okrflow.ingest.transaction import (
     CountsDisagree,
-    OpenBatch,
     precount,
-    write_batch,
-    write_counted,
 )
 from okrflow.ops.database_retry import Pause, is_connection_error, retry_while_unreachable
 from okrflow.settings import Settings
@@ -67,34 +62,35 @@ class OkrflowSink:
     """The BatchSink of okrflow's worker (see okrflow.ingest.batch_step)."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, metrics: PipelineMetrics,
-        dead_letters: DeadLetterWriter, reader: Engine | None = None,
+        self, settings: Settings, writer: BatchWriter, metrics: PipelineMetrics,
+        dead_letters: DeadLetterWriter, *, housekeeping: Housekeeping | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:  # fmt: skip
-        self.reader = reader or engine  # plan and offset reads, off SQLite's write lock
+        """`writer`: the database side (okrflow.ingest.batch_writer); `housekeeping`: the
+        freeze and prunes between batches (None: none); `clock`: the time it reads."""
         self.topic = settings.events_topic
         self.settings = settings
-        self.engine = engine
+        self.writer = writer
+        self.clock = clock
         self.metrics = metrics
         self.dead_letters = dead_letters
         self.guard = InvalidShareGuard(
             settings.max_invalid_share, settings.invalid_window, settings.invalid_min_messages
         )
-        self.plans = PlanCache()
-        self.known = KnownDistinct()  # used and taught on the database thread only
-        self.helper = CountingHelper(settings) if settings.worker_counting_process else None
+        self.helper = CountingHelper(settings, clock) if settings.worker_counting_process else None
         self.stopping = threading.Event()
         # Every database write of a batch, from write to commit, on this one thread (a
         # transaction stays on the thread that opened it; SQLite insists).
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="okrflow-db")
-        self.housekeeping = Housekeeping(settings, engine)
+        self.housekeeping = housekeeping
 
     async def prepare(self, records: Sequence[MessageLike]) -> PreparedBatch:
         """Decode, check the invalid share, count against the plans in force (the plan
         revision is read from the database in a thread; decoding and counting run in the
         helper process, or here on the event loop without one)."""
-        closed_at = time.time()
-        loaded = await asyncio.to_thread(self._refresh_plans)
-        started = time.perf_counter()
+        closed_at = self.clock.time()
+        loaded = await asyncio.to_thread(self.writer.refresh_plans)
+        started = self.clock.monotonic()
         helper = self.helper if len(records) >= HELPER_MIN_RECORDS else None
         counted = await helper.count(records, loaded) if helper is not None else None
         if counted is not None:
@@ -104,8 +100,8 @@ class OkrflowSink:
         else:
             prepared = self._counted_here(records, loaded)
         self._check_invalid_share(records, prepared.dead_letters)
-        self.metrics.prepare_seconds.observe(time.perf_counter() - started)
-        return replace(prepared, closed_at=closed_at, prepared_at=time.time())
+        self.metrics.prepare_seconds.observe(self.clock.monotonic() - started)
+        return replace(prepared, closed_at=closed_at, prepared_at=self.clock.time())
 
     def _check_invalid_share(
         self, records: Sequence[MessageLike], invalid: Sequence[Rejected]
@@ -129,10 +125,6 @@ class OkrflowSink:
     def _decode(self, records: Sequence[MessageLike]) -> DecodedBatch:
         return decode_batch(self.topic, records, self.settings.max_event_bytes)
 
-    def _refresh_plans(self) -> LoadedPlans:
-        with self.reader.connect() as conn:
-            return self.plans.refresh(conn)
-
     async def write(self, prepared: PreparedBatch) -> PendingBatch:
         """Step 1: the batch's transaction, written and left open on the database thread
         (retried while the database is unreachable; events the database refuses are found
@@ -150,18 +142,15 @@ class OkrflowSink:
     async def commit(self, pending: PendingBatch) -> Mapping[int, int]:
         """Step 3: commit the transaction; returns the offsets to commit to Kafka."""
         loop = asyncio.get_running_loop()
-        await asyncio.shield(loop.run_in_executor(self._db, self._commit, pending.written))
-        self.metrics.commit_seconds.observe(time.perf_counter() - pending.started)
-        report_committed(self.metrics, self.topic, pending)
-        await loop.run_in_executor(self._db, self.housekeeping.after_commit)
+        await asyncio.shield(loop.run_in_executor(self._db, self.writer.commit, pending.written))
+        self.metrics.commit_seconds.observe(self.clock.monotonic() - pending.started)
+        report_committed(self.metrics, self.topic, pending, self.clock.time())
+        if self.housekeeping is not None:
+            await loop.run_in_executor(self._db, self.housekeeping.after_commit)
         return pending.prepared.next_offsets
 
     async def abort(self, pending: PendingBatch) -> None:
         await asyncio.get_running_loop().run_in_executor(self._db, pending.written.rollback)
-
-    def _commit(self, written: OpenBatch) -> None:
-        written.commit()
-        self.known.learn(written.result.revision, written.result.deltas)
 
     def _counted_here(self, records: Sequence[MessageLike], loaded: LoadedPlans) -> PreparedBatch:
         """The batch decoded and counted by the worker, with the dead letters of its own
@@ -176,24 +165,15 @@ class OkrflowSink:
         prepared.dead_letters.extend(prepared.rejected(where(precounted.rejected)))
         return prepared
 
-    def _write(self, prepared: PreparedBatch) -> OpenBatch:
-        if prepared.counted is not None:
-            records = prepared.records
-            return write_counted(
-                self.engine, prepared.counted, self.topic, lambda: self._decode(records),
-                self._now(), self.plans, self.known,
-            )  # fmt: skip
-        assert prepared.batch is not None
-        return write_batch(
-            self.engine, prepared.batch, self._now(), self.plans, prepared.precounted,
-            self.known,
-        )  # fmt: skip
+    def _write(self, prepared: PreparedBatch) -> WrittenBatch:
+        records = prepared.records
+        return self.writer.write(prepared, self.clock.now(), lambda: self._decode(records))
 
     def _write_until_done(self, prepared: PreparedBatch) -> PendingBatch:
         """Write the batch, retrying with backoff while the database is unreachable
         (okrflow.ops.database_retry: 0.5 s doubling to 30 s, until the worker stops): an
         unapplied batch is never acknowledged, so nothing is lost or counted twice."""
-        started, started_at = time.perf_counter(), time.time()
+        started, started_at = self.clock.monotonic(), self.clock.time()
         writing = _Writing(prepared)
         written = retry_while_unreachable(
             lambda: self._write_isolating(writing), longest_pause=30.0, pause=self._pause
@@ -211,7 +191,7 @@ class OkrflowSink:
         )
         return PendingBatch(prepared, written, unique, started, started_at)
 
-    def _write_isolating(self, writing: _Writing) -> OpenBatch:
+    def _write_isolating(self, writing: _Writing) -> WrittenBatch:
         """Write `writing.prepared`; a batch the worker must count itself is counted again,
         and events the database refuses are found and left out (`writing.refused`). Raises
         only when the database is unreachable (retried) or for a fault no event causes."""
@@ -220,7 +200,7 @@ class OkrflowSink:
                 return self._write(writing.prepared)
             except CountsDisagree as exc:
                 logger.warning("%s; the worker counts this batch itself", exc)
-                writing.prepared = self._counted_here(writing.prepared.records, self.plans.loaded)
+                writing.prepared = self._counted_here(writing.prepared.records, self.writer.loaded)
             except DBAPIError as exc:
                 if is_connection_error(exc):
                     raise
@@ -230,10 +210,11 @@ class OkrflowSink:
         """Bisect the batch the database refused with `error`, and leave out what it refuses."""
         prepared = writing.prepared
         if prepared.batch is None:  # counted by the helper: the worker's own
-            prepared = self._counted_here(prepared.records, self.plans.loaded)
+            prepared = self._counted_here(prepared.records, self.writer.loaded)
         batch = prepared.batch
         assert batch is not None
-        found = find_rejected_by_database(self.engine, batch, self._now(), self.plans, error)
+        now = self.clock.now()
+        found = find_rejected(batch, error, lambda part: self.writer.trial(part, now))
         for delivered, invalid in found:
             logger.warning(
                 "database refused the event at %s[%d]@%d: %s",
@@ -252,19 +233,15 @@ class OkrflowSink:
             "database unavailable (%s); retrying in %.1fs",
             str(pause.error.orig or pause.error).strip().splitlines()[0], pause.seconds,
         )  # fmt: skip
-        if self.stopping.wait(pause.seconds):
+        if self.clock.wait(self.stopping, pause.seconds):
             raise WorkerStopping("stopping while the database is unavailable") from pause.error
 
     async def maybe_freeze(self) -> None:
         """Every minute, freeze the baselines from data that are due (okrflow.plans.freeze).
         Call only while no batch transaction of this worker is open (after a commit, or
         when idle): the freeze takes the plan clock, which an open batch holds."""
-        if self.housekeeping.freeze_due():
+        if self.housekeeping is not None and self.housekeeping.freeze_due():
             await asyncio.get_running_loop().run_in_executor(self._db, self.housekeeping.freeze)
-
-    @staticmethod
-    def _now() -> datetime:
-        return datetime.now(UTC)
 
     def observe_lag(
         self, highwater: Callable[[int], int | None], offsets: Mapping[int, int]
