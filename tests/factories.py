@@ -47,7 +47,7 @@ def decode_batch_of(
     topic: str, messages: list[tuple[int, int, bytes | None]], max_bytes: int
 ) -> Any:
     """decode_batch over (partition, offset, value) tuples."""
-    from okrflow.ingest.batch import Message, decode_batch
+    from okrflow.counting.decode import Message, decode_batch
 
     return decode_batch(topic, [Message(*m) for m in messages], max_bytes)
 

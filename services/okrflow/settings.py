@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=5000, ge=1)
     batch_seconds: float = Field(default=0.2, gt=0)
     max_event_bytes: int = Field(default=256 * 1024, ge=1024)
-    # Decode and count each batch in a helper process (okrflow.ingest.counting), off the GIL
+    # Decode and count each batch in a helper process (okrflow.ingest.helper_client), off the GIL
     # the worker's event loop shares with its database thread.
     worker_counting_process: bool = True
     # How long the broker may hold a fetch for partitions without new data. faust fixes it at

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.plans.parse import PlanError
 from okrflow.reports.progress import progress_report

@@ -14,10 +14,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import Engine, text
 
-from okrflow.ingest.backfill import Runner
-from okrflow.ingest.backfill_chunk import JobIndex
-from okrflow.ingest.batch import Message
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.backfill.chunk import JobIndex
+from okrflow.backfill.runner import Runner
+from okrflow.counting.decode import Message
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_parsed, parse_files
 from okrflow.plans.stored import load_active_plans
 from okrflow.settings import Settings

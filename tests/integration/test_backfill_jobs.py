@@ -26,7 +26,8 @@ from sqlalchemy import Engine, select, text
 from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import SnapshotReader
 from okrflow.ingest.offsets import PartitionOffsets, reset
-from okrflow.ingest.transaction import PlanCache, apply_batch, write_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch, write_batch
 from okrflow.plans.apply import ApplyResult, apply_files
 from okrflow.plans.stored import load_active_plans
 from okrflow.reports.progress import progress_report

@@ -15,8 +15,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.records_to_delete import RecordsToDelete
 from sqlalchemy import Engine
 
-from okrflow.ingest.backfill import JobProgress, ProgressView, Runner
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.backfill.progress import JobProgress, ProgressView
+from okrflow.backfill.runner import Runner
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_parsed, parse_files
 from okrflow.settings import Settings
 from okrflow.store.backfill import list_jobs

@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from okrflow.ingest.backfill import Runner
-from okrflow.ingest.backfill_chunk import JobIndex, apply_chunk
-from okrflow.ingest.batch import Message
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.backfill.chunk import JobIndex, apply_chunk
+from okrflow.backfill.runner import Runner
+from okrflow.counting.decode import Message
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.settings import Settings
 from okrflow.store.backfill import db_now, list_jobs, read_partitions, take_job

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select, update
 
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files, apply_parsed, parse_files
 from okrflow.plans.freeze import freeze_due_baselines
 from okrflow.reports.progress import progress_report

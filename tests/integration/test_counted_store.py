@@ -13,15 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from okrflow.ingest.batch import DecodedBatch
-from okrflow.ingest.counting import CountedBatch, count_batch
-from okrflow.ingest.transaction import (
-    BatchResult,
-    CountsDisagree,
-    PlanCache,
-    write_batch,
-    write_counted,
-)
+from okrflow.counting.decode import DecodedBatch
+from okrflow.ingest.helper_protocol import CountedBatch, count_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import BatchResult, CountsDisagree, write_batch, write_counted
 from okrflow.plans.apply import apply_files
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema

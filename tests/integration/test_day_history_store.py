@@ -16,7 +16,8 @@ from sqlalchemy import Engine, select
 
 from okrflow.domain.history import SeriesRows, state_as_of
 from okrflow.domain.periods import local_day
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.plans.stored import load_active_plans
 from okrflow.store.counters import read_series_rows, read_series_states

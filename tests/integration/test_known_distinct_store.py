@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from sqlalchemy import Engine, select
 
 from okrflow.ingest.known_distinct import KnownDistinct
-from okrflow.ingest.transaction import PlanCache, precount, write_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import precount, write_batch
 from okrflow.plans.apply import apply_files
 from okrflow.store.engine import make_engine, normalise_url
 from okrflow.store.schema import ensure_schema

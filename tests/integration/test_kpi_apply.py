@@ -12,7 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select, text
 
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.plans.stored import load_active_plans
 from okrflow.reports.progress import progress_report

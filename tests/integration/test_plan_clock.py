@@ -22,7 +22,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from okrflow.exitcodes import ExitCode, OperatorError
-from okrflow.ingest.transaction import BatchResult, PlanCache, apply_batch, write_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import BatchResult, apply_batch, write_batch
 from okrflow.plans.apply import apply_files, apply_parsed, parse_files
 from okrflow.plans.diff import diff_plan
 from okrflow.plans.stored import load_active_plans, plan_write

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import SchemaOutdated, current_revision, ensure_schema, head_revision

@@ -24,8 +24,9 @@ from typing import Any
 
 from sqlalchemy import make_url
 
-from okrflow.ingest.batch import Message, decode_batch
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.counting.decode import Message, decode_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema

@@ -28,9 +28,10 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
+from okrflow.counting.decode import Message, decode_batch
 from okrflow.devkafka import LocalKafka
-from okrflow.ingest.batch import Message, decode_batch
-from okrflow.ingest.transaction import PlanCache, apply_batch
+from okrflow.ingest.plan_cache import PlanCache
+from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.settings import BUNDLED_KAFKA_CONFIG, Settings
 from okrflow.store.engine import make_engine

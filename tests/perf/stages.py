@@ -3,10 +3,10 @@
 The bench's events (tests/perf/bench.py: its mix, shops and plan) in batches of 20,000, with
 the worker's garbage-collector settings; each stage is timed on 5 batches and the fastest is
 kept (the machine is shared: the fastest run is the least disturbed). `json.loads` of the same
-values is the yardstick. What each stage is: decode_batch (okrflow.ingest.batch: msgspec and
-the event checks), first_occurrences and totals (okrflow.ingest.aggregate), series_deltas
-(okrflow.ingest.series), precount (all three), and the helper's share of a batch: packing it
-(in the worker) and counting it from the packed bytes (in the helper; okrflow.ingest.counting).
+values is the yardstick. What each stage is: decode_batch (okrflow.counting.decode: msgspec and
+the event checks), first_occurrences and totals (okrflow.counting.totals), series_deltas
+(okrflow.counting.series), precount (all three), and the helper's share of a batch: packing it
+(in the worker) and counting it from the packed bytes (in the helper; okrflow.ingest.helper_process).
 
 Usage: python -m tests.perf.stages
 """
@@ -19,14 +19,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from okrflow.counting.decode import Message, decode_batch
+from okrflow.counting.matching import MatchIndex
+from okrflow.counting.series import series_deltas
+from okrflow.counting.totals import first_occurrences, totals_by_shop_type
 from okrflow.domain.plans import ActivePlan
 from okrflow.gctuning import collect_less_often
-from okrflow.ingest.aggregate import first_occurrences, totals_by_shop_type
-from okrflow.ingest.batch import Message, decode_batch
-from okrflow.ingest.counting import Packed, count_packed
-from okrflow.ingest.series import series_deltas
-from okrflow.ingest.transaction import LoadedPlans, precount
-from okrflow.plans.matching import MatchIndex
+from okrflow.ingest.helper_process import count_packed
+from okrflow.ingest.helper_protocol import Packed
+from okrflow.ingest.plan_cache import LoadedPlans
+from okrflow.ingest.transaction import precount
 from okrflow.plans.parse import parse_plan
 from tests.perf.bench import PLAN, SHOPS, make_events
 

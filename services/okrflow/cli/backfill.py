@@ -1,5 +1,5 @@
 """`okrflow backfill`: count, from the events topic, what key results added mid-period missed
-(okrflow.ingest.backfill_command)."""
+(okrflow.backfill.command)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,6 @@ def register(sub: Subcommands) -> None:
 
 def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     # lazy: faust, aiokafka and SQLAlchemy add 0.51 s to every okrflow start (--help too)
-    from okrflow.ingest.backfill_command import run_backfill
+    from okrflow.backfill.command import run_backfill
 
     return run_backfill(settings, args.shop, args.wait)

@@ -1,1 +1,2 @@
-"""The stream processor: decode -> dedupe -> aggregate -> one transaction per batch -> commit."""
+"""The live worker: consume, batch, count (in its counting helper process or itself), write,
+dead-letter and commit, one transaction a batch; its supervisor; and `okrflow offsets`."""

@@ -1,7 +1,7 @@
 """The faust app: group membership and lifecycle from faust, batches to okrflow's core.
 
 Offsets: Kafka offsets of a batch are committed only after its database transaction and its
-dead letters (okrflow.ingest.batching has the order); the transaction records them as
+dead letters (okrflow.ingest.batch_step has the order); the transaction records them as
 applied, and every assignment resumes from there (okrflow.ingest.resume).
 """
 
@@ -19,13 +19,16 @@ from faust.types import TransportT
 from mode.types.signals import BaseSignalT
 from sqlalchemy import Engine
 
-from okrflow.ingest.batching import BatchStep
+from okrflow.ingest.batch_step import BatchStep
+from okrflow.ingest.batch_writer import DatabaseWriter
 from okrflow.ingest.consumer import BatchConsumer, BatchTransport
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.errors import WorkerFatal
+from okrflow.ingest.housekeeping import Housekeeping
 from okrflow.ingest.metrics import PipelineMetrics
+from okrflow.ingest.prepared import PendingBatch, PreparedBatch
 from okrflow.ingest.resume import resume_positions
-from okrflow.ingest.sink import OkrflowSink, PendingBatch, PreparedBatch
+from okrflow.ingest.sink import OkrflowSink
 from okrflow.kafkaclient import faust_credentials
 from okrflow.settings import Settings
 from okrflow.store.batches import read_applied_offsets
@@ -36,8 +39,11 @@ logger = logging.getLogger(__name__)
 class IngestWorker:
     """The parts of one worker that faust's consumer calls into."""
 
-    def __init__(self, app: OkrflowApp, settings: Settings, sink: OkrflowSink) -> None:
+    def __init__(
+        self, app: OkrflowApp, settings: Settings, sink: OkrflowSink, reader: Engine
+    ) -> None:
         self.app = app
+        self.reader = reader  # offset reads, off SQLite's write lock
         self.settings = settings
         self.sink = sink
         self.step: BatchStep[PreparedBatch, PendingBatch] = BatchStep(
@@ -56,7 +62,7 @@ class IngestWorker:
         self.sink.dead_letters.forget_watermarks()  # another worker may have written since
 
         def read() -> dict[int, int]:
-            with self.sink.reader.connect() as conn:
+            with self.reader.connect() as conn:
                 return read_applied_offsets(conn, self.settings.events_topic, bounds)
 
         positions = resume_positions(
@@ -142,8 +148,10 @@ def build_app(
         broker_heartbeat_interval=settings.kafka_session_timeout / 4,
     )
     dead_letters = DeadLetterWriter(settings)
-    sink = OkrflowSink(settings, engine, metrics, dead_letters, reader=reader)
-    app.okrflow_worker = IngestWorker(app, settings, sink)
+    writer = DatabaseWriter(engine, settings.events_topic, reader)
+    housekeeping = Housekeeping(settings, engine)
+    sink = OkrflowSink(settings, writer, metrics, dead_letters, housekeeping=housekeeping)
+    app.okrflow_worker = IngestWorker(app, settings, sink, writer.reader)
     app.on_partitions_revoked.connect(app.okrflow_worker.on_revoked)
     topic = app.topic(
         settings.events_topic,

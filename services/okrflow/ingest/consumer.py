@@ -1,5 +1,5 @@
 """faust's consumer, feeding okrflow's topic to a `BatchStep` and positioning it from the
-database: the thin glue between faust and okrflow's consumer core (okrflow.ingest.batching).
+database: the thin glue between faust and okrflow's consumer core (okrflow.ingest.batch_step).
 
 faust delivers every message on its own: `Consumer._drain_messages` awaits
 `wait_first(callback(message), suspend_flow.wait())` per message, then the conductor, the

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from okrflow.ingest.batch import Rejected
+from okrflow.counting.decode import Rejected
 from okrflow.kafkaclient import client_kwargs
 from okrflow.settings import Settings
 from okrflow.topics import DLQ_MAX_MESSAGE_BYTES

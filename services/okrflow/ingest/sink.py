@@ -1,6 +1,6 @@
 """okrflow's BatchSink: decode -> guard -> count -> database -> dead letters, per batch.
 
-See okrflow.ingest.batching for the order in which these steps run and commit.
+See okrflow.ingest.batch_step for the order in which these steps run and commit.
 """
 
 from __future__ import annotations
@@ -8,49 +8,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
+from okrflow.counting.decode import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
 from okrflow.events import InvalidEvent
 from okrflow.failures import one_line
-from okrflow.ingest.batch import DecodedBatch, Delivered, MessageLike, Rejected, decode_batch
-from okrflow.ingest.batch import rejected_message as _rejected_message
-from okrflow.ingest.counting import CountedBatch, Where
-from okrflow.ingest.counting_helper import CountingHelper
+from okrflow.ingest.batch_writer import BatchWriter
+from okrflow.ingest.clock import SYSTEM_CLOCK, Clock
+from okrflow.ingest.committed import report_committed
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.guard import InvalidShareGuard, source_name
-from okrflow.ingest.known_distinct import KnownDistinct
+from okrflow.ingest.helper_client import CountingHelper
+from okrflow.ingest.housekeeping import Housekeeping
 from okrflow.ingest.metrics import PipelineMetrics
+from okrflow.ingest.plan_cache import LoadedPlans
+from okrflow.ingest.prepared import PendingBatch, PreparedBatch, WrittenBatch, where
+from okrflow.ingest.refused import find_rejected
 from okrflow.ingest.transaction import (
     CountsDisagree,
-    LoadedPlans,
-    OpenBatch,
-    PlanCache,
-    Precounted,
-    find_rejected_by_database,
-    is_connection_error,
     precount,
-    write_batch,
-    write_counted,
 )
-from okrflow.plans.freeze import freeze_due_baselines
-from okrflow.plans.kpis import MAX_WINDOW_DAYS
+from okrflow.ops.database_retry import Pause, is_connection_error, retry_while_unreachable
 from okrflow.settings import Settings
-from okrflow.store.batches import prune_seen_events
-from okrflow.store.kpis import prune_kpi_distinct_days
 
 logger = logging.getLogger(__name__)
 _key = attrgetter("key")  # a message's source for the invalid-share guard
 
-FREEZE_EVERY_SECONDS = 60.0  # how often a worker freezes the baselines from data that are due
 # Smaller batches are counted in the worker: at a few hundred events the helper's round trip
 # buys nothing, and a worker that only ever sees small batches never starts a helper.
 HELPER_MIN_RECORDS = 500
@@ -61,80 +50,48 @@ class WorkerStopping(RuntimeError):
     (nothing committed, it is consumed again on restart)."""
 
 
-@dataclass(frozen=True)
-class PreparedBatch:
-    """A closed batch, counted by the helper process (`counted`), or here (`batch` and
-    `precounted`: without a helper, or when the helper failed)."""
-
-    records: Sequence[MessageLike]
-    next_offsets: dict[int, int]
-    dead_letters: list[Rejected]  # decode failures and events refused for their values
-    counted: CountedBatch | None = None
-    batch: DecodedBatch | None = None
-    precounted: Precounted | None = None
-    closed_at: float = 0.0  # time.time() when the batch closed
-    prepared_at: float = 0.0  # time.time() when its preparation ended
-
-    def rejected(self, found: Sequence[Where]) -> list[Rejected]:
-        """Dead letters for (partition, offset, why), from their original records."""
-        if not found:
-            return []
-        wanted = {(partition, offset): invalid for partition, offset, invalid in found}
-        return [
-            _rejected_message(r, wanted[r.partition, r.offset])
-            for r in self.records
-            if (r.partition, r.offset) in wanted
-        ]
-
-
-def _where(found: Sequence[tuple[Delivered, InvalidEvent]]) -> list[Where]:
-    return [(d.partition, d.offset, invalid) for d, invalid in found]
-
-
-@dataclass(frozen=True)
-class PendingBatch:
-    """A batch written in an open transaction, with every dead letter it has."""
+@dataclass
+class _Writing:
+    """A batch being written: as it is now (recounted, refused events left out), and the
+    events the database refused so far."""
 
     prepared: PreparedBatch
-    written: OpenBatch
-    dead_letters: list[Rejected]  # in (partition, offset) order
-    started: float  # perf_counter at the start of the write
-    started_at: float  # time.time() at the start of the write
+    refused: list[tuple[Delivered, InvalidEvent]] = field(default_factory=list)
 
 
 class OkrflowSink:
-    """The BatchSink of okrflow's worker (see okrflow.ingest.batching)."""
+    """The BatchSink of okrflow's worker (see okrflow.ingest.batch_step)."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, metrics: PipelineMetrics,
-        dead_letters: DeadLetterWriter, reader: Engine | None = None,
+        self, settings: Settings, writer: BatchWriter, metrics: PipelineMetrics,
+        dead_letters: DeadLetterWriter, *, housekeeping: Housekeeping | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:  # fmt: skip
-        self.reader = reader or engine  # plan and offset reads, off SQLite's write lock
+        """`writer`: the database side (okrflow.ingest.batch_writer); `housekeeping`: the
+        freeze and prunes between batches (None: none); `clock`: the time it reads."""
         self.topic = settings.events_topic
         self.settings = settings
-        self.engine = engine
+        self.writer = writer
+        self.clock = clock
         self.metrics = metrics
         self.dead_letters = dead_letters
         self.guard = InvalidShareGuard(
             settings.max_invalid_share, settings.invalid_window, settings.invalid_min_messages
         )
-        self.plans = PlanCache()
-        self.known = KnownDistinct()  # used and taught on the database thread only
-        self.helper = CountingHelper(settings) if settings.worker_counting_process else None
+        self.helper = CountingHelper(settings, clock) if settings.worker_counting_process else None
         self.stopping = threading.Event()
         # Every database write of a batch, from write to commit, on this one thread (a
         # transaction stays on the thread that opened it; SQLite insists).
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="okrflow-db")
-        self._last_prune = 0.0
-        self._last_freeze = 0.0
+        self.housekeeping = housekeeping
 
     async def prepare(self, records: Sequence[MessageLike]) -> PreparedBatch:
         """Decode, check the invalid share, count against the plans in force (the plan
         revision is read from the database in a thread; decoding and counting run in the
         helper process, or here on the event loop without one)."""
-        closed_at = time.time()
-        loaded = await asyncio.to_thread(self._refresh_plans)
-        started = time.perf_counter()
+        closed_at = self.clock.time()
+        loaded = await asyncio.to_thread(self.writer.refresh_plans)
+        started = self.clock.monotonic()
         helper = self.helper if len(records) >= HELPER_MIN_RECORDS else None
         counted = await helper.count(records, loaded) if helper is not None else None
         if counted is not None:
@@ -144,8 +101,8 @@ class OkrflowSink:
         else:
             prepared = self._counted_here(records, loaded)
         self._check_invalid_share(records, prepared.dead_letters)
-        self.metrics.prepare_seconds.observe(time.perf_counter() - started)
-        return replace(prepared, closed_at=closed_at, prepared_at=time.time())
+        self.metrics.prepare_seconds.observe(self.clock.monotonic() - started)
+        return replace(prepared, closed_at=closed_at, prepared_at=self.clock.time())
 
     def _check_invalid_share(
         self, records: Sequence[MessageLike], invalid: Sequence[Rejected]
@@ -169,10 +126,6 @@ class OkrflowSink:
     def _decode(self, records: Sequence[MessageLike]) -> DecodedBatch:
         return decode_batch(self.topic, records, self.settings.max_event_bytes)
 
-    def _refresh_plans(self) -> LoadedPlans:
-        with self.reader.connect() as conn:
-            return self.plans.refresh(conn)
-
     async def write(self, prepared: PreparedBatch) -> PendingBatch:
         """Step 1: the batch's transaction, written and left open on the database thread
         (retried while the database is unreachable; events the database refuses are found
@@ -190,18 +143,15 @@ class OkrflowSink:
     async def commit(self, pending: PendingBatch) -> Mapping[int, int]:
         """Step 3: commit the transaction; returns the offsets to commit to Kafka."""
         loop = asyncio.get_running_loop()
-        await asyncio.shield(loop.run_in_executor(self._db, self._commit, pending.written))
-        self.metrics.commit_seconds.observe(time.perf_counter() - pending.started)
-        self._record(pending)
-        await loop.run_in_executor(self._db, self._maybe_prune)
+        await asyncio.shield(loop.run_in_executor(self._db, self.writer.commit, pending.written))
+        self.metrics.commit_seconds.observe(self.clock.monotonic() - pending.started)
+        report_committed(self.metrics, self.topic, pending, self.clock.time())
+        if self.housekeeping is not None:
+            await loop.run_in_executor(self._db, self.housekeeping.after_commit)
         return pending.prepared.next_offsets
 
     async def abort(self, pending: PendingBatch) -> None:
         await asyncio.get_running_loop().run_in_executor(self._db, pending.written.rollback)
-
-    def _commit(self, written: OpenBatch) -> None:
-        written.commit()
-        self.known.learn(written.result.revision, written.result.deltas)
 
     def _counted_here(self, records: Sequence[MessageLike], loaded: LoadedPlans) -> PreparedBatch:
         """The batch decoded and counted by the worker, with the dead letters of its own
@@ -213,68 +163,27 @@ class OkrflowSink:
             records, batch.next_offsets, list(batch.rejected), batch=batch,
             precounted=precounted,
         )  # fmt: skip
-        prepared.dead_letters.extend(prepared.rejected(_where(precounted.rejected)))
+        prepared.dead_letters.extend(prepared.rejected(where(precounted.rejected)))
         return prepared
 
-    def _write(self, prepared: PreparedBatch) -> OpenBatch:
-        if prepared.counted is not None:
-            records = prepared.records
-            return write_counted(
-                self.engine, prepared.counted, self.topic, lambda: self._decode(records),
-                self._now(), self.plans, self.known,
-            )  # fmt: skip
-        assert prepared.batch is not None
-        return write_batch(
-            self.engine, prepared.batch, self._now(), self.plans, prepared.precounted,
-            self.known,
-        )  # fmt: skip
+    def _write(self, prepared: PreparedBatch) -> WrittenBatch:
+        records = prepared.records
+        return self.writer.write(prepared, self.clock.now(), lambda: self._decode(records))
 
     def _write_until_done(self, prepared: PreparedBatch) -> PendingBatch:
-        """Write the batch, retrying with backoff while the database is unreachable: an
+        """Write the batch, retrying with backoff while the database is unreachable
+        (okrflow.ops.database_retry: 0.5 s doubling to 30 s, until the worker stops): an
         unapplied batch is never acknowledged, so nothing is lost or counted twice."""
-        delay = 0.5
-        refused: list[tuple[Delivered, InvalidEvent]] = []
-        started, started_at = time.perf_counter(), time.time()
-        while True:
-            try:
-                written = self._write(prepared)
-                break
-            except CountsDisagree as exc:
-                logger.warning("%s; the worker counts this batch itself", exc)
-                prepared = self._counted_here(prepared.records, self.plans.loaded)
-                continue
-            except DBAPIError as exc:
-                if not is_connection_error(exc):
-                    if prepared.batch is None:  # counted by the helper: the worker's own
-                        prepared = self._counted_here(prepared.records, self.plans.loaded)
-                    assert prepared.batch is not None
-                    found = find_rejected_by_database(
-                        self.engine, prepared.batch, self._now(), self.plans, exc
-                    )
-                    for delivered, invalid in found:
-                        logger.warning(
-                            "database refused the event at %s[%d]@%d: %s",
-                            self.topic, delivered.partition, delivered.offset, invalid.error,
-                        )  # fmt: skip
-                    refused.extend(found)
-                    drop = {(d.partition, d.offset) for d, _ in found}
-                    batch = prepared.batch
-                    kept = [d for d in batch.events if (d.partition, d.offset) not in drop]
-                    # Counted again in the transaction (any precount included them).
-                    prepared = replace(prepared, batch=replace(batch, events=kept), precounted=None)
-                    continue
-                self.metrics.database_retries.inc()
-                logger.warning(
-                    "database unavailable (%s); retrying in %.1fs",
-                    one_line(exc), delay,
-                )  # fmt: skip
-                if self.stopping.wait(delay):
-                    raise WorkerStopping("stopping while the database is unavailable") from exc
-                delay = min(delay * 2, 30.0)
+        started, started_at = self.clock.monotonic(), self.clock.time()
+        writing = _Writing(prepared)
+        written = retry_while_unreachable(
+            lambda: self._write_isolating(writing), longest_pause=30.0, pause=self._pause
+        )
+        prepared = writing.prepared
         letters = [
             *prepared.dead_letters,
-            *prepared.rejected(_where(refused)),
-            *prepared.rejected(_where(written.result.rejected)),
+            *prepared.rejected(where(writing.refused)),
+            *prepared.rejected(where(written.result.rejected)),
         ]
         # A batch counted again in its transaction finds the precounted rejections again.
         unique = sorted(
@@ -283,88 +192,57 @@ class OkrflowSink:
         )
         return PendingBatch(prepared, written, unique, started, started_at)
 
+    def _write_isolating(self, writing: _Writing) -> WrittenBatch:
+        """Write `writing.prepared`; a batch the worker must count itself is counted again,
+        and events the database refuses are found and left out (`writing.refused`). Raises
+        only when the database is unreachable (retried) or for a fault no event causes."""
+        while True:
+            try:
+                return self._write(writing.prepared)
+            except CountsDisagree as exc:
+                logger.warning("%s; the worker counts this batch itself", exc)
+                writing.prepared = self._counted_here(writing.prepared.records, self.writer.loaded)
+            except DBAPIError as exc:
+                if is_connection_error(exc):
+                    raise
+                self._leave_out_refused(writing, exc)
+
+    def _leave_out_refused(self, writing: _Writing, error: DBAPIError) -> None:
+        """Bisect the batch the database refused with `error`, and leave out what it refuses."""
+        prepared = writing.prepared
+        if prepared.batch is None:  # counted by the helper: the worker's own
+            prepared = self._counted_here(prepared.records, self.writer.loaded)
+        batch = prepared.batch
+        assert batch is not None
+        now = self.clock.now()
+        found = find_rejected(batch, error, lambda part: self.writer.trial(part, now))
+        for delivered, invalid in found:
+            logger.warning(
+                "database refused the event at %s[%d]@%d: %s",
+                self.topic, delivered.partition, delivered.offset, invalid.error,
+            )  # fmt: skip
+        writing.refused.extend(found)
+        drop = {(d.partition, d.offset) for d, _ in found}
+        kept = [d for d in batch.events if (d.partition, d.offset) not in drop]
+        # Counted again in the transaction (any precount included them).
+        writing.prepared = replace(prepared, batch=replace(batch, events=kept), precounted=None)
+
+    def _pause(self, pause: Pause) -> None:
+        """Between two tries of a batch while the database is unreachable."""
+        self.metrics.database_retries.inc()
+        logger.warning(
+            "database unavailable (%s); retrying in %.1fs",
+            one_line(pause.error), pause.seconds,
+        )  # fmt: skip
+        if self.clock.wait(self.stopping, pause.seconds):
+            raise WorkerStopping("stopping while the database is unavailable") from pause.error
+
     async def maybe_freeze(self) -> None:
         """Every minute, freeze the baselines from data that are due (okrflow.plans.freeze).
         Call only while no batch transaction of this worker is open (after a commit, or
         when idle): the freeze takes the plan clock, which an open batch holds."""
-        if time.monotonic() - self._last_freeze >= FREEZE_EVERY_SECONDS:
-            await asyncio.get_running_loop().run_in_executor(self._db, self._freeze)
-
-    def _freeze(self) -> None:
-        self._last_freeze = time.monotonic()
-        try:
-            freeze_due_baselines(self.engine, self.topic, self._now())
-        except DBAPIError as exc:  # the database is down, or busy: the next minute retries
-            logger.warning(
-                "could not freeze baselines (%s); trying again in a minute",
-                one_line(exc),
-            )
-
-    def _maybe_prune(self) -> None:
-        if time.monotonic() - self._last_freeze >= FREEZE_EVERY_SECONDS:
-            self._freeze()  # after a commit: no batch transaction of this worker is open
-        now = time.monotonic()
-        if now - self._last_prune >= self.settings.dedupe_prune_seconds:
-            self._last_prune = now
-            removed = prune_seen_events(
-                self.engine, self._now(), self.settings.dedupe_window_seconds
-            )
-            if removed:
-                logger.info("pruned %d event ids older than the dedupe window", removed)
-            self._prune_kpi_days()
-
-    def _prune_kpi_days(self) -> None:
-        """A KPI's distinct values per day are kept as long as the events topic keeps events,
-        plus the longest window (366 days); with unlimited retention, forever."""
-        days = self.settings.events_retention_days
-        if days < 0:
-            return
-        before = self._now().date() - timedelta(days=days + MAX_WINDOW_DAYS)
-        with self.engine.begin() as conn:
-            removed = prune_kpi_distinct_days(conn, before)
-        if removed:
-            logger.info("pruned %d KPI distinct values of days before %s", removed, before)
-
-    @staticmethod
-    def _now() -> datetime:
-        return datetime.now(UTC)
-
-    def _record(self, pending: PendingBatch) -> None:
-        result = pending.written.result
-        dead_letters, records = pending.dead_letters, pending.prepared.records
-        m = self.metrics
-        m.batch_size.observe(len(records))
-        m.last_commit.set_to_current_time()
-        m.events.labels("counted").inc(result.counted - result.unmatched)
-        m.events.labels("unmatched").inc(result.unmatched)
-        m.events.labels("duplicate").inc(result.duplicates)
-        m.events.labels("replayed").inc(result.replayed)
-        m.events.labels("invalid").inc(len(dead_letters))
-        for rejected in dead_letters:
-            m.dead_letters.labels(rejected.invalid.reason).inc()
-            logger.warning(
-                "invalid event at %s[%d]@%d: %s: %s",
-                self.topic, rejected.partition, rejected.offset,
-                rejected.invalid.reason, rejected.invalid.error,
-            )  # fmt: skip
-        # Sampled (at most ~200 records a batch): observing every record costs ~1 µs each.
-        committed_at = time.time() * 1000
-        if logger.isEnabledFor(logging.DEBUG):
-            p = pending.prepared
-            stamps = [t for r in records if (t := getattr(r, "timestamp", None)) is not None]
-            if stamps:
-                logger.debug(
-                    "batch of %d: oldest %.0f ms old at close, newest %.0f; prepare %.0f ms; "
-                    "write from +%.0f ms to commit +%.0f ms after close",
-                    len(records), p.closed_at * 1000 - min(stamps),
-                    p.closed_at * 1000 - max(stamps), (p.prepared_at - p.closed_at) * 1000,
-                    (pending.started_at - p.closed_at) * 1000,
-                    committed_at - p.closed_at * 1000,
-                )  # fmt: skip
-        for record in records[:: max(1, len(records) // 200)]:
-            timestamp = getattr(record, "timestamp", None)
-            if timestamp is not None:
-                m.commit_delay.observe(max(0.0, committed_at - timestamp) / 1000)
+        if self.housekeeping is not None and self.housekeeping.freeze_due():
+            await asyncio.get_running_loop().run_in_executor(self._db, self.housekeeping.freeze)
 
     def observe_lag(
         self, highwater: Callable[[int], int | None], offsets: Mapping[int, int]

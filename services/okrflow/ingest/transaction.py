@@ -7,27 +7,23 @@ The SQL is okrflow.store's; the decisions are made here.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import msgspec
 from sqlalchemy import Connection, Engine, RootTransaction
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from okrflow.domain.plans import ActivePlan
+from okrflow.counting.decode import DecodedBatch, Delivered
+from okrflow.counting.matching import MatchIndex
+from okrflow.counting.series import series_deltas
+from okrflow.counting.totals import TypeTotal, first_occurrences, not_yet_applied
+from okrflow.counting.totals import totals_by_shop_type as _totals
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import InvalidEvent
-from okrflow.failures import one_line
-from okrflow.ingest.aggregate import TypeTotal, first_occurrences, not_yet_applied
-from okrflow.ingest.aggregate import totals_by_shop_type as _totals
-from okrflow.ingest.batch import DecodedBatch, Delivered
-from okrflow.ingest.counting import CountedBatch
+from okrflow.ingest.helper_protocol import CountedBatch
 from okrflow.ingest.known_distinct import KnownDistinct
-from okrflow.ingest.series import series_deltas
-from okrflow.plans.matching import MatchIndex
-from okrflow.plans.stored import load_active_plans
+from okrflow.ingest.plan_cache import LoadedPlans, PlanCache
 from okrflow.store.batches import (
     add_shop_event_totals,
     claim_event_ids,
@@ -35,43 +31,6 @@ from okrflow.store.batches import (
     write_applied_offsets,
 )
 from okrflow.store.counters import write_series_deltas
-from okrflow.store.plans import plans_revision
-
-logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadedPlans:
-    """A match index and the plan revision it was built from: read and replaced together
-    (with the plans themselves, which the counting helper builds its own index from)."""
-
-    revision: int
-    index: MatchIndex
-    plans: list[ActivePlan] = field(default_factory=list)
-
-
-class PlanCache:
-    """The worker's match index, reloaded whenever a plan changed (so `okrflow apply`
-    reaches running workers with their next batch). `loaded` is replaced in one assignment,
-    so a reader on another thread never pairs an index with another revision."""
-
-    def __init__(self) -> None:
-        self.loaded = LoadedPlans(-1, MatchIndex([]))
-
-    def refresh(self, conn: Connection, *, hold_clock: bool = False) -> LoadedPlans:
-        """The plans in force as `conn` sees them (reloaded only when the revision moved).
-        `hold_clock`: inside a batch transaction, keep the plan clock share-locked to its end,
-        so an apply cannot commit between this read and the batch's commit."""
-        revision = plans_revision(conn, share_lock=hold_clock)
-        loaded = self.loaded
-        if revision != loaded.revision:
-            active = load_active_plans(conn)
-            loaded = LoadedPlans(revision, MatchIndex(active), active)
-            self.loaded = loaded
-            logger.info(
-                "plans at revision %d: %d key-result series", revision, loaded.index.target_count
-            )
-        return loaded
 
 
 @dataclass(frozen=True)
@@ -148,7 +107,26 @@ def write_batch(
     Blocks on the database; raises SQLAlchemy errors, in which case nothing was written and
     the caller must not commit the batch's Kafka offsets.
     """
-    return _open(engine, lambda conn: _apply(conn, batch, now, plans, precounted, known))
+
+    def counting(applied: dict[int, int], loaded: LoadedPlans) -> _Counting:
+        return _decoded_counting(batch, precounted, applied, loaded)
+
+    return _open(engine, batch.topic, batch.next_offsets, counting, now, plans, known)
+
+
+def write_counted(
+    engine: Engine, counted: CountedBatch, topic: str, decode: Callable[[], DecodedBatch],
+    now: datetime, plans: PlanCache, known: KnownDistinct | None = None,
+) -> OpenBatch:  # fmt: skip
+    """write_batch for a batch the helper process counted (okrflow.ingest.helper_protocol): its
+    counts are used when they hold (no offset applied before, no id seen before, plans
+    unchanged); otherwise `decode` gives the batch, counted here in the transaction, exactly
+    as write_batch counts it. Left open like write_batch's."""
+
+    def counting(applied: dict[int, int], loaded: LoadedPlans) -> _Counting:
+        return _helper_counting(counted, decode, applied, loaded)
+
+    return _open(engine, topic, counted.next_offsets, counting, now, plans, known)
 
 
 def apply_batch(
@@ -166,110 +144,60 @@ def apply_batch(
     return written.result
 
 
-def _apply(
-    conn: Connection, batch: DecodedBatch, now: datetime, plans: PlanCache,
-    precounted: Precounted | None, known: KnownDistinct | None = None,
-) -> BatchResult:  # fmt: skip
-    applied = read_applied_offsets(conn, batch.topic, batch.next_offsets, lock=True)
-    fresh = not_yet_applied(batch.events, applied)
-    replayed = len(batch) - len(fresh) - _fresh_rejected(batch, applied)
-    # After the applied_offsets row locks, before anything is counted (lock order: offsets,
-    # then the plan clock; apply takes only the clock).
-    loaded = plans.refresh(conn, hold_clock=True)
-    index = loaded.index
-    if precounted is not None and (
-        len(fresh) != len(batch.events) or precounted.revision != loaded.revision
-    ):
-        precounted = None
-    rejected: list[tuple[Delivered, InvalidEvent]] = []
-    if precounted is not None:
-        unique = precounted.unique
-        refused = len(precounted.rejected)  # dead-lettered by the caller
-    else:
-        counted = series_deltas(first_occurrences(fresh), index)
-        unique, rejected = counted.accepted, counted.rejected
-        refused = len(rejected)
-    seen = claim_event_ids(conn, [(d.event.shop, d.event.id) for d in unique], now)
-    new = [d for i, d in enumerate(unique) if i not in seen] if seen else unique
-    if precounted is not None and not seen:
-        totals, deltas, unmatched = precounted.totals, precounted.deltas, precounted.unmatched
-    else:
-        totals, deltas, unmatched = _count(new, index)
-    _write_counts(conn, batch.topic, batch.next_offsets, applied, loaded, totals, deltas, known)
-    return BatchResult(
-        counted=len(new), duplicates=len(fresh) - refused - len(new), replayed=replayed,
-        unmatched=unmatched, rejected=rejected, deltas=deltas, revision=loaded.revision,
-    )  # fmt: skip
+_Counts = tuple[dict[tuple[str, str], TypeTotal], dict[SeriesKey, SeriesDelta], int]
 
 
-def write_counted(
-    engine: Engine, counted: CountedBatch, topic: str, decode: Callable[[], DecodedBatch],
-    now: datetime, plans: PlanCache, known: KnownDistinct | None = None,
+@dataclass(frozen=True)
+class _Counting:
+    """What a batch counts, decided once its offsets are locked and the plans read: the
+    (shop, id) to claim, in order, and what they add if none was seen before."""
+
+    keys: list[tuple[str, str]] | bytes  # a JSON array of [shop, id] pairs, from the helper
+    events: Callable[[], list[Delivered]]  # the events of `keys`, in their order
+    counts: _Counts  # totals, deltas, unmatched of all of them
+    accepted: int  # len(keys)
+    valid: int  # valid events not replayed nor refused for their values
+    replayed: int  # messages at offsets an earlier transaction already applied
+    rejected: list[tuple[Delivered, InvalidEvent]] = field(default_factory=list)
+
+
+# What a batch counts, given its applied offsets (locked) and the plans in force.
+_CountingOf = Callable[[dict[int, int], LoadedPlans], _Counting]
+
+
+def _open(
+    engine: Engine, topic: str, next_offsets: dict[int, int], counting: _CountingOf,
+    now: datetime, plans: PlanCache, known: KnownDistinct | None,
 ) -> OpenBatch:  # fmt: skip
-    """write_batch for a batch the helper process counted (okrflow.ingest.counting): its
-    counts are used when they hold (no offset applied before, no id seen before, plans
-    unchanged); otherwise `decode` gives the batch, counted here in the transaction, exactly
-    as write_batch counts it. Left open like write_batch's."""
-    return _open(
-        engine, lambda conn: _apply_counted(conn, counted, topic, decode, now, plans, known)
-    )
-
-
-def _open(engine: Engine, apply: Callable[[Connection], BatchResult]) -> OpenBatch:
-    """Run `apply` in a new transaction and leave it open (rolled back if `apply` raises)."""
+    """The batch's transaction, left open (rolled back if writing it raises)."""
     conn = engine.connect()
     try:
         transaction = conn.begin()
-        result = apply(conn)
+        result = _write(conn, topic, next_offsets, counting, now, plans, known)
     except BaseException:
         conn.close()  # rolls the transaction back
         raise
     return OpenBatch(conn, transaction, result)
 
 
-def _apply_counted(
-    conn: Connection, counted: CountedBatch, topic: str, decode: Callable[[], DecodedBatch],
+def _write(
+    conn: Connection, topic: str, next_offsets: dict[int, int], counting_of: _CountingOf,
     now: datetime, plans: PlanCache, known: KnownDistinct | None,
 ) -> BatchResult:  # fmt: skip
-    applied = read_applied_offsets(conn, topic, counted.next_offsets, lock=True)
-    loaded = plans.refresh(conn, hold_clock=True)  # lock order as in _apply
-    replayed = any(offset < applied.get(p, 0) for p, offset in counted.first_offsets.items())
-    if replayed or counted.revision != loaded.revision:
-        return _apply(conn, _same_decoding(counted, decode()), now, plans, None, known)
-    seen = claim_event_ids(conn, counted.keys_json, now)
-    if seen:  # the events are needed: decoded here, in the order the helper counted them
-        keys = msgspec.json.decode(counted.keys_json, type=list[tuple[str, str]])
-        unique = precount(_same_decoding(counted, decode()), loaded).unique
-        if [(d.event.shop, d.event.id) for d in unique] != keys:
-            raise CountsDisagree("the worker counted other events than the helper")
-        new = [d for i, d in enumerate(unique) if i not in seen]
+    """The one write path: lock the applied offsets, then share-lock the plan clock (lock
+    order: offsets, then the clock; apply takes only the clock), claim the events' ids, and
+    write what the new ones add with the next applied offsets."""
+    applied = read_applied_offsets(conn, topic, next_offsets, lock=True)
+    loaded = plans.refresh(conn, hold_clock=True)
+    counting = counting_of(applied, loaded)
+    seen = claim_event_ids(conn, counting.keys, now)
+    if seen:  # the events are needed: those never seen before are counted again
+        new = [d for i, d in enumerate(counting.events()) if i not in seen]
         totals, deltas, unmatched = _count(new, loaded.index)
-        fresh = len(new)
+        counted = len(new)
     else:
-        totals, deltas, unmatched = counted.totals, counted.deltas, counted.unmatched
-        fresh = counted.accepted
-    _write_counts(conn, topic, counted.next_offsets, applied, loaded, totals, deltas, known)
-    return BatchResult(
-        counted=fresh, duplicates=counted.decoded - len(counted.value_rejected) - fresh,
-        replayed=0, unmatched=unmatched, deltas=deltas, revision=loaded.revision,
-    )  # fmt: skip
-
-
-def _count(
-    new: list[Delivered], index: MatchIndex
-) -> tuple[dict[tuple[str, str], TypeTotal], dict[SeriesKey, SeriesDelta], int]:
-    """Totals, deltas and unmatched events of the events counted for the first time."""
-    counted = series_deltas(new, index)
-    return _totals(new, index.planned_types), counted.deltas, counted.unmatched
-
-
-def _write_counts(
-    conn: Connection, topic: str, next_offsets: dict[int, int], applied: dict[int, int],
-    loaded: LoadedPlans, totals: dict[tuple[str, str], TypeTotal],
-    deltas: dict[SeriesKey, SeriesDelta], known: KnownDistinct | None,
-) -> None:  # fmt: skip
-    """A batch's writes after its ids are claimed: deltas (without the count_distinct values
-    `known` says are stored), totals, and its offsets as applied."""
+        totals, deltas, unmatched = counting.counts
+        counted = counting.accepted
     write_series_deltas(conn, deltas if known is None else known.unknown(loaded.revision, deltas))
     add_shop_event_totals(
         conn, [(s, t, total.events, total.last_event_at) for (s, t), total in totals.items()]
@@ -277,6 +205,62 @@ def _write_counts(
     write_applied_offsets(
         conn, topic, {p: max(o, applied.get(p, 0)) for p, o in next_offsets.items()}
     )
+    return BatchResult(
+        counted=counted, duplicates=counting.valid - counted, replayed=counting.replayed,
+        unmatched=unmatched, rejected=counting.rejected, deltas=deltas, revision=loaded.revision,
+    )  # fmt: skip
+
+
+def _decoded_counting(
+    batch: DecodedBatch, precounted: Precounted | None, applied: dict[int, int],
+    loaded: LoadedPlans,
+) -> _Counting:  # fmt: skip
+    """A batch the worker decoded: its precount if it holds (nothing replayed, the same plan
+    revision), else counted here."""
+    fresh = not_yet_applied(batch.events, applied)
+    replayed = len(batch) - len(fresh) - _fresh_rejected(batch, applied)
+    if precounted is not None and (
+        len(fresh) == len(batch.events) and precounted.revision == loaded.revision
+    ):
+        unique = precounted.unique  # its rejected events are dead-lettered by the caller
+        counts = (precounted.totals, precounted.deltas, precounted.unmatched)
+        valid, rejected = len(fresh) - len(precounted.rejected), []
+    else:
+        recounted = precount(replace(batch, events=fresh), loaded)
+        unique, rejected = recounted.unique, recounted.rejected
+        counts = (recounted.totals, recounted.deltas, recounted.unmatched)
+        valid = len(fresh) - len(rejected)
+    keys = [(d.event.shop, d.event.id) for d in unique]
+    return _Counting(keys, lambda: unique, counts, len(unique), valid, replayed, rejected)
+
+
+def _helper_counting(
+    counted: CountedBatch, decode: Callable[[], DecodedBatch], applied: dict[int, int],
+    loaded: LoadedPlans,
+) -> _Counting:  # fmt: skip
+    """A batch the helper counted: its counts if they hold (no offset applied before, the
+    same plan revision), else the worker's own decoding, counted here."""
+    replayed = any(offset < applied.get(p, 0) for p, offset in counted.first_offsets.items())
+    if replayed or counted.revision != loaded.revision:
+        return _decoded_counting(_same_decoding(counted, decode()), None, applied, loaded)
+
+    def events() -> list[Delivered]:
+        """Decoded here, in the order the helper counted them (when an id was seen)."""
+        keys = msgspec.json.decode(counted.keys_json, type=list[tuple[str, str]])
+        unique = precount(_same_decoding(counted, decode()), loaded).unique
+        if [(d.event.shop, d.event.id) for d in unique] != keys:
+            raise CountsDisagree("the worker counted other events than the helper")
+        return unique
+
+    counts = (counted.totals, counted.deltas, counted.unmatched)
+    valid = counted.decoded - len(counted.value_rejected)
+    return _Counting(counted.keys_json, events, counts, counted.accepted, valid, 0)
+
+
+def _count(new: list[Delivered], index: MatchIndex) -> _Counts:
+    """Totals, deltas and unmatched events of the events counted for the first time."""
+    counted = series_deltas(new, index)
+    return _totals(new, index.planned_types), counted.deltas, counted.unmatched
 
 
 class CountsDisagree(RuntimeError):
@@ -297,66 +281,3 @@ def _same_decoding(counted: CountedBatch, batch: DecodedBatch) -> DecodedBatch:
 
 def _fresh_rejected(batch: DecodedBatch, applied: dict[int, int]) -> int:
     return sum(1 for r in batch.rejected if r.offset >= applied.get(r.partition, 0))
-
-
-def is_connection_error(exc: DBAPIError) -> bool:
-    """A fault of the database or the way to it (retry), not of the data written (isolate).
-
-    PostgreSQL says which by SQLSTATE: class 08 (connection), 57P (shutdown, cannot connect
-    now), 53 (insufficient resources); psycopg's OperationalError also covers data limits
-    such as an index row too large (54000), which are content. SQLite's operational errors
-    (locked, I/O) are all transient here.
-    """
-    if exc.connection_invalidated:
-        return True
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    if isinstance(sqlstate, str):
-        return sqlstate.startswith(("08", "57P", "53"))
-    return isinstance(exc, OperationalError)
-
-
-def find_rejected_by_database(
-    engine: Engine, batch: DecodedBatch, now: datetime, plans: PlanCache, error: DBAPIError
-) -> list[tuple[Delivered, InvalidEvent]]:
-    """The events that make the database refuse `batch` (bisected with rolled-back trial
-    transactions: about 2 log2(n) trials per such event).
-
-    Raises `error` again when the batch's own bookkeeping fails without any event (a bug or a
-    schema problem, not content), or when no single event can be blamed.
-    """
-    empty = replace(batch, events=[], rejected=[])
-    try:
-        apply_batch(engine, empty, now, plans, commit=False)
-    except DBAPIError as exc:
-        if is_connection_error(exc):
-            raise
-        raise error from exc
-
-    def refused(events: list[Delivered]) -> DBAPIError | None:
-        try:
-            apply_batch(
-                engine, replace(batch, events=events, rejected=[]), now, plans, commit=False
-            )
-        except DBAPIError as exc:
-            if is_connection_error(exc):
-                raise
-            return exc
-        return None
-
-    found: list[tuple[Delivered, InvalidEvent]] = []
-
-    def bisect(events: list[Delivered], exc: DBAPIError) -> None:
-        if len(events) == 1:
-            detail = one_line(exc)[:500]
-            found.append((events[0], InvalidEvent("database_rejected", detail)))
-            return
-        middle = len(events) // 2
-        for half in (events[:middle], events[middle:]):
-            half_error = refused(half)
-            if half_error is not None:
-                bisect(half, half_error)
-
-    bisect(batch.events, error)
-    if not found:
-        raise error
-    return found

@@ -19,7 +19,7 @@ from okrflow.events.types import BUILT_IN
 from okrflow.plans.parse import ParsedPlan, Problem
 from okrflow.plans.yamlsource import Path, format_path
 
-# Envelope attributes a path may name (okrflow.plans.matching.path_value reads them).
+# Envelope attributes a path may name (okrflow.counting.matching.path_value reads them).
 ENVELOPE = frozenset(f.name for f in msgspec.structs.fields(CloudEvent)) - {"data"}
 
 

@@ -192,7 +192,7 @@ def backfill_clock(conn: Connection) -> tuple[int, int]:
     return int(finished), int(scanned)
 
 
-# --- the runner's side (okrflow.ingest.backfill): take, scan in chunks, finish ----------------
+# --- the runner's side (okrflow.backfill.runner): take, scan in chunks, finish ----------------
 
 
 def db_now(conn: Connection) -> datetime:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from okrflow.counting.matching import MatchIndex
 from okrflow.domain.baselines import (
     baseline_window,
     counted_series,
@@ -25,7 +26,6 @@ from okrflow.domain.progress import SeriesState, measure_key_result, measure_obj
 from okrflow.events import CloudEvent, decode_event
 from okrflow.plans.build import build_key_result
 from okrflow.plans.diff import counting_fingerprint
-from okrflow.plans.matching import MatchIndex
 from okrflow.plans.parse import PlanError, parse_plan
 from tests.factories import encoded
 

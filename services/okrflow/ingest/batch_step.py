@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from okrflow.ingest.batch import MessageLike
+from okrflow.counting.decode import MessageLike
 
 PreparedT = TypeVar("PreparedT")
 PendingT = TypeVar("PendingT")

@@ -8,9 +8,9 @@ import logging
 import pytest
 from rich.console import Console
 
-from okrflow.ingest import backfill_command
-from okrflow.ingest.backfill import JobProgress
-from okrflow.ingest.backfill_command import BarView, LogView
+from okrflow.backfill import command as backfill_command
+from okrflow.backfill.command import BarView, LogView
+from okrflow.backfill.progress import JobProgress
 from okrflow.store.backfill import JobRow
 
 

@@ -1,15 +1,18 @@
-"""The counting helper's side (okrflow.ingest.counting): messages packed and unpacked
-unchanged, and a batch counted from the packed messages equal to one counted in place."""
+"""The counting helper's protocol (okrflow.ingest.helper_protocol, helper_process): messages
+packed and unpacked unchanged, and a batch counted from the packed messages equal to one
+counted in place."""
 
 from __future__ import annotations
 
 import msgspec
 
-from okrflow.ingest.batch import Message, decode_batch
-from okrflow.ingest.counting import Packed, count_batch, count_packed
-from okrflow.ingest.transaction import LoadedPlans, precount
+from okrflow.counting.decode import Message, decode_batch
+from okrflow.ingest.helper_process import count_packed
+from okrflow.ingest.helper_protocol import Packed, count_batch
+from okrflow.ingest.plan_cache import LoadedPlans
+from okrflow.ingest.transaction import precount
 from tests.factories import encoded
-from tests.unit.ingest.test_series_oracle import INDEX, PLANS
+from tests.unit.counting.test_series_oracle import INDEX, PLANS
 
 MESSAGES = [
     Message(0, 5, encoded(event_id="a", event_type="order.placed", shop="salone-bella")),

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from okrflow.counting.decode import Delivered
+from okrflow.counting.localdays import LocalDays
+from okrflow.counting.matching import MatchIndex, Target, is_number, path_value
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import CloudEvent, InvalidEvent
 from okrflow.events.numbers import MAX_ABS_VALUE as EXACT_LIMIT
-from okrflow.ingest.batch import Delivered
-from okrflow.ingest.localdays import LocalDays
-from okrflow.plans.matching import MatchIndex, Target, is_number, path_value
 
 # The largest magnitude a value may have to be aggregated (the decoder's limit).
 MAX_ABS_VALUE = float(EXACT_LIMIT)
@@ -133,7 +133,7 @@ def series_deltas(events: Iterable[Delivered], index: MatchIndex) -> SeriesCount
     afterwards); its value reader is made once a batch (value_reader); the shop-local day
     is computed once per event and zone, memoised by the hour (LocalDays); `count` and
     `sum` are added inline per day. An event's values are all read before any is added, so a
-    rejected event leaves no trace in any series. tests/unit/ingest/test_series_oracle.py
+    rejected event leaves no trace in any series. tests/unit/counting/test_series_oracle.py
     holds this loop to a plain one.
     """
     counting: dict[int, _Counting] = {}  # id(target) -> its state in this batch

@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from sqlalchemy import Engine
 
+from okrflow.backfill.progress import JobProgress, ProgressView
+from okrflow.backfill.runner import Runner
 from okrflow.exitcodes import ExitCode
 from okrflow.failures import cannot_read_from_kafka
-from okrflow.ingest.backfill import JobProgress, ProgressView, Runner
 from okrflow.ingest.offsets import log_bounds
 from okrflow.ops.startup import wait_for_kafka
 from okrflow.plans.freeze import freeze_due_baselines

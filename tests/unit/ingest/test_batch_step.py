@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
+from okrflow.counting.decode import Message, MessageLike, Rejected
 from okrflow.events import InvalidEvent
-from okrflow.ingest.batch import Message, MessageLike, Rejected
-from okrflow.ingest.batching import BatchStep
+from okrflow.ingest.batch_step import BatchStep
 
 Pending = tuple[int, list[Rejected], dict[int, int]]  # first offset, dead letters, offsets
 

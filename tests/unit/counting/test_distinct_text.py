@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from okrflow.ingest.series import distinct_text
+from okrflow.counting.series import distinct_text
 
 VALUES: list[str | int | float] = [
     "c-1", 'a"b', "a\\b", "é", "\x7f", "\x1f", "\u2028", "tab\t", " ", "", "x" * 300,

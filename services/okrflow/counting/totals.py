@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from okrflow.counting.decode import Delivered
 from okrflow.events.types import BUILT_IN
-from okrflow.ingest.batch import Delivered
 
 # Events of a planned shop whose type is neither built in nor named in its plan are totalled
 # under this one type: a producer cannot grow the totals (or the metrics) with made-up types.

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from okrflow.counting.localdays import LocalDays
 from okrflow.domain.periods import local_day
-from okrflow.ingest.localdays import LocalDays
 
 # Zones with DST at 02:00/03:00, at local midnight (Santiago), half-hour DST (Lord Howe),
 # :30 and :45 offsets (midnight inside a UTC hour), and a date-line jump (Apia, 2011-12-30).

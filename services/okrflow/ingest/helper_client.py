@@ -1,4 +1,4 @@
-"""The worker's counting helper process (what it does: okrflow.ingest.counting).
+"""The worker's side of its counting helper process: start it, send it batches, see it fail.
 
 One `ProcessPoolExecutor` of one process, started with `spawn` (the worker has threads, which
 `fork` would copy mid-flight) on the first batch. It holds the plans it was last sent, by
@@ -15,13 +15,14 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
-from okrflow.ingest.batch import MessageLike
-from okrflow.ingest.counting import CountedBatch, Packed, count_packed, helper_started
-from okrflow.ingest.transaction import LoadedPlans
+from okrflow.counting.decode import MessageLike
+from okrflow.ingest.clock import SYSTEM_CLOCK, Clock
+from okrflow.ingest.helper_process import count_packed, helper_started
+from okrflow.ingest.helper_protocol import CountedBatch, Packed
+from okrflow.ingest.plan_cache import LoadedPlans
 from okrflow.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ TIMEOUT_SECONDS = 60.0
 
 
 class CountingHelper:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.topic = settings.events_topic
         self.max_bytes = settings.max_event_bytes
         self._pool: ProcessPoolExecutor | None = None
@@ -48,7 +50,7 @@ class CountingHelper:
         if self._closed:
             return None
         if self._failed_at is not None:
-            if time.monotonic() - self._failed_at < RETRY_AFTER_SECONDS:
+            if self.clock.monotonic() - self._failed_at < RETRY_AFTER_SECONDS:
                 return None
             self._failed_at = None
         loop = asyncio.get_running_loop()
@@ -83,7 +85,7 @@ class CountingHelper:
                 "itself and starts a new helper in %.0f s",
                 type(exc).__name__, exc, RETRY_AFTER_SECONDS,
             )  # fmt: skip
-            self._failed_at = time.monotonic()
+            self._failed_at = self.clock.monotonic()
             self._abandon()
             self._stop()
             return None

@@ -11,14 +11,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from okrflow.counting.decode import Delivered
+from okrflow.counting.matching import MatchIndex, Target, is_number, path_value
+from okrflow.counting.series import MAX_ABS_VALUE, distinct_text, series_deltas
 from okrflow.domain.model import Filter, KeyResult, Kpi, Objective, Period, Plan, SimpleMetric
 from okrflow.domain.periods import local_day
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import CloudEvent
-from okrflow.ingest.batch import Delivered
-from okrflow.ingest.series import MAX_ABS_VALUE, distinct_text, series_deltas
-from okrflow.plans.matching import MatchIndex, Target, is_number, path_value
 
 SHOPS = {"rome": "Europe/Rome", "kolkata": "Asia/Kolkata"}
 FIELD = ("data", "v")

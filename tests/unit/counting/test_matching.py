@@ -6,6 +6,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from okrflow.counting.decode import Delivered
+from okrflow.counting.matching import MatchIndex, accepts
+from okrflow.counting.series import series_deltas
 from okrflow.domain.model import (
     Filter,
     KeyResult,
@@ -19,9 +22,6 @@ from okrflow.domain.model import (
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import merge_level
 from okrflow.events import CloudEvent, decode_event
-from okrflow.ingest.batch import Delivered
-from okrflow.ingest.series import series_deltas
-from okrflow.plans.matching import MatchIndex, accepts
 from tests.factories import encoded
 
 

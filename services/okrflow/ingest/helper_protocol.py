@@ -1,4 +1,5 @@
-"""A batch decoded and counted in a helper process: what crosses back is small.
+"""What crosses between the worker and its counting helper process: the packed batch that
+goes over (`Packed`), and the small counted batch that comes back (`CountedBatch`).
 
 The worker's event loop, its database thread and faust's consumer thread share one GIL, and
 decoding and counting a batch (about 11 µs an event) held it for about half the worker's
@@ -10,29 +11,27 @@ series, the totals per shop and type, the (shop, id) of the counted events as on
 document, and where the rejected messages are. 20,000 events go over as one bytes object and
 three arrays (about 0.5 µs an event in the worker); no decoded event comes back.
 
-The transaction uses this only when it holds (no offset applied before, no id seen before,
+The helper's side is okrflow.ingest.helper_process, the worker's okrflow.ingest.helper_client.
+The transaction uses a counted batch only when it holds (no offset applied before, no id seen before,
 plans unchanged: okrflow.ingest.transaction.write_counted); otherwise the worker decodes the
 batch itself and counts in the transaction, as it does for every batch without a helper.
 """
 
 from __future__ import annotations
 
-import signal
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
 
-from okrflow.domain.plans import ActivePlan
+from okrflow.counting.decode import DecodedBatch, Message, MessageLike
+from okrflow.counting.matching import MatchIndex
+from okrflow.counting.series import series_deltas
+from okrflow.counting.totals import TypeTotal, first_occurrences, totals_by_shop_type
 from okrflow.domain.series import SeriesDelta, SeriesKey
 from okrflow.events import InvalidEvent
 from okrflow.events.envelope import Headers
-from okrflow.ingest.aggregate import TypeTotal, first_occurrences, totals_by_shop_type
-from okrflow.ingest.batch import DecodedBatch, Message, MessageLike, decode_batch
-from okrflow.ingest.series import series_deltas
-from okrflow.ops.lifeline import die_with_parent
-from okrflow.plans.matching import MatchIndex
 
 Where = tuple[int, int, InvalidEvent]  # (partition, offset, why)
 
@@ -135,33 +134,3 @@ def count_batch(batch: DecodedBatch, index: MatchIndex, revision: int) -> Counte
         deltas=counted.deltas,
         unmatched=counted.unmatched,
     )
-
-
-# --- in the helper process -------------------------------------------------------------------
-
-_index: tuple[int, MatchIndex] | None = None  # the plans last sent, by revision
-
-
-def helper_started(worker: int) -> None:
-    """The helper's initializer: the worker alone decides when it stops (a Ctrl-C or SIGTERM
-    to the process group must not kill it under a batch); and when process `worker` is gone
-    (even killed with SIGKILL, even before this ran), the helper is killed at once: the worker
-    recounts whatever it had sent (okrflow.ops.lifeline)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    die_with_parent(worker, signal.SIGKILL)
-
-
-def count_packed(
-    topic: str, packed: Packed, max_bytes: int, revision: int,
-    plans: list[ActivePlan] | None,
-) -> CountedBatch | None:  # fmt: skip
-    """Decode and count in the helper; None when it does not hold the plans of `revision`
-    (send them again with `plans`)."""
-    global _index
-    if plans is not None:
-        _index = (revision, MatchIndex(plans))
-    if _index is None or _index[0] != revision:
-        return None
-    batch = decode_batch(topic, packed.messages(), max_bytes)
-    return count_batch(batch, _index[1], revision)

@@ -10,6 +10,7 @@ lease was taken over) can never count a message twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,11 +19,13 @@ from typing import Literal
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from okrflow.counting.decode import MessageLike, decode_batch
+from okrflow.counting.matching import MatchIndex
+from okrflow.counting.series import series_deltas
+from okrflow.counting.totals import first_occurrences
+from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.failures import one_line
-from okrflow.ingest.aggregate import first_occurrences
-from okrflow.ingest.batch import MessageLike, decode_batch
-from okrflow.ingest.series import series_deltas
-from okrflow.plans.matching import MatchIndex
+from okrflow.ops.database_retry import Pause, is_connection_error, retry_while_unreachable
 from okrflow.plans.stored import load_active_plans
 from okrflow.store.backfill import (
     add_job_counts,
@@ -182,3 +185,66 @@ def log_refused(job_id: int, refused: frozenset[tuple[int, int]], error: DBAPIEr
         "backfill job %d: the database refused %d event(s), skipped by this job (%s): %s",
         job_id, len(refused), ", ".join(f"{p}@{o}" for p, o in sorted(refused)[:5]), detail,
     )  # fmt: skip
+
+
+def count_chunk(
+    engine: Engine, job_id: int, owner: str, topic: str, records: Sequence[MessageLike],
+    ends: Mapping[int, int], skip: Mapping[int, frozenset[int]], index: JobIndex,
+    lease_seconds: float, deadline: float,
+) -> ChunkResult:  # fmt: skip
+    """One chunk (apply_chunk), retried while the database is unreachable (up to `deadline`
+    seconds, the start-up deadline); events the database refuses are found by bisection and
+    skipped by the job."""
+
+    def chunk(excluded: frozenset[tuple[int, int]], commit: bool = True) -> ChunkResult:
+        return apply_chunk(
+            engine, job_id, owner, topic, records, ends, skip, index, lease_seconds,
+            excluded=excluded, commit=commit,
+        )  # fmt: skip
+
+    def trial(excluded: frozenset[tuple[int, int]]) -> DBAPIError | None:
+        try:
+            chunk(excluded, commit=False)
+        except DBAPIError as exc:
+            if is_connection_error(exc):
+                raise
+            return exc
+        return None
+
+    def attempt() -> ChunkResult:
+        try:
+            return chunk(frozenset())
+        except DBAPIError as exc:
+            if is_connection_error(exc):  # unreachable: retried, not bisected
+                raise
+            refused = refused_by_database(trial, [(r.partition, r.offset) for r in records], exc)
+            log_refused(job_id, refused, exc)
+            return chunk(refused)
+
+    return _with_database_retries(attempt, deadline)
+
+
+def _with_database_retries(attempt: Callable[[], ChunkResult], deadline: float) -> ChunkResult:
+    """`attempt()`, retried while the database is unreachable (okrflow.ops.database_retry),
+    pausing up to 5 s; after `deadline` seconds, one line and exit 5."""
+
+    def pause(p: Pause) -> None:
+        logger.warning(
+            "backfill: the database is unreachable; retrying (%.0f s of %.0f s)",
+            p.elapsed, deadline,
+        )  # fmt: skip
+        time.sleep(p.seconds)
+
+    try:
+        return retry_while_unreachable(
+            attempt, longest_pause=5.0, pause=pause, give_up_after=deadline
+        )
+    except DBAPIError as exc:
+        if not is_connection_error(exc):
+            raise
+        detail = one_line(exc)
+        raise OperatorError(
+            ExitCode.DATABASE_UNREACHABLE,
+            f"database unreachable: {detail} (gave up after {deadline:.0f} s; the job resumes "
+            "where it stopped when okrflow backfill runs again)",
+        ) from None

@@ -1,6 +1,6 @@
+from okrflow.counting.decode import Delivered
+from okrflow.counting.totals import first_occurrences, not_yet_applied, totals_by_shop_type
 from okrflow.events import CloudEvent, decode_event
-from okrflow.ingest.aggregate import first_occurrences, not_yet_applied, totals_by_shop_type
-from okrflow.ingest.batch import Delivered
 from tests.factories import decode_batch_of, encoded
 
 

@@ -1,10 +1,10 @@
-"""`okrflow backfill`: count what a new key result missed, from the events topic, exactly once.
+"""The backfill runner: take a job, scan each partition up to its cut, finish the job.
 
 `apply` records, with each key result that starts mid-period, a job and its cut: every
 partition's applied offset at that moment (okrflow.store.backfill). The live worker counts the
 key result from the cut on; the runner here reads each partition from its start up to the cut
 with a plain consumer (no group, no committed offsets: progress lives in the database), and
-counts chunk by chunk (okrflow.ingest.backfill_chunk). A runner holds its job by a lease on the
+counts chunk by chunk (okrflow.backfill.chunk). A runner holds its job by a lease on the
 database's clock; a killed runner's job is taken over when the lease runs out, and resumes at
 the last committed chunk. docs/design/history-and-backfill.md 1.4 is the design;
 docs/operations.md says how to run it.
@@ -15,36 +15,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from okrflow.backfill.chunk import ChunkResult, JobIndex, count_chunk
+from okrflow.backfill.kafka_reads import dead_lettered_offsets, plain_consumer, topic_partitions
+from okrflow.backfill.progress import JobOutcome, JobProgress, ProgressView
 from okrflow.exitcodes import ExitCode, OperatorError
-from okrflow.failures import one_line
-from okrflow.ingest.backfill_chunk import (
-    ChunkResult,
-    JobIndex,
-    apply_chunk,
-    log_refused,
-    refused_by_database,
-)
-from okrflow.ingest.deadletters import (
-    HEADER_OFFSET,
-    HEADER_PARTITION,
-    HEADER_REASON,
-    HEADER_TOPIC,
-)  # fmt: skip
-from okrflow.ingest.offsets import RESET_REASON
-from okrflow.ingest.transaction import is_connection_error
-from okrflow.kafkaclient import client_kwargs, start_client
+from okrflow.kafkaclient import start_client
 from okrflow.settings import Settings
 from okrflow.store.backfill import (
     JobRow,
@@ -63,35 +46,7 @@ from okrflow.store.backfill import (
 
 logger = logging.getLogger(__name__)
 
-JobOutcome = Literal["done", "waiting", "cancelled", "fenced", "failed"]
 _SEEN_DELETE_ROWS = 10_000
-
-
-@dataclass
-class JobProgress:
-    """What a running job has done so far (for the progress bar and the closing line)."""
-
-    job_id: int
-    shop: str
-    total: int = 0  # messages below the cut to read, from where this run started
-    scanned: int = 0
-    counted: int = 0
-    skipped: int = 0
-    lost: int = 0
-    outcome: JobOutcome | None = None
-
-
-class ProgressView:
-    """Where progress goes: a no-op here; the command shows a bar or log lines."""
-
-    def started(self, job: JobProgress) -> None:
-        pass
-
-    def advanced(self, job: JobProgress) -> None:
-        pass
-
-    def finished(self, job: JobProgress) -> None:
-        pass
 
 
 @dataclass
@@ -116,12 +71,7 @@ class Runner:
         progress = JobProgress(job.id, job.shop)
         topic = self.settings.events_topic
         skip = await dead_lettered_offsets(self.settings)
-        # A position that retention deleted meanwhile resumes at the log's new start
-        # (aiokafka's default, "latest", would skip every message up to the cut).
-        consumer = AIOKafkaConsumer(
-            **client_kwargs(self.settings), group_id=None, enable_auto_commit=False,
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms, auto_offset_reset="earliest",
-        )  # fmt: skip
+        consumer = plain_consumer(self.settings)
         try:
             await start_client(consumer, self.settings)
             outcome = await self._scan(job, consumer, topic, skip, progress)
@@ -129,7 +79,7 @@ class Runner:
                 # Every partition's end, also of those without a cut row (nothing of them was
                 # applied at the apply; or no cut at all): the freeze waits for all of them.
                 scanned = set(self._scans(job.id))
-                partitions = sorted(scanned | set(await _partitions(consumer, topic)))
+                partitions = sorted(scanned | set(await topic_partitions(consumer, topic)))
                 if not partitions:  # else the job could never be finished: --wait would spin
                     raise OperatorError(
                         ExitCode.KAFKA_LAYOUT,
@@ -264,38 +214,11 @@ class Runner:
         self, job_id: int, topic: str, records: Sequence[ConsumerRecord[bytes, bytes]],
         ends: Mapping[int, int], skip: Mapping[int, frozenset[int]], index: JobIndex,
     ) -> ChunkResult:  # fmt: skip
-        """One chunk, retried while the database is unreachable (up to the start-up deadline);
-        events the database refuses are found by bisection and skipped by the job."""
-        lease = self.settings.backfill_lease_seconds
-
-        def chunk(excluded: frozenset[tuple[int, int]], commit: bool = True) -> ChunkResult:
-            return apply_chunk(
-                self.engine, job_id, self.owner, topic, records, ends, skip, index, lease,
-                excluded=excluded, commit=commit,
-            )  # fmt: skip
-
-        def trial(excluded: frozenset[tuple[int, int]]) -> DBAPIError | None:
-            try:
-                chunk(excluded, commit=False)
-            except DBAPIError as exc:
-                if is_connection_error(exc):
-                    raise
-                return exc
-            return None
-
-        def attempt() -> ChunkResult:
-            try:
-                return chunk(frozenset())
-            except DBAPIError as exc:
-                if is_connection_error(exc):  # unreachable: retried, not bisected
-                    raise
-                refused = refused_by_database(
-                    trial, [(r.partition, r.offset) for r in records], exc
-                )
-                log_refused(job_id, refused, exc)
-                return chunk(refused)
-
-        return _with_database_retries(attempt, self.settings.startup_deadline_seconds)
+        """One chunk (okrflow.backfill.chunk.count_chunk: retried, bisected)."""
+        return count_chunk(
+            self.engine, job_id, self.owner, topic, records, ends, skip, index,
+            self.settings.backfill_lease_seconds, self.settings.startup_deadline_seconds,
+        )  # fmt: skip
 
     def _finish(self, job_id: int, log_ends: Mapping[int, int]) -> JobOutcome:
         """Done when every partition is scanned to its cut: record the log ends (a measured
@@ -337,81 +260,3 @@ class Runner:
                     return
                 if delete_seen(conn, job_id, _SEEN_DELETE_ROWS) < _SEEN_DELETE_ROWS:
                     return
-
-
-def _with_database_retries(attempt: Callable[[], ChunkResult], deadline: float) -> ChunkResult:
-    started = time.monotonic()
-
-    def unreachable(exc: BaseException) -> bool:
-        return isinstance(exc, DBAPIError) and is_connection_error(exc)
-
-    def warn(state: object) -> None:
-        logger.warning(
-            "backfill: the database is unreachable; retrying (%.0f s of %.0f s)",
-            time.monotonic() - started, deadline,
-        )  # fmt: skip
-
-    try:
-        for try_ in Retrying(
-            stop=stop_after_delay(deadline), wait=wait_exponential(0.5, max=5),
-            retry=retry_if_exception(unreachable), reraise=True, before_sleep=warn,
-        ):  # fmt: skip
-            with try_:
-                return attempt()
-    except DBAPIError as exc:
-        if not is_connection_error(exc):
-            raise
-        detail = one_line(exc)
-        raise OperatorError(
-            ExitCode.DATABASE_UNREACHABLE,
-            f"database unreachable: {detail} (gave up after {deadline:.0f} s; the job resumes "
-            "where it stopped when okrflow backfill runs again)",
-        ) from None
-    raise AssertionError("unreachable: tenacity returns or raises")
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
-    await consumer._client.force_metadata_update()
-    return sorted(consumer.partitions_for_topic(topic) or ())
-
-
-async def dead_lettered_offsets(settings: Settings) -> dict[int, frozenset[int]]:
-    """Source partition -> offsets of the events topic the worker dead-lettered (the DLQ's
-    partition p mirrors the source's p; records before a `reset` marker name offsets of a log
-    that is gone). Read whole on every run: it holds only refused messages."""
-    consumer = AIOKafkaConsumer(
-        **client_kwargs(settings), group_id=None, enable_auto_commit=False,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms, auto_offset_reset="earliest",
-    )  # fmt: skip
-    found: dict[int, set[int]] = {}
-    try:
-        await start_client(consumer, settings)
-        await consumer._client.force_metadata_update()
-        partitions = sorted(consumer.partitions_for_topic(settings.dlq_topic) or ())
-        tps = [TopicPartition(settings.dlq_topic, p) for p in partitions]
-        if not tps:
-            return {}
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        source = settings.events_topic.encode()
-        while remaining:
-            for p in list(remaining):
-                if await consumer.position(p) >= ends[p]:
-                    remaining.discard(p)
-            if not remaining:
-                break
-            fetched = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
-            for tp, records in fetched.items():
-                offsets = found.setdefault(tp.partition, set())
-                for record in records:
-                    headers = dict(record.headers or ())
-                    if headers.get(HEADER_REASON) == RESET_REASON.encode():
-                        offsets.clear()
-                    elif headers.get(HEADER_TOPIC) == source and HEADER_OFFSET in headers:
-                        partition = int(headers.get(HEADER_PARTITION, b"%d" % tp.partition))
-                        found.setdefault(partition, set()).add(int(headers[HEADER_OFFSET]))
-    finally:
-        await consumer.stop()
-    return {p: frozenset(o) for p, o in found.items()}
