@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from okrflow.domain.model import STATUSES
-from okrflow.domain.progress import PaceRule
+from okrflow.domain.pace import PaceRule
 from okrflow.exporter.exposition import number
 
 

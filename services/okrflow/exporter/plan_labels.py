@@ -8,9 +8,9 @@ import weakref
 from dataclasses import dataclass
 
 from okrflow.domain.model import STATUSES
+from okrflow.domain.pace import PaceRule, key_result_pace, objective_pace
 from okrflow.domain.periods import period_bounds
 from okrflow.domain.plans import ActivePlan
-from okrflow.domain.progress import PaceRule, key_result_pace, objective_pace
 from okrflow.exporter.exposition import labels, number, status_blocks
 
 
