@@ -129,7 +129,7 @@ def apply_parsed(
     the topic was applied: the live worker counts all of it)."""
     from okrflow.plans.stored import plan_write
     from okrflow.settings import load_settings
-    from okrflow.store.backfill import create_backfill_job
+    from okrflow.store.backfill_jobs import create_backfill_job
     from okrflow.store.baselines import mark_waiting
     from okrflow.store.plans import (
         PlanClockBusy,
