@@ -26,7 +26,6 @@ from okrflow.ingest.transaction import BatchResult, PlanCache, apply_batch, writ
 from okrflow.plans.apply import apply_files, apply_parsed, parse_files
 from okrflow.plans.diff import diff_plan
 from okrflow.plans.stored import load_active_plans, plan_write
-from okrflow.store.counters import read_series_states
 from okrflow.store.engine import make_engine
 from okrflow.store.plans import (
     advance_plan_clock,
@@ -37,6 +36,7 @@ from okrflow.store.plans import (
     write_plan,
 )
 from okrflow.store.schema import ensure_schema
+from okrflow.store.series_reads import read_series_states
 from tests.factories import decode_batch_of
 
 SHOP = "salone-bella"

@@ -23,8 +23,7 @@ from sqlalchemy import (
     update,
 )  # fmt: skip
 
-from okrflow.store.counters import as_utc
-from okrflow.store.dialect import insert_new_rows
+from okrflow.store.dialect import as_utc, insert_new_rows
 from okrflow.store.tables import backfill_jobs, backfill_partitions, backfill_seen, key_results
 
 UNFINISHED = ("pending", "running")

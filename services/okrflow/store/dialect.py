@@ -1,13 +1,20 @@
-"""The two INSERT ... ON CONFLICT dialects okrflow speaks (SQLite, PostgreSQL)."""
+"""What differs between the two databases okrflow speaks (SQLite, PostgreSQL): INSERT ... ON
+CONFLICT, bulk rows as one JSON document, values handed to the driver, datetimes read back."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from sqlalchemy import Column, Connection, Table, TextClause, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; SQLite hands back naive datetimes, which okrflow always writes as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def upsert(conn: Connection, table: Table) -> Any:
