@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 from aiokafka.errors import KafkaError
@@ -57,7 +57,7 @@ class IntakeParts:
     metrics: IntakeMetrics
     registry: CollectorRegistry
     limiter: RateLimiter
-    openapi: dict[str, Any]
+    openapi: JsonObject
     max_request_bytes: int
     max_event_bytes: int
     max_batch_events: int
@@ -78,7 +78,7 @@ class Refused(Exception):
         self.problems = problems
 
     def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"error": self.error}
+        body: JsonObject = {"error": self.error}
         if self.problems:
             body["problems"] = [p.to_json() for p in self.problems]
         return JSONResponse(body, self.status, headers=self.headers)
@@ -268,5 +268,5 @@ async def _openapi(request: Request) -> Response:
     return JSONResponse(_parts(request).openapi)
 
 
-def _encode(event: Mapping[str, Any]) -> bytes:
+def _encode(event: JsonObject) -> bytes:
     return msgspec.json.encode(event)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from okrflow.domain.model import NEEDS_FIELD
 from okrflow.domain.periods import cadence_slots
+from okrflow.jsontypes import JsonValue, SchemaObject
 from okrflow.plans.build import build_key_result, build_objective
 from okrflow.plans.kpis import kpi_problems
 from okrflow.plans.yamlsource import Path
@@ -20,7 +21,7 @@ from okrflow.plans.yamlsource import Path
 P = TypeVar("P")
 
 
-def semantic_problems(data: dict[str, Any], problem: Callable[[Path, str], P]) -> list[P]:
+def semantic_problems(data: SchemaObject, problem: Callable[[Path, str], P]) -> list[P]:
     """What is wrong with schema-valid plan data that its schema cannot say, each problem
     made by `problem` (path, message)."""
     problems: list[P] = []
@@ -73,7 +74,7 @@ def semantic_problems(data: dict[str, Any], problem: Callable[[Path, str], P]) -
     return problems
 
 
-def _non_finite(value: Any, at: Path) -> list[Path]:
+def _non_finite(value: JsonValue, at: Path) -> list[Path]:
     """Where the data holds YAML's .inf or .nan (JSON Schema's `number` accepts them): a
     bound of infinity is never met, and NaN compares false with everything."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -86,7 +87,7 @@ def _non_finite(value: Any, at: Path) -> list[Path]:
 
 
 def _key_result_problems(
-    kr: dict[str, Any], at: Path, objective: dict[str, Any], tz: str,
+    kr: SchemaObject, at: Path, objective: SchemaObject, tz: str,
     problem: Callable[[Path, str], P],
 ) -> list[P]:  # fmt: skip
     problems: list[P] = []
@@ -150,7 +151,7 @@ def _key_result_problems(
 
 
 def _cycle_problems(
-    objectives: list[dict[str, Any]], index: dict[str, int], problem: Callable[[Path, str], P]
+    objectives: list[SchemaObject], index: dict[str, int], problem: Callable[[Path, str], P]
 ) -> list[P]:
     parent_of = {o["key"]: o.get("parent") for o in objectives}
     problems: list[P] = []

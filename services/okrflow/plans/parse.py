@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from os import PathLike
-from typing import Any
+from typing import cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from okrflow.domain.model import Plan
+from okrflow.jsontypes import JsonValue, SchemaObject
 from okrflow.plans.build import build_objective
 from okrflow.plans.checks import semantic_problems
 from okrflow.plans.kpis import MAX_KPIS, MAX_WINDOW_DAYS, build_kpis
@@ -57,7 +58,7 @@ class PlanError(ValueError):
 @dataclass(frozen=True)
 class ParsedPlan:
     plan: Plan
-    source: dict[str, Any]  # the schema-valid data the plan was built from
+    source: SchemaObject  # the schema-valid data the plan was built from
     filename: str = ""
     lines: dict[Path, int] = field(default_factory=dict)  # path in `source` -> 1-based line
 
@@ -108,7 +109,7 @@ def parse_plan(text: str, filename: str) -> ParsedPlan:
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise PlanError([_too_big(filename)])
     try:
-        data, lines = load_with_lines(text, _limits())
+        loaded, lines = load_with_lines(text, _limits())
     except YamlSyntaxError as exc:
         if exc.path:
             problem_at = Problem(filename, exc.line, format_path(exc.path), str(exc))
@@ -120,12 +121,13 @@ def parse_plan(text: str, filename: str) -> ParsedPlan:
         return Problem(filename, line_of(lines, path), format_path(path), message)
 
     schema_errors = sorted(
-        _validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+        _validator().iter_errors(loaded), key=lambda e: list(map(str, e.absolute_path))
     )
     if schema_errors:
         raise PlanError(
             [problem(tuple(e.absolute_path), _schema_message(e)) for e in schema_errors]
         )
+    data = cast(SchemaObject, loaded)  # valid against the schema: from here on, its shape
     problems = semantic_problems(data, problem)
     if problems:
         raise PlanError(problems)
@@ -138,7 +140,7 @@ def _limits() -> Check:
     """A `load_with_lines` check refusing the first objective, key result or title over the
     limits as soon as it is read: a file far over them costs no more than one just over."""
 
-    def check(path: Path, value: Any) -> str | None:
+    def check(path: Path, value: JsonValue) -> str | None:
         match path:
             case ("objectives", int(i)) if i >= MAX_OBJECTIVES:
                 return f"over the limit: a plan file holds at most {MAX_OBJECTIVES} objectives"

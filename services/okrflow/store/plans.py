@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import Connection, select, update
 
@@ -21,12 +21,16 @@ from okrflow.store.plan_clock import plans_revision as plans_revision  # re-expo
 from okrflow.store.tables import key_results, kr_series, objectives, plan_revisions, shops
 
 KPI = "kpi"  # key_results.kind of a KPI ('kr': a key result)
+# Any: a definition from the plan file (stored as JSON text), valid against its schema
+# (schemas/okr-definitions.schema.json) when it was applied; okrflow.plans reads it by the
+# schema's shape, as it reads the file's (`jsontypes.SchemaObject`, which store/ cannot import)
+Definition: TypeAlias = "dict[str, Any]"
 
 
 @dataclass(frozen=True)
 class StoredKeyResult:
     id: int
-    definition: dict[str, Any]
+    definition: Definition
     counting: str
 
 
@@ -35,7 +39,7 @@ class StoredPlan:
     """The plan in force for one shop, as the database holds it."""
 
     timezone: str | None = None
-    objectives: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> definition
+    objectives: dict[str, Definition] = field(default_factory=dict)  # key -> definition
     key_results: dict[tuple[str, str], StoredKeyResult] = field(default_factory=dict)
     kpis: dict[str, StoredKeyResult] = field(default_factory=dict)  # key -> row (kind 'kpi')
 
@@ -47,7 +51,7 @@ class KeyResultWrite:
 
     key: str
     position: int
-    definition: dict[str, Any]
+    definition: Definition
     counting: str
     series_parts: tuple[str, ...]  # of a new row: value | numerator, denominator
     update_id: int | None = None
@@ -60,7 +64,7 @@ class ObjectiveWrite:
 
     key: str
     position: int
-    definition: dict[str, Any]  # without its key results
+    definition: Definition  # without its key results
     exists: bool
     key_results: tuple[KeyResultWrite, ...]
 
@@ -84,7 +88,7 @@ class PlanWrite:
 @dataclass(frozen=True)
 class ObjectiveRow:
     key: str
-    definition: dict[str, Any]
+    definition: Definition
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class KeyResultRow:
     id: int
     objective_key: str
     position: int
-    definition: dict[str, Any]
+    definition: Definition
 
 
 @dataclass(frozen=True)
