@@ -130,55 +130,12 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
     for result in apply_files(engine, _demo_plans(periods, work), datetime.now(UTC)):
         print(f"  plan {result.file}: shop {result.shop}, {len(result.changes)} change(s)")
     children = _Children(settings, work)
-    print(f"  logs: {children.logs['worker']}, {children.logs['exporter']}")
-    metrics_url = f"http://{settings.exporter_host}:{settings.exporter_port}/metrics"
-    print(f"  worker and exporter started; metrics at {metrics_url}")
-    pages_url = f"http://{settings.exporter_host}:{settings.exporter_port}/"
-    print(f"  pages (live OKR progress): {pages_url}")
-    stop = False
-
-    def on_stop_signal(_signum: int, _frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    # Ctrl-C reaches the whole process group: the children stop by themselves, and the demo
-    # must not take their exit for a death. A flag, not KeyboardInterrupt, which asyncio.run
-    # can turn into a cancelled emit.
-    signal.signal(signal.SIGTERM, on_stop_signal)
-    signal.signal(signal.SIGINT, on_stop_signal)
-    code = ExitCode.OK
+    _print_where(settings, children)
+    stop = _StopSignal()
+    code: int = ExitCode.OK
     try:
-        if _counted(engine) == 0:
-            backdated = [json.dumps(e) for e in demo_shops.history(periods)]
-            asyncio.run(emit_lines(settings, backdated))
-            print(f"  {len(backdated)} backdated events emitted (the periods began weeks ago)")
-        else:
-            print("  history already counted in this database: not emitted again")
-        print("  live events every 2 s; Ctrl-C stops everything")
-        print("  another terminal: .venv/bin/okrflow progress\n")
-        rng = random.Random(42)
-        tick = 0
-        stall_at = time.monotonic() - started_at + STALL_SECONDS
-        while not stop and (max_seconds is None or time.monotonic() - started_at < max_seconds):
-            died = children.dead()
-            if died is not None:
-                print(f"\nokrflow demo: {died}; stopping", file=sys.stderr)
-                code = ExitCode.FAILED
-                break
-            tick += 1
-            live = [json.dumps(e) for e in demo_shops.live(rng, datetime.now(UTC), tick)]
-            if live:
-                asyncio.run(emit_lines(settings, live))
-            counted = _counted(engine)
-            if counted == 0:
-                print("  waiting for the worker to count the first events...", flush=True)
-                waited = time.monotonic() - started_at
-                if waited >= stall_at:
-                    print(f"  {stalled(settings, kafka, children, waited)}", flush=True)
-                    stall_at = waited + STALL_SECONDS
-            else:
-                print(status_line(engine, counted), flush=True)
-            time.sleep(TICK_SECONDS)
+        _emit_history(settings, engine, periods)
+        code = _emit_live(settings, kafka, engine, children, stop, started_at, max_seconds)
     except KeyboardInterrupt:
         pass
     finally:
@@ -190,6 +147,70 @@ def run_demo(settings: Settings, kafka: LocalKafka, max_seconds: float | None = 
         engine.dispose()
         print("demo stopped")
     return code
+
+
+def _print_where(settings: Settings, children: _Children) -> None:
+    print(f"  logs: {children.logs['worker']}, {children.logs['exporter']}")
+    metrics_url = f"http://{settings.exporter_host}:{settings.exporter_port}/metrics"
+    print(f"  worker and exporter started; metrics at {metrics_url}")
+    pages_url = f"http://{settings.exporter_host}:{settings.exporter_port}/"
+    print(f"  pages (live OKR progress): {pages_url}")
+
+
+class _StopSignal:
+    """Set by SIGTERM or SIGINT. Ctrl-C reaches the whole process group: the children stop by
+    themselves, and the demo must not take their exit for a death. A flag, not
+    KeyboardInterrupt, which asyncio.run can turn into a cancelled emit."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        self.stop = True
+
+
+def _emit_history(settings: Settings, engine: Engine, periods: demo_shops.DemoPeriods) -> None:
+    """The backdated events, unless this database has counted them already."""
+    if _counted(engine) == 0:
+        backdated = [json.dumps(e) for e in demo_shops.history(periods)]
+        asyncio.run(emit_lines(settings, backdated))
+        print(f"  {len(backdated)} backdated events emitted (the periods began weeks ago)")
+    else:
+        print("  history already counted in this database: not emitted again")
+
+
+def _emit_live(
+    settings: Settings, kafka: LocalKafka, engine: Engine, children: _Children,
+    stop: _StopSignal, started_at: float, max_seconds: float | None,
+) -> int:  # fmt: skip
+    """Live events every tick, with a status line, until stopped (OK) or a child dies (FAILED)."""
+    print("  live events every 2 s; Ctrl-C stops everything")
+    print("  another terminal: .venv/bin/okrflow progress\n")
+    rng = random.Random(42)
+    tick = 0
+    stall_at = time.monotonic() - started_at + STALL_SECONDS
+    while not stop.stop and (max_seconds is None or time.monotonic() - started_at < max_seconds):
+        died = children.dead()
+        if died is not None:
+            print(f"\nokrflow demo: {died}; stopping", file=sys.stderr)
+            return ExitCode.FAILED
+        tick += 1
+        live = [json.dumps(e) for e in demo_shops.live(rng, datetime.now(UTC), tick)]
+        if live:
+            asyncio.run(emit_lines(settings, live))
+        counted = _counted(engine)
+        if counted == 0:
+            print("  waiting for the worker to count the first events...", flush=True)
+            waited = time.monotonic() - started_at
+            if waited >= stall_at:
+                print(f"  {stalled(settings, kafka, children, waited)}", flush=True)
+                stall_at = waited + STALL_SECONDS
+        else:
+            print(status_line(engine, counted), flush=True)
+        time.sleep(TICK_SECONDS)
+    return ExitCode.OK
 
 
 def stalled(settings: Settings, kafka: LocalKafka, children: _Children, waited: float) -> str:

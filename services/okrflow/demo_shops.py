@@ -18,15 +18,17 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TypeAlias
 from zoneinfo import ZoneInfo
+
+from okrflow.jsontypes import JsonObject
 
 TIMEZONE = "Europe/Rome"
 SALON = "salone-bella"
 STUDIO = "studio-lumen"
 SHOPS = (SALON, STUDIO)
 
-Event = dict[str, Any]
+Event: TypeAlias = JsonObject
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,8 @@ from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_parsed, parse_files
 from okrflow.plans.stored import load_active_plans
 from okrflow.settings import Settings
-from okrflow.store.backfill import (
-    backfilling_key_results,
-    list_jobs,
-    read_backfill_states,
-    read_partitions,
-)
+from okrflow.store.backfill import list_jobs, read_partitions
+from okrflow.store.backfill_jobs import backfilling_key_results, read_backfill_states
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from tests.factories import decode_batch_of

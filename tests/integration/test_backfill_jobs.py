@@ -32,7 +32,7 @@ from okrflow.plans.apply import ApplyResult, apply_files
 from okrflow.plans.stored import load_active_plans
 from okrflow.reports.progress import progress_report
 from okrflow.reports.table import render_progress
-from okrflow.store.backfill import read_job_cuts
+from okrflow.store.backfill_jobs import read_job_cuts
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from okrflow.store.tables import applied_offsets, backfill_jobs

@@ -24,7 +24,7 @@ from okrflow.plans.freeze import freeze_due_baselines
 from okrflow.reports.progress import progress_report
 from okrflow.store.backfill import add_uncut_partitions
 from okrflow.store.engine import make_engine
-from okrflow.store.plans import plans_revision
+from okrflow.store.plan_clock import plans_revision
 from okrflow.store.schema import ensure_schema
 from okrflow.store.tables import backfill_jobs, backfill_partitions, key_results, plan_revisions
 from tests.factories import decode_batch_of

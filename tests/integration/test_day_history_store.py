@@ -20,9 +20,9 @@ from okrflow.ingest.plan_cache import PlanCache
 from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.plans.stored import load_active_plans
-from okrflow.store.counters import read_series_rows, read_series_states
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
+from okrflow.store.series_reads import read_series_rows, read_series_states
 from okrflow.store.tables import kr_distinct_values, kr_series
 from tests.factories import decode_batch_of
 

@@ -36,7 +36,7 @@ from okrflow.intake.metrics import IntakeMetrics
 from okrflow.intake.openapi import openapi_document
 from okrflow.intake.ratelimit import RateLimiter
 from okrflow.intake.server import uvicorn_config
-from okrflow.ops.http import listening_socket
+from okrflow.ops.listen import listening_socket
 from okrflow.settings import Settings
 from tests.integration.processes import okrflow, okrflow_env, running
 from tests.services import free_port, wait_for

@@ -17,7 +17,7 @@ from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
 from okrflow.plans.stored import load_active_plans
 from okrflow.reports.progress import progress_report
-from okrflow.store.backfill import read_job_cuts
+from okrflow.store.backfill_jobs import read_job_cuts
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from okrflow.store.tables import key_results, kpi_distinct_days

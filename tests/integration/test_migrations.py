@@ -9,9 +9,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from okrflow.domain.history import state_as_of
-from okrflow.store.counters import read_series_rows, read_series_states
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import MIGRATIONS, upgrade
+from okrflow.store.series_reads import read_series_rows, read_series_states
 from okrflow.store.tables import metadata
 
 

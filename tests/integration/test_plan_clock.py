@@ -27,17 +27,11 @@ from okrflow.ingest.transaction import BatchResult, apply_batch, write_batch
 from okrflow.plans.apply import apply_files, apply_parsed, parse_files
 from okrflow.plans.diff import diff_plan
 from okrflow.plans.stored import load_active_plans, plan_write
-from okrflow.store.counters import read_series_states
 from okrflow.store.engine import make_engine
-from okrflow.store.plans import (
-    advance_plan_clock,
-    load_stored_plan,
-    lock_shop,
-    plans_revision,
-    take_plan_clock,
-    write_plan,
-)
+from okrflow.store.plan_clock import advance_plan_clock, plans_revision, take_plan_clock
+from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
 from okrflow.store.schema import ensure_schema
+from okrflow.store.series_reads import read_series_states
 from tests.factories import decode_batch_of
 
 SHOP = "salone-bella"

@@ -35,7 +35,7 @@ class Target:
     rolling: bool = False
 
 
-def path_value(event: CloudEvent, path: tuple[str, ...]) -> Any:
+def path_value(event: CloudEvent, path: tuple[str, ...]) -> object:
     """The value at an envelope attribute or `data.*` path; `_MISSING` when absent."""
     if path[0] != "data":
         if path == ("time",):
@@ -49,7 +49,7 @@ def path_value(event: CloudEvent, path: tuple[str, ...]) -> Any:
     return value
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

@@ -25,6 +25,8 @@ class Filter:
 
     path: tuple[str, ...]
     op: FilterOp
+    # Any: the plan's JSON scalar (a tuple of them for `in`), compared with an event's value
+    # of any type by plans.matching; typed, each comparison there would need narrowing
     value: Any
 
 

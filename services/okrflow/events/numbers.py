@@ -20,6 +20,8 @@ _LIMIT_TEXT = "+/-2^53 (9,007,199,254,740,992)"
 _PLAIN_KEY = re.compile(r"[^`.\[\]]+")
 
 
+# Any: `CloudEvent.data` as msgspec decodes it; the walk tests each value's exact type (its
+# speed on the hot path), which typing as JSON would make it cast at every step
 def has_inexact_number(data: dict[str, Any]) -> bool:
     """True if a number anywhere in `data` (nested objects and arrays included) lies beyond
     +/-2^53. Hot path (about 0.15 µs for a flat object of a few fields): text, the commonest
@@ -59,7 +61,7 @@ def _walk_has_inexact_number(data: dict[str, Any]) -> bool:
         values = pending.pop()
 
 
-def inexact_number_error(data: dict[str, Any]) -> str:
+def inexact_number_error(data: dict[str, Any]) -> str:  # Any: as `has_inexact_number`'s
     """The error for the first number beyond +/-2^53 in `data` (depth first), with its path
     as msgspec writes one (`... - at `$.data.total``). Slow path: only for refused events."""
     stack: list[tuple[str, Any]] = [("$.data", data)]

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from okrflow.jsontypes import JsonObject
+
 Text = Annotated[str, msgspec.Meta(min_length=1)]
 Amount = Annotated[float, msgspec.Meta(ge=0)]
 Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
@@ -21,7 +23,7 @@ class OrderPlaced(msgspec.Struct):
     customer_id: Text
     total: Amount
     currency: Currency
-    items: list[Any] | msgspec.UnsetType = msgspec.UNSET
+    items: list[Any] | msgspec.UnsetType = msgspec.UNSET  # Any: free-form, as in the schema
     channel: Text | msgspec.UnsetType = msgspec.UNSET
     service: Text | msgspec.UnsetType = msgspec.UNSET
 
@@ -86,7 +88,7 @@ BUILT_IN: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def check_data(event_type: str, data: dict[str, Any]) -> str | None:
+def check_data(event_type: str, data: JsonObject) -> str | None:
     """None if `data` is valid for a built-in type (or the type is not built in); else why."""
     struct = BUILT_IN.get(event_type)
     if struct is None:

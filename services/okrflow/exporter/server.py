@@ -17,7 +17,8 @@ from okrflow.exporter.pages.routes import pages_for, static_routes
 from okrflow.exporter.snapshot import SnapshotReader
 from okrflow.gctuning import collect_less_often
 from okrflow.ops.buildinfo import process_registry
-from okrflow.ops.http import OpsServer, Reply, json_reply, ops_limits
+from okrflow.ops.http import OpsServer, ops_limits
+from okrflow.ops.routes import Reply, json_reply
 from okrflow.ops.startup import wait_for_database
 from okrflow.settings import Settings
 from okrflow.store.engine import DatabaseMissing, open_existing

@@ -15,9 +15,9 @@ from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import KeyResultState
 from okrflow.plans.stored import load_active_plans
 from okrflow.reports.kpis import read_kpis
-from okrflow.store.backfill import backfill_clock, backfilling_key_results, remaining_messages
-from okrflow.store.counters import read_series_states
-from okrflow.store.plans import plans_revision
+from okrflow.store.backfill_jobs import backfill_clock, backfilling_key_results, remaining_messages
+from okrflow.store.plan_clock import plans_revision
+from okrflow.store.series_reads import read_series_states
 from okrflow.store.tables import applied_offsets, shop_event_totals, shops
 
 # Built once (statements built per refresh leave reference cycles for the collector).

@@ -12,7 +12,6 @@ import logging
 import os
 from collections.abc import Mapping
 from signal import SIGTERM
-from typing import Any
 
 import faust
 from faust.types import TransportT
@@ -24,6 +23,7 @@ from okrflow.ingest.batch_writer import DatabaseWriter
 from okrflow.ingest.consumer import BatchConsumer, BatchTransport
 from okrflow.ingest.deadletters import DeadLetterWriter
 from okrflow.ingest.errors import WorkerFatal
+from okrflow.ingest.health import Untyped
 from okrflow.ingest.housekeeping import Housekeeping
 from okrflow.ingest.metrics import PipelineMetrics
 from okrflow.ingest.prepared import PendingBatch, PreparedBatch
@@ -75,7 +75,12 @@ class IngestWorker:
         return positions
 
     async def on_revoked(
-        self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+        self,
+        sender: Untyped,
+        /,
+        *args: Untyped,
+        signal: BaseSignalT[Untyped],
+        **kwargs: Untyped,
     ) -> None:
         """Before partitions go: apply, dead-letter and commit to the database everything
         held, without waiting for Kafka's offset commit (it may wait for this very

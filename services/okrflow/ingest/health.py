@@ -13,6 +13,10 @@ from okrflow.ops.http import Reply, json_reply
 from okrflow.ops.probes import KafkaProbe, database_answers
 from okrflow.settings import Settings
 
+# Any: faust's partition signals call their receivers untyped (mode's SignalT: a sender,
+# positional arguments, the signal, keywords), and receivers must accept them as they come.
+Untyped = Any
+
 
 class WorkerHealth:
     def __init__(self, settings: Settings, reader: Engine) -> None:
@@ -26,14 +30,24 @@ class WorkerHealth:
         self.stopping_because: Callable[[], str | None] = lambda: None
 
     async def on_assigned(
-        self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+        self,
+        sender: Untyped,
+        /,
+        *args: Untyped,
+        signal: BaseSignalT[Untyped],
+        **kwargs: Untyped,
     ) -> None:
         """faust's on_partitions_assigned: `args[0]` is the set of assigned TPs."""
         topic = self._topic
         self.assignment = frozenset(tp.partition for tp in args[0] if tp.topic == topic)
 
     async def on_revoked(
-        self, sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+        self,
+        sender: Untyped,
+        /,
+        *args: Untyped,
+        signal: BaseSignalT[Untyped],
+        **kwargs: Untyped,
     ) -> None:
         self.assignment = None  # until the rebalance assigns again
 

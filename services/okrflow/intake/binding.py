@@ -20,12 +20,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
 from okrflow.events import CloudEvent, InvalidEvent, decode_event
 from okrflow.events.numbers import out_of_range_error
+from okrflow.jsontypes import JsonObject
 
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
@@ -45,7 +45,7 @@ class Problem:
     reason: str
     message: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "index": self.index, "pointer": self.pointer, "reason": self.reason,
             "message": self.message,
@@ -184,7 +184,7 @@ def _binary_to_structured(headers: Mapping[str, str], body: bytes) -> bytes | Pr
     percent-decoded as the binding asks)."""
     from urllib.parse import unquote
 
-    event: dict[str, Any] = {
+    event: JsonObject = {
         name[3:]: unquote(value) for name, value in headers.items() if name.startswith("ce-")
     }
     try:

@@ -1,7 +1,8 @@
 """The intake's OpenAPI 3.1 document, built from the decoder's own types and the settings.
 
 `python -m okrflow.intake.openapi > schemas/intake.openapi.json` writes the checked-in copy;
-a test keeps it equal to what the intake serves at /openapi.json.
+a test keeps it equal to what the intake serves at /openapi.json. One builder per path; the
+components are the decoder's CloudEvent and the bodies of the intake's refusals.
 """
 
 from __future__ import annotations
@@ -9,33 +10,68 @@ from __future__ import annotations
 import json
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Literal
 
 import msgspec
 
 from okrflow.events.envelope import SHOP_PATTERN, CloudEvent
+from okrflow.jsontypes import JsonObject, JsonValue
 from okrflow.settings import Settings
 
 _REF = "#/components/schemas/{name}"
 
 
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
+def _json(schema: JsonObject) -> JsonObject:
     return {"application/json": {"schema": schema}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": _json({"$ref": _REF.format(name="Error")})}
+def _ref(name: str) -> JsonObject:
+    return {"$ref": _REF.format(name=name)}
 
 
-def _problems(description: str) -> dict[str, Any]:
-    return {"description": description, "content": _json({"$ref": _REF.format(name="Problems")})}
+def _error(description: str) -> JsonObject:
+    return {"description": description, "content": _json(_ref("Error"))}
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
-    try:
-        release = version("okrflow")
-    except PackageNotFoundError:  # running from a source tree
-        release = "0+unknown"
+def _problems(description: str) -> JsonObject:
+    return {"description": description, "content": _json(_ref("Problems"))}
+
+
+def _retry_later(description: str) -> JsonObject:
+    """An Error answer with a Retry-After header (rate limited, broker unavailable)."""
+    return {
+        "description": description,
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": _json(_ref("Error")),
+    }
+
+
+def _accepted() -> JsonObject:
+    return {
+        "description": "every event acknowledged by the broker (acks=all)",
+        "content": _json({
+            "type": "object", "required": ["accepted"],
+            "properties": {"accepted": {"type": "integer", "minimum": 0},
+                           "ignored": {"type": "string"}},
+        }),
+    }  # fmt: skip
+
+
+_LIMITED = "rate limit exceeded"
+_UNAVAILABLE = "the broker did not take the events; retry"
+
+
+def _bearer() -> list[JsonValue]:
+    return [{"bearer": []}]
+
+
+def _shop() -> JsonObject:
+    return {"name": "shop", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": SHOP_PATTERN}}  # fmt: skip
+
+
+def _components() -> tuple[JsonObject, JsonObject]:
+    """The CloudEvent's schema reference, and every component schema."""
     (event_ref,), components = msgspec.json.schema_components([CloudEvent], ref_template=_REF)
     components["CloudEvent"]["properties"]["time"]["format"] = "date-time"
     # The decoder checks the shop's pattern after decoding (okrflow.events.envelope).
@@ -58,30 +94,138 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "required": ["error", "problems"],
         "properties": {
             "error": {"type": "string"},
-            "problems": {"type": "array", "items": {"$ref": _REF.format(name="Problem")}},
+            "problems": {"type": "array", "items": _ref("Problem")},
         },
     }
-    accepted = {
-        "description": "every event acknowledged by the broker (acks=all)",
-        "content": _json({
-            "type": "object", "required": ["accepted"],
-            "properties": {"accepted": {"type": "integer", "minimum": 0},
-                           "ignored": {"type": "string"}},
-        }),
-    }  # fmt: skip
-    limited = {
-        "description": "rate limit exceeded",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-        "content": _json({"$ref": _REF.format(name="Error")}),
+    return event_ref, components
+
+
+def _events(settings: Settings, event_ref: JsonObject) -> JsonObject:
+    batch: JsonObject = {
+        "type": "array",
+        "items": event_ref,
+        "minItems": 1,
+        "maxItems": settings.intake_max_batch_events,
     }
-    unavailable = {
-        "description": "the broker did not take the events; retry",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-        "content": _json({"$ref": _REF.format(name="Error")}),
+    binary: JsonObject = {
+        "schema": {"type": "object"},
+        "description": "binary mode: the data, with the attributes "
+        "in ce-specversion, ce-id, ce-source, ce-type, ce-time, ce-shop",
     }
-    shop = {"name": "shop", "in": "path", "required": True,
-            "schema": {"type": "string", "pattern": SHOP_PATTERN}}  # fmt: skip
-    bearer: list[dict[str, list[str]]] = [{"bearer": []}]
+    too_large = (
+        f"body over {settings.intake_max_request_bytes} bytes, or more "
+        f"than {settings.intake_max_batch_events} events"
+    )
+    return {
+        "post": {
+            "summary": "Send events: structured, batched, or binary (ce-* headers)",
+            "security": _bearer(),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/cloudevents+json": {"schema": event_ref},
+                    "application/cloudevents-batch+json": {"schema": batch},
+                    "application/json": binary,
+                },
+            },
+            "responses": {
+                "202": _accepted(),
+                "400": _problems("the body is not JSON"),
+                "401": _error("missing, unknown or revoked token"),
+                "403": _problems("an event for another shop than the token's"),
+                "413": _error(too_large),
+                "415": _error("not one of the three content types"),
+                "422": _problems("invalid events (none was accepted)"),
+                "429": _retry_later(_LIMITED),
+                "503": _retry_later(_UNAVAILABLE),
+            },
+        }
+    }
+
+
+def _webhooks(settings: Settings) -> JsonObject:
+    platform: JsonObject = {
+        "name": "platform",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": ["shopify", "stripe"]},
+    }
+    return {
+        "post": {
+            "summary": "A platform's signed webhook (Shopify, Stripe)",
+            "parameters": [platform, _shop()],
+            "requestBody": {"required": True, "content": _json({"type": "object"})},
+            "responses": {
+                "202": _accepted(),
+                "401": _error("no secret set, or a bad or expired signature"),
+                "404": _error("unknown platform"),
+                "413": _error(f"body over {settings.intake_max_request_bytes} bytes"),
+                "422": _error("signed, but not a payload okrflow can map"),
+                "503": _retry_later(_UNAVAILABLE),
+            },
+        }
+    }
+
+
+def _progress() -> JsonObject:
+    report: JsonObject = {
+        "type": "object",
+        "required": ["at", "shops"],
+        "properties": {"at": {"type": "string"}, "shops": {"type": "array"}},
+    }
+    return {
+        "get": {
+            "summary": "The shop's progress (as `okrflow progress --format json`)",
+            "security": _bearer(),
+            "parameters": [_shop()],
+            "responses": {
+                "200": {"description": "progress report", "content": _json(report)},
+                "401": _error("missing, unknown or revoked token"),
+                "403": _error("another shop than the token's"),
+                "429": _retry_later(_LIMITED),
+            },
+        }
+    }
+
+
+# The operational routes: path, summary, and (status, description, body) of each answer.
+_OPS_ROUTES: tuple[tuple[str, str, tuple[tuple[str, str, Literal["json", "text"]], ...]], ...] = (
+    ("/healthz", "alive", (("200", "the process runs", "json"),)),
+    ("/readyz", "ready: the broker answers",
+     (("200", "ready", "json"), ("503", "broker unreachable", "json"))),
+    ("/metrics", "Prometheus metrics", (("200", "text exposition format", "text"),)),
+    ("/openapi.json", "this document", (("200", "OpenAPI 3.1", "json"),)),
+)  # fmt: skip
+
+
+def _body(kind: Literal["json", "text"]) -> JsonObject:
+    """A JSON object, or text."""
+    if kind == "json":
+        return _json({"type": "object"})
+    return {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _ops_paths() -> JsonObject:
+    return {
+        path: {
+            "get": {
+                "summary": summary,
+                "responses": {
+                    status: {"description": description, "content": _body(kind)}
+                    for status, description, kind in answers
+                },
+            }
+        }
+        for path, summary, answers in _OPS_ROUTES
+    }
+
+
+def openapi_document(settings: Settings) -> JsonObject:
+    try:
+        release = version("okrflow")
+    except PackageNotFoundError:  # running from a source tree
+        release = "0+unknown"
+    event_ref, components = _components()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -95,135 +239,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "paths": {
-            "/v1/events": {
-                "post": {
-                    "summary": "Send events: structured, batched, or binary (ce-* headers)",
-                    "security": bearer,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/cloudevents+json": {"schema": event_ref},
-                            "application/cloudevents-batch+json": {
-                                "schema": {
-                                    "type": "array",
-                                    "items": event_ref,
-                                    "minItems": 1,
-                                    "maxItems": settings.intake_max_batch_events,
-                                }
-                            },
-                            "application/json": {
-                                "schema": {"type": "object"},
-                                "description": "binary mode: the data, with the attributes "
-                                "in ce-specversion, ce-id, ce-source, ce-type, ce-time, ce-shop",
-                            },
-                        },
-                    },
-                    "responses": {
-                        "202": accepted,
-                        "400": _problems("the body is not JSON"),
-                        "401": _error("missing, unknown or revoked token"),
-                        "403": _problems("an event for another shop than the token's"),
-                        "413": _error(
-                            f"body over {settings.intake_max_request_bytes} bytes, or more "
-                            f"than {settings.intake_max_batch_events} events"
-                        ),
-                        "415": _error("not one of the three content types"),
-                        "422": _problems("invalid events (none was accepted)"),
-                        "429": limited,
-                        "503": unavailable,
-                    },
-                }
-            },
-            "/v1/webhooks/{platform}/{shop}": {
-                "post": {
-                    "summary": "A platform's signed webhook (Shopify, Stripe)",
-                    "parameters": [
-                        {
-                            "name": "platform",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "enum": ["shopify", "stripe"]},
-                        },
-                        shop,
-                    ],
-                    "requestBody": {"required": True, "content": _json({"type": "object"})},
-                    "responses": {
-                        "202": accepted,
-                        "401": _error("no secret set, or a bad or expired signature"),
-                        "404": _error("unknown platform"),
-                        "413": _error(f"body over {settings.intake_max_request_bytes} bytes"),
-                        "422": _error("signed, but not a payload okrflow can map"),
-                        "503": unavailable,
-                    },
-                }
-            },
-            "/v1/shops/{shop}/progress": {
-                "get": {
-                    "summary": "The shop's progress (as `okrflow progress --format json`)",
-                    "security": bearer,
-                    "parameters": [shop],
-                    "responses": {
-                        "200": {
-                            "description": "progress report",
-                            "content": _json(
-                                {
-                                    "type": "object",
-                                    "required": ["at", "shops"],
-                                    "properties": {
-                                        "at": {"type": "string"},
-                                        "shops": {"type": "array"},
-                                    },
-                                }
-                            ),
-                        },
-                        "401": _error("missing, unknown or revoked token"),
-                        "403": _error("another shop than the token's"),
-                        "429": limited,
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "alive",
-                    "responses": {
-                        "200": {
-                            "description": "the process runs",
-                            "content": _json({"type": "object"}),
-                        }
-                    },
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "ready: the broker answers",
-                    "responses": {
-                        "200": {"description": "ready", "content": _json({"type": "object"})},
-                        "503": {
-                            "description": "broker unreachable",
-                            "content": _json({"type": "object"}),
-                        },
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "responses": {
-                        "200": {
-                            "description": "text exposition format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "this document",
-                    "responses": {
-                        "200": {"description": "OpenAPI 3.1", "content": _json({"type": "object"})}
-                    },
-                }
-            },
+            "/v1/events": _events(settings, event_ref),
+            "/v1/webhooks/{platform}/{shop}": _webhooks(settings),
+            "/v1/shops/{shop}/progress": _progress(),
+            **_ops_paths(),
         },
     }
 

@@ -111,10 +111,12 @@ class LingeringTransport(asyncio.Transport):
     def is_closing(self) -> bool:
         return self._protocol.lingering or self.inner.is_closing()
 
+    # Any: asyncio.Transport.write's own signature (a memoryview of any format or shape)
     def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
         if not self._protocol.lingering:
             self.inner.write(data)
 
+    # Any: asyncio.BaseTransport.get_extra_info's own signature (what it holds varies by name)
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self.inner.get_extra_info(name, default)
 
@@ -156,7 +158,8 @@ class GuardedProtocol(H11Protocol):
     _cap_logged = 0.0  # when a refusal at the cap was last logged (shared by all connections)
 
     def __init__(
-        self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+        self, config: Config, server_state: ServerState,
+        app_state: dict[str, Any],  # Any: uvicorn's H11Protocol signature (the lifespan state)
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:  # fmt: skip
         super().__init__(config, server_state, app_state, _loop)

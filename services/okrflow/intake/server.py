@@ -19,7 +19,7 @@ from okrflow.intake.producer import EventProducer
 from okrflow.intake.protocol import HttpLimits, guarded_protocol
 from okrflow.intake.ratelimit import RateLimiter
 from okrflow.jsontypes import JsonObject
-from okrflow.ops.http import listening_socket
+from okrflow.ops.listen import listening_socket
 from okrflow.ops.startup import wait_for_database, wait_for_kafka
 from okrflow.reports.progress import progress_report
 from okrflow.settings import Settings

@@ -129,16 +129,10 @@ def apply_parsed(
     the topic was applied: the live worker counts all of it)."""
     from okrflow.plans.stored import plan_write
     from okrflow.settings import load_settings
-    from okrflow.store.backfill import create_backfill_job
+    from okrflow.store.backfill_jobs import create_backfill_job
     from okrflow.store.baselines import mark_waiting
-    from okrflow.store.plans import (
-        PlanClockBusy,
-        advance_plan_clock,
-        load_stored_plan,
-        lock_shop,
-        take_plan_clock,
-        write_plan,
-    )
+    from okrflow.store.plan_clock import PlanClockBusy, advance_plan_clock, take_plan_clock
+    from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
 
     results = []
     for path, text, parsed in parsed_files:

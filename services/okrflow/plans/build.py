@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Any
+from typing import cast
 
 from okrflow.domain.model import (
     WEEKDAYS,
@@ -20,6 +20,7 @@ from okrflow.domain.model import (
     SimpleMetric,
     Thresholds,
 )
+from okrflow.jsontypes import JsonValue, SchemaObject
 
 RANGE_OPS: tuple[FilterOp, ...] = ("gt", "gte", "lt", "lte")
 
@@ -28,21 +29,22 @@ def split_path(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
-def build_filter(path: str, spec: Any) -> tuple[Filter, ...]:
+def build_filter(path: str, spec: JsonValue) -> tuple[Filter, ...]:
     if isinstance(spec, dict) and "in" in spec:
-        return (Filter(split_path(path), "in", tuple(spec["in"])),)
+        values = cast(list[JsonValue], spec["in"])  # the schema's `in` is a list
+        return (Filter(split_path(path), "in", tuple(values)),)
     if isinstance(spec, dict):
         return tuple(Filter(split_path(path), op, spec[op]) for op in RANGE_OPS if op in spec)
     return (Filter(split_path(path), "eq", spec),)
 
 
-def build_simple_metric(d: dict[str, Any]) -> SimpleMetric:
+def build_simple_metric(d: SchemaObject) -> SimpleMetric:
     where = tuple(f for path, spec in d.get("where", {}).items() for f in build_filter(path, spec))
     field = split_path(d["field"]) if "field" in d else None
     return SimpleMetric(d["event"], d["aggregate"], field, where)
 
 
-def build_metric(d: dict[str, Any]) -> Metric:
+def build_metric(d: SchemaObject) -> Metric:
     if "ratio" in d:
         ratio = d["ratio"]
         return RatioMetric(
@@ -60,7 +62,7 @@ def resolve_target(target: float | str | None, baseline: float) -> float | None:
     return round(baseline * (1 + percent / 100), 9)
 
 
-def build_key_result(d: dict[str, Any], measured: float | None = None) -> KeyResult:
+def build_key_result(d: SchemaObject, measured: float | None = None) -> KeyResult:
     """The key result of its schema-valid data `d`. `measured`: its frozen measured baseline
     (a column of its row, never a field of the file), for a baseline `from` data; None while
     it is not measured yet."""
@@ -82,7 +84,7 @@ def build_key_result(d: dict[str, Any], measured: float | None = None) -> KeyRes
         maintain = Maintain(below=d["maintain"].get("below"), above=d["maintain"].get("above"))
     return KeyResult(
         key=d["key"],
-        title=d.get("title", d["key"]),
+        title=d["title"] if "title" in d else d["key"],
         metric=build_metric(d["metric"]),
         baseline=baseline,
         target=None if waiting and isinstance(target, str) else resolve_target(target, baseline),
@@ -94,7 +96,7 @@ def build_key_result(d: dict[str, Any], measured: float | None = None) -> KeyRes
     )
 
 
-def build_objective(d: dict[str, Any], measured: Mapping[str, float] | None = None) -> Objective:
+def build_objective(d: SchemaObject, measured: Mapping[str, float] | None = None) -> Objective:
     """The objective of its schema-valid data `d`; `measured`: key result key -> its frozen
     measured baseline (`build_key_result`)."""
     t = d.get("thresholds", {})

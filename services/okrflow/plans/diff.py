@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
+
+from okrflow.jsontypes import JsonObject, JsonValue, SchemaObject
 
 if TYPE_CHECKING:  # a row type only: the database stack loads once the files are good
     from okrflow.store.plans import StoredPlan
@@ -21,8 +23,8 @@ class FieldChange:
     """One changed field: its dotted path in the definition, its old and new values."""
 
     path: str  # "target", "metric.where.data.platform"
-    old: Any  # _ABSENT when the field was not set
-    new: Any
+    old: JsonValue | _Absent  # _ABSENT when the field was not set
+    new: JsonValue | _Absent
 
     def __str__(self) -> str:
         return f"{self.path}: {show_value(self.old)} -> {show_value(self.new)}"
@@ -33,7 +35,7 @@ class _Absent:
         return UNSET
 
 
-_ABSENT: Any = _Absent()
+_ABSENT = _Absent()
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class Change:
         return f"{self.action:8} {self.what}" + (f" ({self.detail})" if self.detail else "")
 
 
-def show_value(value: Any) -> str:
+def show_value(value: JsonValue | _Absent) -> str:
     """A value as a plan shows it: text as is, anything else as compact JSON, at most
     MAX_SHOWN characters (the middle of a longer value is cut, its end stays visible)."""
     if value is _ABSENT:
@@ -59,7 +61,7 @@ def show_value(value: Any) -> str:
     return text[:head] + "..." + text[len(text) - (MAX_SHOWN - 3 - head) :]
 
 
-def field_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[FieldChange]:
+def field_changes(old: JsonObject, new: JsonObject, prefix: str = "") -> list[FieldChange]:
     """Every leaf that differs between two definitions, by dotted path, sorted. Mappings are
     compared key by key; lists and scalars whole. A field set on one side only is a change
     from or to UNSET."""
@@ -74,7 +76,7 @@ def field_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
     return changes
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: JsonValue | _Absent, b: JsonValue | _Absent) -> bool:
     # 1 == True and 1 == 1.0 in Python; in a plan `true` and `1` differ, `1` and `1.0` do not.
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
@@ -86,25 +88,25 @@ def _changed(action: Action, what: str, fields: list[FieldChange], note: str = "
     return Change(action, what, detail, tuple(fields))
 
 
-def objective_definition(objective: dict[str, Any]) -> dict[str, Any]:
+def objective_definition(objective: SchemaObject) -> SchemaObject:
     """An objective's stored definition: everything but its key results."""
     return {k: v for k, v in objective.items() if k != "key_results"}
 
 
-def counting_fingerprint(key_result: dict[str, Any], timezone: str) -> str:
+def counting_fingerprint(key_result: SchemaObject, timezone: str) -> str:
     """What decides which events a key result counts: its metric and the shop's time zone.
 
     Counters survive any change that keeps this (title, target, weight, a numeric baseline,
     period...). A baseline measured from data (`baseline: {from: ...}`) is part of it.
     """
-    counting: dict[str, Any] = {"metric": key_result["metric"], "timezone": timezone}
+    counting: SchemaObject = {"metric": key_result["metric"], "timezone": timezone}
     baseline = key_result.get("baseline")
     if isinstance(baseline, dict):  # measured from data: its window is counted too
         counting["baseline_from"] = baseline["from"]
     return json.dumps(counting, sort_keys=True)
 
 
-def diff_plan(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
+def diff_plan(source: SchemaObject, stored: StoredPlan) -> list[Change]:
     """Changes from `stored` to the schema-valid plan data `source`, in file order."""
     tz = source["timezone"]
     changes: list[Change] = []
@@ -148,13 +150,13 @@ def diff_plan(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
     return changes + _kpi_changes(source, stored)
 
 
-def kpi_counting_fingerprint(kpi: dict[str, Any], timezone: str) -> str:
+def kpi_counting_fingerprint(kpi: SchemaObject, timezone: str) -> str:
     """What decides which events a KPI counts: its metric and the shop's time zone. Its
     `window` and `healthy` band are read at query time, so changing them keeps the counters."""
     return json.dumps({"metric": kpi["metric"], "timezone": timezone}, sort_keys=True)
 
 
-def _kpi_changes(source: dict[str, Any], stored: StoredPlan) -> list[Change]:
+def _kpi_changes(source: SchemaObject, stored: StoredPlan) -> list[Change]:
     tz = source["timezone"]
     changes: list[Change] = []
     wanted = set()

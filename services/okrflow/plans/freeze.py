@@ -34,8 +34,8 @@ from okrflow.store.baselines import (
     scanned_unfinished_jobs,
     write_measured_baseline,
 )
-from okrflow.store.counters import read_series_rows
-from okrflow.store.plans import PlanClockBusy, advance_plan_clock, take_plan_clock
+from okrflow.store.plan_clock import PlanClockBusy, advance_plan_clock, take_plan_clock
+from okrflow.store.series_reads import read_series_rows
 
 logger = logging.getLogger(__name__)
 

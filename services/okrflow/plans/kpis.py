@@ -4,9 +4,10 @@ schema cannot express (unique keys, window range, a metric's field) (docs/plan-f
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from okrflow.domain.model import NEEDS_FIELD, Kpi, Maintain
+from okrflow.jsontypes import SchemaObject
 from okrflow.plans.build import build_metric
 from okrflow.plans.yamlsource import Path
 
@@ -21,32 +22,32 @@ def window_days(window: str) -> int:
     return int(window.removesuffix("d"))
 
 
-def build_kpi(d: dict[str, Any]) -> Kpi:
+def build_kpi(d: SchemaObject) -> Kpi:
     healthy = None
     if "healthy" in d:
         healthy = Maintain(below=d["healthy"].get("below"), above=d["healthy"].get("above"))
     return Kpi(
         key=d["key"],
-        title=d.get("title", d["key"]),
+        title=d["title"] if "title" in d else d["key"],
         metric=build_metric(d["metric"]),
         window_days=window_days(d["window"]),
         healthy=healthy,
     )
 
 
-def build_kpis(data: dict[str, Any]) -> tuple[Kpi, ...]:
+def build_kpis(data: SchemaObject) -> tuple[Kpi, ...]:
     """The plan's KPIs, in file order (none without a `kpis:` section)."""
     return tuple(build_kpi(k) for k in data.get("kpis", []))
 
 
-def simple_metrics(metric: dict[str, Any], at: Path) -> list[tuple[dict[str, Any], Path]]:
+def simple_metrics(metric: SchemaObject, at: Path) -> list[tuple[SchemaObject, Path]]:
     """A metric's simple metrics with their paths: itself, or a ratio's two parts."""
     if "ratio" in metric:
         return [(metric["ratio"][p], (*at, "ratio", p)) for p in ("numerator", "denominator")]
     return [(metric, at)]
 
 
-def kpi_problems(data: dict[str, Any], problem: Callable[[Path, str], P]) -> list[P]:
+def kpi_problems(data: SchemaObject, problem: Callable[[Path, str], P]) -> list[P]:
     """What is wrong with the `kpis:` of schema-valid plan data, each made by `problem`."""
     problems: list[P] = []
     first: dict[str, int] = {}

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
-from datetime import date
 from functools import cache
 from importlib import resources
 from os import PathLike
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from okrflow.domain.model import NEEDS_FIELD, Plan
-from okrflow.domain.periods import cadence_slots
-from okrflow.plans.build import build_key_result, build_objective
-from okrflow.plans.kpis import MAX_KPIS, MAX_WINDOW_DAYS, build_kpis, kpi_problems
+from okrflow.domain.model import Plan
+from okrflow.jsontypes import JsonValue, SchemaObject
+from okrflow.plans.build import build_objective
+from okrflow.plans.checks import semantic_problems
+from okrflow.plans.kpis import MAX_KPIS, MAX_WINDOW_DAYS, build_kpis
 from okrflow.plans.yamlsource import (
     Check,
     Path,
@@ -60,7 +58,7 @@ class PlanError(ValueError):
 @dataclass(frozen=True)
 class ParsedPlan:
     plan: Plan
-    source: dict[str, Any]  # the schema-valid data the plan was built from
+    source: SchemaObject  # the schema-valid data the plan was built from
     filename: str = ""
     lines: dict[Path, int] = field(default_factory=dict)  # path in `source` -> 1-based line
 
@@ -111,7 +109,7 @@ def parse_plan(text: str, filename: str) -> ParsedPlan:
     if len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise PlanError([_too_big(filename)])
     try:
-        data, lines = load_with_lines(text, _limits())
+        loaded, lines = load_with_lines(text, _limits())
     except YamlSyntaxError as exc:
         if exc.path:
             problem_at = Problem(filename, exc.line, format_path(exc.path), str(exc))
@@ -123,13 +121,14 @@ def parse_plan(text: str, filename: str) -> ParsedPlan:
         return Problem(filename, line_of(lines, path), format_path(path), message)
 
     schema_errors = sorted(
-        _validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+        _validator().iter_errors(loaded), key=lambda e: list(map(str, e.absolute_path))
     )
     if schema_errors:
         raise PlanError(
             [problem(tuple(e.absolute_path), _schema_message(e)) for e in schema_errors]
         )
-    problems = _semantic_problems(data, problem)
+    data = cast(SchemaObject, loaded)  # valid against the schema: from here on, its shape
+    problems = semantic_problems(data, problem)
     if problems:
         raise PlanError(problems)
     objectives = tuple(build_objective(o) for o in data["objectives"])
@@ -141,7 +140,7 @@ def _limits() -> Check:
     """A `load_with_lines` check refusing the first objective, key result or title over the
     limits as soon as it is read: a file far over them costs no more than one just over."""
 
-    def check(path: Path, value: Any) -> str | None:
+    def check(path: Path, value: JsonValue) -> str | None:
         match path:
             case ("objectives", int(i)) if i >= MAX_OBJECTIVES:
                 return f"over the limit: a plan file holds at most {MAX_OBJECTIVES} objectives"
@@ -178,155 +177,3 @@ def _schema_message(error: ValidationError) -> str:
         if deepest is not None:
             return str(deepest.message)
     return str(error.message)
-
-
-def _semantic_problems(data: dict[str, Any], problem: Any) -> list[Problem]:
-    problems: list[Problem] = []
-    try:
-        ZoneInfo(data["timezone"])
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(problem(("timezone",), f"unknown time zone {data['timezone']!r}"))
-    objectives = data["objectives"]
-    first_index: dict[str, int] = {}
-    for i, o in enumerate(objectives):
-        if o["key"] in first_index:
-            problems.append(
-                problem(
-                    ("objectives", i, "key"),
-                    f"duplicate objective key {o['key']!r} (first at objectives[{first_index[o['key']]}])",
-                )
-            )
-        else:
-            first_index[o["key"]] = i
-    has_children = {o.get("parent") for o in objectives}
-    for i, o in enumerate(objectives):
-        at: Path = ("objectives", i)
-        start, end = o["period"]["start"], o["period"]["end"]
-        try:
-            if date.fromisoformat(start) > date.fromisoformat(end):
-                problems.append(problem((*at, "period"), f"start {start} is after end {end}"))
-        except ValueError as exc:
-            problems.append(problem((*at, "period"), f"not a date: {exc}"))
-            continue
-        parent = o.get("parent")
-        if parent is not None and parent not in first_index:
-            problems.append(problem((*at, "parent"), f"no objective has key {parent!r}"))
-        if not o.get("key_results") and o["key"] not in has_children:
-            problems.append(problem(at, "has no key results and no child objectives"))
-        seen: dict[str, int] = {}
-        for j, kr in enumerate(o.get("key_results", [])):
-            kr_at: Path = (*at, "key_results", j)
-            if kr["key"] in seen:
-                problems.append(
-                    problem(
-                        (*kr_at, "key"),
-                        f"duplicate key result key {kr['key']!r} in objective {o['key']!r}",
-                    )
-                )
-            seen.setdefault(kr["key"], j)
-            problems.extend(_key_result_problems(kr, kr_at, o, data["timezone"], problem))
-    problems.extend(_cycle_problems(objectives, first_index, problem))
-    problems.extend(kpi_problems(data, problem))
-    problems.extend(problem(at, "not a finite number") for at in _non_finite(data, ()))
-    return problems
-
-
-def _non_finite(value: Any, at: Path) -> list[Path]:
-    """Where the data holds YAML's .inf or .nan (JSON Schema's `number` accepts them): a
-    bound of infinity is never met, and NaN compares false with everything."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return [at]
-    if isinstance(value, dict):
-        return [p for k, v in value.items() for p in _non_finite(v, (*at, k))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _non_finite(v, (*at, i))]
-    return []
-
-
-def _key_result_problems(
-    kr: dict[str, Any], at: Path, objective: dict[str, Any], tz: str, problem: Any
-) -> list[Problem]:
-    problems: list[Problem] = []
-    kinds = [k for k in ("target", "cadence", "maintain") if k in kr]
-    if len(kinds) != 1:
-        found = ", ".join(kinds) if kinds else "none"
-        problems.append(
-            problem(at, f"needs exactly one of target, cadence, maintain (found: {found})")
-        )
-    metric = kr["metric"]
-    parts = (
-        [
-            ("numerator", metric["ratio"]["numerator"]),
-            ("denominator", metric["ratio"]["denominator"]),
-        ]
-        if "ratio" in metric
-        else [(None, metric)]
-    )
-    for name, m in parts:
-        m_at: Path = (*at, "metric", "ratio", name) if name else (*at, "metric")
-        if m["aggregate"] in NEEDS_FIELD and "field" not in m:
-            problems.append(
-                problem(m_at, f"aggregate {m['aggregate']} needs a field (e.g. data.total)")
-            )
-        if m["aggregate"] == "count" and "field" in m:
-            problems.append(problem((*m_at, "field"), "aggregate count takes no field"))
-    measured = isinstance(kr.get("baseline"), dict)  # `baseline: {from: ...}`
-    if measured and "cadence" in kr:
-        problems.append(
-            problem((*at, "baseline"), "a cadence key result has no baseline to measure")
-        )
-    if "cadence" in kr:
-        cadence = kr["cadence"]
-        if "ratio" in metric or metric["aggregate"] != "count":
-            problems.append(
-                problem((*at, "metric"), "a cadence key result counts events: use aggregate count")
-            )
-        if "on" in cadence and cadence["every"] != "day":
-            problems.append(problem((*at, "cadence", "on"), "weekdays only apply to every: day"))
-        if not problems:
-            built = build_key_result(kr)
-            period = build_objective({**objective, "key_results": []}).period
-            assert built.cadence is not None
-            try:
-                if not cadence_slots(period, built.cadence, tz):
-                    problems.append(
-                        problem((*at, "cadence"), "the period holds no slot of this cadence")
-                    )
-            except (ZoneInfoNotFoundError, ValueError):
-                pass  # reported on `timezone`
-    if "target" in kr and not problems and not measured:
-        built = build_key_result(kr)
-        if built.target == built.baseline:
-            problems.append(
-                problem(
-                    (*at, "target"),
-                    f"equals the baseline ({built.baseline:g}): progress would be undefined",
-                )
-            )
-    return problems
-
-
-def _cycle_problems(
-    objectives: list[dict[str, Any]], index: dict[str, int], problem: Any
-) -> list[Problem]:
-    parent_of = {o["key"]: o.get("parent") for o in objectives}
-    problems: list[Problem] = []
-    reported: set[str] = set()
-    for o in objectives:
-        chain = [o["key"]]
-        current = parent_of.get(o["key"])
-        while current is not None and current in parent_of:
-            if current in chain:
-                cycle = [*chain[chain.index(current) :], current]
-                if not reported & set(cycle):
-                    problems.append(
-                        problem(
-                            ("objectives", index[o["key"]], "parent"),
-                            "parent cycle: " + " -> ".join(cycle),
-                        )
-                    )
-                reported.update(cycle)
-                break
-            chain.append(current)
-            current = parent_of.get(current)
-    return problems

@@ -17,7 +17,7 @@ from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.plans.diff import Action, Change
 
 if TYPE_CHECKING:
-    from okrflow.store.plans import RevisionRow
+    from okrflow.store.revisions import RevisionRow
 
 MAX_ID = 2**31 - 1  # the id column is a 32-bit integer: larger ids exist nowhere
 
@@ -73,7 +73,7 @@ def _table(rows: list[dict[str, object]]) -> list[str]:
 
 def run_list(database_url: str, shop: str | None, fmt: str) -> int:
     from okrflow.readonly import open_for_reading
-    from okrflow.store.plans import list_revisions, revision_shops
+    from okrflow.store.revisions import list_revisions, revision_shops
 
     engine = open_for_reading(database_url)
     with engine.connect() as conn:
@@ -102,7 +102,8 @@ def _write_exact(text: str) -> None:
 
 def run_show(database_url: str, id_text: str, fmt: str, source_only: bool) -> int:
     from okrflow.readonly import open_for_reading
-    from okrflow.store.plans import plans_revision, read_revision
+    from okrflow.store.plan_clock import plans_revision
+    from okrflow.store.revisions import read_revision
 
     revision_id = parse_revision_id(id_text)
     engine = open_for_reading(database_url)

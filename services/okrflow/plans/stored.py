@@ -3,13 +3,12 @@ writes decided from the file's plan data and the plan in force. The SQL is okrfl
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import Connection
 
 from okrflow.domain.baselines import stored_parts
 from okrflow.domain.model import Plan, metric_parts
 from okrflow.domain.plans import ActivePlan
+from okrflow.jsontypes import SchemaObject
 from okrflow.plans.build import build_objective
 from okrflow.plans.diff import (
     Change,
@@ -53,7 +52,7 @@ def load_active_plans(conn: Connection, shop: str | None = None) -> list[ActiveP
 
 
 def plan_write(
-    source: dict[str, Any], stored: StoredPlan, changes: list[Change], source_text: str
+    source: SchemaObject, stored: StoredPlan, changes: list[Change], source_text: str
 ) -> PlanWrite:
     """What makes the database match the schema-valid plan data `source`: objectives and key
     results no longer planned are retired; a key result whose counting changed is retired and

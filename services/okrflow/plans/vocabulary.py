@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Collection, Iterator
-from typing import Any
 
 import msgspec
 
 from okrflow.events import CloudEvent
 from okrflow.events.types import BUILT_IN
+from okrflow.jsontypes import SchemaObject
 from okrflow.plans.parse import ParsedPlan, Problem
 from okrflow.plans.yamlsource import Path, format_path
 
@@ -38,7 +38,7 @@ def _closest(word: str, choices: Collection[str]) -> str:
     return f"; did you mean {match[0]!r}?" if match else ""
 
 
-def _simple_metrics(metric: dict[str, Any], at: Path) -> Iterator[tuple[dict[str, Any], Path]]:
+def _simple_metrics(metric: SchemaObject, at: Path) -> Iterator[tuple[SchemaObject, Path]]:
     if "ratio" in metric:
         for part in ("numerator", "denominator"):
             yield metric["ratio"][part], (*at, "ratio", part)
@@ -59,7 +59,7 @@ def plan_warnings(parsed: ParsedPlan, seen_types: Collection[str] | None = None)
             Problem(parsed.filename, parsed.line(path), format_path(path), f"warning: {message}")
         )
 
-    measures: list[tuple[dict[str, Any], Path, str]] = [
+    measures: list[tuple[SchemaObject, Path, str]] = [
         (
             kr["metric"],
             ("objectives", i, "key_results", j, "metric"),

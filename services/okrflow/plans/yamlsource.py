@@ -43,6 +43,8 @@ from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import VersionedResolver
 
+from okrflow.jsontypes import JsonValue
+
 Path = tuple[str | int, ...]
 
 MAX_DEPTH = 32  # nested mappings and lists; a plan needs about 11
@@ -75,11 +77,11 @@ class _Frame:
     key_lines: dict[str, int] = field(default_factory=dict)
 
 
-Check = Callable[[Path, Any], str | None]
+Check = Callable[[Path, JsonValue], str | None]
 """Called with each value as it is read (a collection still empty); a message refuses it."""
 
 
-def load_with_lines(text: str, check: Check | None = None) -> tuple[Any, dict[Path, int]]:
+def load_with_lines(text: str, check: Check | None = None) -> tuple[JsonValue, dict[Path, int]]:
     """Parse one YAML document; returns (data, {path: 1-based line}).
 
     Raises YamlSyntaxError, located, for bad syntax and for everything refused above."""

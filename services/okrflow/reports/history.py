@@ -23,7 +23,7 @@ from okrflow.domain.progress import plan_progress
 from okrflow.jsontypes import JsonObject, JsonValue
 from okrflow.reports.figures import KeyResultFigures, KpiFigures, ObjectiveFigures
 from okrflow.reports.kpis import kpi_history
-from okrflow.store.counters import read_series_rows
+from okrflow.store.series_reads import read_series_rows
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from okrflow.domain.plans import ActivePlan
 from okrflow.domain.series import SeriesKey
 from okrflow.jsontypes import JsonObject
 from okrflow.reports.figures import KpiFigures
-from okrflow.store.backfill import read_backfill_states
-from okrflow.store.counters import read_series_rows
+from okrflow.store.backfill_jobs import read_backfill_states
 from okrflow.store.kpi_windows import read_kpi_days
 from okrflow.store.kpis import read_distinct_counts, read_distinct_days
+from okrflow.store.series_reads import read_series_rows
 
 
 def _distinct_series(active: ActivePlan) -> list[SeriesKey]:

@@ -22,8 +22,8 @@ from okrflow.jsontypes import JsonObject, JsonValue
 from okrflow.plans.stored import load_active_plans
 from okrflow.reports.figures import KeyResultFigures, ObjectiveFigures
 from okrflow.reports.kpis import KpiEntry, read_kpi_progress
-from okrflow.store.backfill import read_backfill_states
-from okrflow.store.counters import read_series_rows, read_series_states
+from okrflow.store.backfill_jobs import read_backfill_states
+from okrflow.store.series_reads import read_series_rows, read_series_states
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from okrflow.store.counters import as_utc
-from okrflow.store.dialect import upsert
+from okrflow.store.dialect import as_utc, upsert
 from okrflow.store.tables import api_tokens, webhook_secrets
 
 

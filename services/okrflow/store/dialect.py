@@ -1,16 +1,25 @@
-"""The two INSERT ... ON CONFLICT dialects okrflow speaks (SQLite, PostgreSQL)."""
+"""What differs between the two databases okrflow speaks (SQLite, PostgreSQL): INSERT ... ON
+CONFLICT, bulk rows as one JSON document, values handed to the driver, datetimes read back."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Column, Connection, Table, TextClause, bindparam, text
+from sqlalchemy import Column, Connection, Table, TextClause, TextualSelect, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+_T = TypeVar("_T")
 
-def upsert(conn: Connection, table: Table) -> Any:
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; SQLite hands back naive datetimes, which okrflow always writes as UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def upsert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An `insert` for `table` that offers `on_conflict_do_update/nothing` on this connection."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
@@ -19,7 +28,7 @@ def upsert(conn: Connection, table: Table) -> Any:
     raise NotImplementedError(f"okrflow supports SQLite and PostgreSQL, not {conn.dialect.name}")
 
 
-def recordset(table: Table, rows: list[dict[str, Any]]) -> Any:
+def recordset(table: Table, rows: Sequence[Mapping[str, object]]) -> TextualSelect:
     """PostgreSQL: a SELECT of `rows` (dicts of `table`'s column names) from one JSON
     document encoded by msgspec and parsed by the server (json_populate_recordset), for
     INSERT ... SELECT: one parameter however many rows."""
@@ -31,8 +40,8 @@ def recordset(table: Table, rows: list[dict[str, Any]]) -> Any:
 
 
 def insert_new_rows(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], key: list[str]
-) -> list[tuple[Any, ...]]:
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, object]], key: list[str]
+) -> list[tuple[Any, ...]]:  # Any: the `key` columns' values, typed as in `table`
     """INSERT the rows, skipping those whose `key` columns already exist; returns the `key`
     values of the rows actually inserted.
 
@@ -57,7 +66,7 @@ def insert_new_rows(
     return [tuple(r) for r in conn.execute(stmt, rows).all()]
 
 
-def driver_value(conn: Connection, column: Column[Any]) -> Callable[[Any], Any]:
+def driver_value(conn: Connection, column: Column[_T]) -> Callable[[_T], object]:
     """What SQLAlchemy would hand the driver for a value of `column` (SQLite: a date or
     datetime as text), for SQL sent through the driver's executemany."""
     processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)

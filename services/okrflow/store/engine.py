@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(
-    url: str | URL, *, writer: bool = False, connect_args: dict[str, Any] | None = None
+    url: str | URL, *, writer: bool = False, connect_args: Mapping[str, object] | None = None
 ) -> Engine:
     """An engine for `url`.
 
@@ -29,7 +30,7 @@ def make_engine(
     if isinstance(url, str):
         url = make_url(normalise_url(url))
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, connect_args=connect_args or {})
+        return create_engine(url, pool_pre_ping=True, connect_args=dict(connect_args or {}))
     engine = create_engine(url, connect_args={"timeout": 30, **(connect_args or {})})
     event.listen(engine, "connect", _sqlite_pragmas)
     if writer:

@@ -1,7 +1,7 @@
 """The day buckets the exporter's KPI windows need, SQL only: the days of every KPI in force
 from one day on, in one statement.
 
-`store.counters.read_series_rows` reads every day of every key result in force; called once
+`store.series_reads.read_series_rows` reads every day of every key result in force; called once
 per shop it would read the whole table once per shop with KPIs at each refresh. KPIs never
 look further back than their window (at most 366 days), so this reads their rows only, and
 only from the earliest first day of any window."""
@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from okrflow.domain.history import DayRow
 from okrflow.domain.series import SeriesKey
-from okrflow.store.counters import as_utc
+from okrflow.store.dialect import as_utc
 from okrflow.store.plans import KPI
 from okrflow.store.tables import key_results, kr_day_totals
 

@@ -1,5 +1,6 @@
-"""Plans in the database, SQL only: the rows of the plans in force, writing an applied plan,
-reading the applied revisions (`okrflow revisions`).
+"""Plans in the database, SQL only: a shop's plan in force (what an apply diffs against),
+writing an applied plan, every shop's plans in force as rows. The plan clock is in
+`store.plan_clock`, the applied revisions in `store.revisions`.
 
 What an apply writes is decided, and domain objects are built from these rows, in
 okrflow.plans (diff, stored, apply). Definitions are stored as JSON text; rows carry them
@@ -11,28 +12,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, select, update
 
 from okrflow.store.dialect import upsert
-from okrflow.store.tables import (
-    key_results,
-    kr_series,
-    objectives,
-    plan_clock,
-    plan_revisions,
-    shops,
-)
+from okrflow.store.plan_clock import plans_revision as plans_revision  # re-exported: ingest/
+from okrflow.store.tables import key_results, kr_series, objectives, plan_revisions, shops
 
 KPI = "kpi"  # key_results.kind of a KPI ('kr': a key result)
+# Any: a definition from the plan file (stored as JSON text), valid against its schema
+# (schemas/okr-definitions.schema.json) when it was applied; okrflow.plans reads it by the
+# schema's shape, as it reads the file's (`jsontypes.SchemaObject`, which store/ cannot import)
+Definition: TypeAlias = "dict[str, Any]"
 
 
 @dataclass(frozen=True)
 class StoredKeyResult:
     id: int
-    definition: dict[str, Any]
+    definition: Definition
     counting: str
 
 
@@ -41,7 +39,7 @@ class StoredPlan:
     """The plan in force for one shop, as the database holds it."""
 
     timezone: str | None = None
-    objectives: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> definition
+    objectives: dict[str, Definition] = field(default_factory=dict)  # key -> definition
     key_results: dict[tuple[str, str], StoredKeyResult] = field(default_factory=dict)
     kpis: dict[str, StoredKeyResult] = field(default_factory=dict)  # key -> row (kind 'kpi')
 
@@ -53,7 +51,7 @@ class KeyResultWrite:
 
     key: str
     position: int
-    definition: dict[str, Any]
+    definition: Definition
     counting: str
     series_parts: tuple[str, ...]  # of a new row: value | numerator, denominator
     update_id: int | None = None
@@ -66,7 +64,7 @@ class ObjectiveWrite:
 
     key: str
     position: int
-    definition: dict[str, Any]  # without its key results
+    definition: Definition  # without its key results
     exists: bool
     key_results: tuple[KeyResultWrite, ...]
 
@@ -90,7 +88,7 @@ class PlanWrite:
 @dataclass(frozen=True)
 class ObjectiveRow:
     key: str
-    definition: dict[str, Any]
+    definition: Definition
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ class KeyResultRow:
     id: int
     objective_key: str
     position: int
-    definition: dict[str, Any]
+    definition: Definition
 
 
 @dataclass(frozen=True)
@@ -232,52 +230,6 @@ def _retire_key_result(conn: Connection, kr_id: int, now: datetime) -> None:
     conn.execute(update(key_results).where(key_results.c.id == kr_id).values(retired_at=now))
 
 
-_CLOCK = select(plan_clock.c.revision).where(plan_clock.c.id == 1)
-
-
-def plans_revision(conn: Connection, *, share_lock: bool = False) -> int:
-    """Changes whenever any shop's plan changes (the plan clock: the newest revision id; 0
-    when none). With `share_lock`, a batch transaction holds the clock until it ends
-    (PostgreSQL FOR KEY SHARE: batches never block each other, an apply waits for them, and
-    a batch that starts during an apply waits for it and then reads the apply's revision).
-    SQLite needs no lock: writer transactions begin IMMEDIATE, so they are serial anyway."""
-    query = _CLOCK
-    if share_lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update(read=True, key_share=True)
-    revision = conn.execute(query).scalar_one_or_none()
-    return 0 if revision is None else int(revision)
-
-
-class PlanClockBusy(RuntimeError):
-    """Batch transactions held the plan clock longer than the apply would wait."""
-
-
-_LOCK_NOT_AVAILABLE = "55P03"
-
-
-def take_plan_clock(conn: Connection, timeout_seconds: float = 30) -> None:
-    """Hold the plan clock exclusively until the transaction ends: waits (up to
-    `timeout_seconds`, then PlanClockBusy) for every batch transaction in flight. Call after
-    `lock_shop`, before reading anything the apply decides on."""
-    if conn.dialect.name != "postgresql":
-        return  # SQLite: the apply's BEGIN IMMEDIATE already excludes every batch
-    conn.execute(text(f"SET LOCAL lock_timeout = {max(1, round(timeout_seconds * 1000))}"))
-    try:
-        conn.execute(_CLOCK.with_for_update())
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
-            raise PlanClockBusy(
-                f"workers held the plan clock for more than {timeout_seconds:g} s"
-            ) from exc
-        raise
-    conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
-
-
-def advance_plan_clock(conn: Connection, revision: int) -> None:
-    """Set the clock to the revision just written (inside the apply's transaction)."""
-    conn.execute(update(plan_clock).where(plan_clock.c.id == 1).values(revision=revision))
-
-
 def read_active_plans(conn: Connection, shop: str | None = None) -> list[ShopPlanRows]:
     """Every shop's plan in force (or one shop's), shops by name."""
     shop_query = (
@@ -310,57 +262,3 @@ def read_active_plans(conn: Connection, shop: str | None = None) -> list[ShopPla
         ]
         plans.append(ShopPlanRows(shop_name, tz, objs, krs, kpis))
     return plans
-
-
-@dataclass(frozen=True)
-class RevisionRow:
-    """One applied revision of a shop's plan, without its file text."""
-
-    id: int
-    shop: str
-    applied_at: datetime  # UTC; SQLite hands it back naive
-    changes: list[dict[str, str]]  # {"action", "what", "detail"}, as the apply printed them
-
-
-@dataclass(frozen=True)
-class RevisionSource:
-    """One applied revision and the plan file's text as it was applied."""
-
-    revision: RevisionRow
-    source: str
-
-
-_REVISION_COLUMNS = (
-    plan_revisions.c.id,
-    plan_revisions.c.shop,
-    plan_revisions.c.applied_at,
-    plan_revisions.c.changes,
-)
-
-
-def _revision_row(revision_id: int, shop: str, applied_at: datetime, changes: str) -> RevisionRow:
-    return RevisionRow(int(revision_id), shop, applied_at, json.loads(changes))
-
-
-def list_revisions(conn: Connection, shop: str | None = None) -> list[RevisionRow]:
-    """Every applied revision (or one shop's), newest first; the file texts are not read."""
-    query = select(*_REVISION_COLUMNS).order_by(plan_revisions.c.id.desc())
-    if shop is not None:
-        query = query.where(plan_revisions.c.shop == shop)
-    return [_revision_row(*row) for row in conn.execute(query)]
-
-
-def read_revision(conn: Connection, revision_id: int) -> RevisionSource | None:
-    """One revision with its file text; None if there is no such revision."""
-    row = conn.execute(
-        select(*_REVISION_COLUMNS, plan_revisions.c.source).where(
-            plan_revisions.c.id == revision_id
-        )
-    ).first()
-    return None if row is None else RevisionSource(_revision_row(*row[:4]), row.source)
-
-
-def revision_shops(conn: Connection) -> list[str]:
-    """The shops that have at least one applied revision, by name."""
-    query = select(plan_revisions.c.shop).distinct().order_by(plan_revisions.c.shop)
-    return list(conn.execute(query).scalars())

@@ -20,16 +20,14 @@ from okrflow.domain.model import (
     SimpleMetric,
     Thresholds,
 )
+from okrflow.domain.pace import PaceRule, key_result_pace, status_at
 from okrflow.domain.periods import cadence_slots, local_midnight, period_bounds
 from okrflow.domain.progress import (
-    PaceRule,
     SeriesState,
-    key_result_pace,
     key_result_progress,
     measure_plan,
     objective_progress,
     plan_progress,
-    status_at,
 )
 
 TZ = "Europe/Rome"

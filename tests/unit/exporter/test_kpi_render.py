@@ -12,7 +12,8 @@ from okrflow.domain.history import DayRow
 from okrflow.domain.kpis import kpi_progress
 from okrflow.domain.model import Kpi, Maintain, Plan, RatioMetric, SimpleMetric
 from okrflow.domain.plans import ActivePlan
-from okrflow.exporter.render import FAMILIES, OkrRenderer
+from okrflow.exporter.exposition import FAMILIES
+from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot
 
 TODAY = date(2026, 3, 10)

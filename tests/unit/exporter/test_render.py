@@ -19,7 +19,8 @@ from okrflow.domain.model import (
 )
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import SeriesState, plan_progress
-from okrflow.exporter.render import FAMILIES, OkrRenderer
+from okrflow.exporter.exposition import FAMILIES
+from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.plans.revisions import change_lines, parse_revision_id, utc_text
-from okrflow.store.plans import RevisionRow
+from okrflow.store.revisions import RevisionRow
 
 
 def test_times_are_shown_in_utc_whether_the_database_gives_them_naive_or_not() -> None:

@@ -23,7 +23,7 @@ from okrflow.domain.progress import ObjectiveMeasure, judge_plan, measure_plan
 from okrflow.exporter.snapshot import ProgressSnapshot, read_snapshot
 from okrflow.reports.history import HistoryQuery, HistoryReport, NothingSelected, history_report
 from okrflow.reports.progress import ProgressReport, shop_progress
-from okrflow.store.backfill import read_backfill_states
+from okrflow.store.backfill_jobs import read_backfill_states
 
 __all__ = ["NotFound", "PagesModel", "SnapshotView"]
 

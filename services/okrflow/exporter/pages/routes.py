@@ -29,7 +29,7 @@ from okrflow.exporter.pages.model import NotFound, PagesModel, SnapshotView
 from okrflow.exporter.pages.svg import burn_up
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.jsontypes import JsonObject
-from okrflow.ops.http import Reply, Request
+from okrflow.ops.routes import Reply, Request
 from okrflow.reports.progress import ProgressReport
 from okrflow.settings import Settings
 

@@ -4,7 +4,7 @@
 Hand-written rather than a chart library: the chart is a few lines, paths and circles in a
 fixed frame, drawn without JavaScript (works offline, readable by tests and screen readers
 through its title, description and the table beside it). The pace line is the formula's own
-(`domain.progress.key_result_pace`: linear over the period, stepping through the slots for a
+(`domain.pace.key_result_pace`: linear over the period, stepping through the slots for a
 cadence), sampled at every local midnight of the period.
 """
 
@@ -17,8 +17,8 @@ from datetime import date, timedelta
 from html import escape
 
 from okrflow.domain.model import KeyResult, Objective
+from okrflow.domain.pace import key_result_pace
 from okrflow.domain.periods import cadence_slots, local_midnight
-from okrflow.domain.progress import key_result_pace
 from okrflow.exporter.pages.render import number
 from okrflow.reports.figures import Number
 from okrflow.reports.history import KeyResultDay

@@ -17,11 +17,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Protocol
+from typing import NoReturn, Protocol
 
 from okrflow.events import InvalidEvent, decode_event
 from okrflow.events.envelope import SHOP_PATTERN
 from okrflow.events.numbers import MAX_ABS_VALUE
+from okrflow.jsontypes import JsonObject, JsonValue
 
 _SHOP = re.compile(SHOP_PATTERN)
 # `ignored` is meant for a log line or a counter: printable ASCII only, and short.
@@ -38,7 +39,7 @@ class WebhookEvents:
     "shopify topic products/update"; the caller answers 202 and counts it.
     """
 
-    events: list[dict[str, Any]]
+    events: list[JsonObject]
     ignored: str | None = None
 
 
@@ -86,11 +87,11 @@ def ignored(text: str) -> WebhookEvents:
     return WebhookEvents([], ignored=_UNPRINTABLE.sub("?", text)[:IGNORED_MAX])
 
 
-def _no_constants(name: str) -> Any:
+def _no_constants(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def load_object(body: bytes) -> dict[str, Any]:
+def load_object(body: bytes) -> JsonObject:
     """The body as a JSON object (UTF-8, no NaN/Infinity), or `PayloadError`."""
     try:
         value = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
@@ -101,11 +102,11 @@ def load_object(body: bytes) -> dict[str, Any]:
     return value
 
 
-def get(obj: Mapping[str, Any], path: str) -> Any:
+def get(obj: JsonObject, path: str) -> JsonValue:
     """The value at a dotted `path` of `obj` ("transactions.0.amount": a number is an index
     in a list), or None when any step is missing (JSON null and a missing field are the same
     to a mapping)."""
-    value: Any = obj
+    value: JsonValue = obj
     for key in path.split("."):
         if isinstance(value, dict):
             value = value.get(key)
@@ -116,7 +117,7 @@ def get(obj: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def text(obj: Mapping[str, Any], path: str) -> str:
+def text(obj: JsonObject, path: str) -> str:
     """A required identifier: a non-empty string, or an integer (written in decimal)."""
     value = get(obj, path)
     if value is None:
@@ -128,7 +129,7 @@ def text(obj: Mapping[str, Any], path: str) -> str:
     raise PayloadError(f"field `{path}` is not a non-empty string or an integer")
 
 
-def optional_text(obj: Mapping[str, Any], path: str) -> str | None:
+def optional_text(obj: JsonObject, path: str) -> str | None:
     """An optional identifier: as `text`, None when missing, empty or of another type."""
     value = get(obj, path)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -136,7 +137,7 @@ def optional_text(obj: Mapping[str, Any], path: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def integer(obj: Mapping[str, Any], path: str) -> int:
+def integer(obj: JsonObject, path: str) -> int:
     """A required integer from 0 to 2^53 (Stripe's amounts in minor units, Unix times):
     beyond, okrflow could not count it exactly (docs/events.md, `bad_number`)."""
     value = get(obj, path)
@@ -149,7 +150,7 @@ def integer(obj: Mapping[str, Any], path: str) -> int:
     return value
 
 
-def amount(obj: Mapping[str, Any], path: str) -> Decimal:
+def amount(obj: JsonObject, path: str) -> Decimal:
     """A required amount from 0 to 2^53: a decimal string ("45.00", as Shopify sends) or a
     number. Decimal, so that sums of amounts are exact until the final conversion to float;
     an amount beyond 2^53 ("9007199254740993", "1e300") is refused, not rounded."""
@@ -170,12 +171,12 @@ def amount(obj: Mapping[str, Any], path: str) -> Decimal:
 
 
 def cloud_event(
-    *, event_id: str, source: str, event_type: str, time: str, shop: str, data: dict[str, Any]
-) -> dict[str, Any]:
+    *, event_id: str, source: str, event_type: str, time: str, shop: str, data: JsonObject
+) -> JsonObject:
     """A structured CloudEvent, checked by the worker's decoder (`PayloadError` if it would be
     dead-lettered: a time without an offset, a currency that is not three capital letters,
     an over-long id, ...)."""
-    event: dict[str, Any] = {
+    event: JsonObject = {
         "specversion": "1.0",
         "id": event_id,
         "source": source,

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
 
 from okrflow.intake.webhooks.base import (
     PayloadError,
@@ -35,6 +34,7 @@ from okrflow.intake.webhooks.base import (
     optional_text,
     text,
 )
+from okrflow.jsontypes import JsonObject
 
 SIGNATURE_HEADER = "x-shopify-hmac-sha256"
 TOPIC_HEADER = "x-shopify-topic"
@@ -97,15 +97,15 @@ class Shopify:
         return WebhookEvents([event])
 
 
-Mapped = tuple[str, dict[str, Any]] | WebhookEvents
+Mapped = tuple[str, JsonObject] | WebhookEvents
 
 
-def _order_placed(order: dict[str, Any]) -> Mapped:
+def _order_placed(order: JsonObject) -> Mapped:
     order_id = text(order, "id")
     customer = get(order, "customer")
     # A guest checkout has no customer: each guest order is its own customer.
     customer_id = text(order, "customer.id") if customer is not None else f"guest-{order_id}"
-    data: dict[str, Any] = {
+    data: JsonObject = {
         "order_id": order_id,
         "customer_id": customer_id,
         "total": float(amount(order, "total_price")),
@@ -120,10 +120,10 @@ def _order_placed(order: dict[str, Any]) -> Mapped:
     return "order.placed", data
 
 
-def _item(line: dict[str, Any]) -> dict[str, Any]:
+def _item(line: JsonObject) -> JsonObject:
     """A line item, kept small: product and variant ids, sku, title, quantity, unit price
     (fields missing or of an unexpected type are left out; `items` is free-form)."""
-    item: dict[str, Any] = {}
+    item: JsonObject = {}
     for key, path in (
         ("product_id", "product_id"),
         ("variant_id", "variant_id"),
@@ -142,7 +142,7 @@ def _item(line: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _order_refunded(refund: dict[str, Any]) -> Mapped:
+def _order_refunded(refund: JsonObject) -> Mapped:
     order_id = text(refund, "order_id")
     transactions = get(refund, "transactions")
     total: Decimal
@@ -175,7 +175,7 @@ def _order_refunded(refund: dict[str, Any]) -> Mapped:
         }
     if len(currencies) != 1:
         raise PayloadError(f"refund amounts in several currencies: {sorted(currencies)}")
-    data: dict[str, Any] = {
+    data: JsonObject = {
         "order_id": order_id,
         "amount": float(total),
         "currency": currencies.pop(),
@@ -186,11 +186,11 @@ def _order_refunded(refund: dict[str, Any]) -> Mapped:
     return "order.refunded", data
 
 
-def _customer_created(customer: dict[str, Any]) -> Mapped:
+def _customer_created(customer: JsonObject) -> Mapped:
     return "customer.created", {"customer_id": text(customer, "id")}
 
 
-_TOPICS: dict[str, Callable[[dict[str, Any]], Mapped]] = {
+_TOPICS: dict[str, Callable[[JsonObject], Mapped]] = {
     "orders/create": _order_placed,
     "refunds/create": _order_refunded,
     "customers/create": _customer_created,

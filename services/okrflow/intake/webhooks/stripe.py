@@ -26,7 +26,6 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from okrflow.intake.webhooks.base import (
     PayloadError,
@@ -42,6 +41,7 @@ from okrflow.intake.webhooks.base import (
     optional_text,
     text,
 )
+from okrflow.jsontypes import JsonObject
 
 SIGNATURE_HEADER = "stripe-signature"
 TOLERANCE_SECONDS = 300
@@ -133,7 +133,7 @@ class Stripe:
             return mapped
         okrflow_type, data = mapped
         if okrflow_type == "order.placed":
-            event_id = data["order_id"]  # the session: counted once, by whichever event
+            event_id = str(data["order_id"])  # the session: counted once, by whichever event
         created = integer(event, "created")
         try:
             time = datetime.fromtimestamp(created, UTC).isoformat()
@@ -150,10 +150,10 @@ class Stripe:
         return WebhookEvents([produced])
 
 
-Mapped = tuple[str, dict[str, Any]] | WebhookEvents
+Mapped = tuple[str, JsonObject] | WebhookEvents
 
 
-def _currency(event: dict[str, Any]) -> str:
+def _currency(event: JsonObject) -> str:
     return text(event, "data.object.currency").upper()
 
 
@@ -162,7 +162,7 @@ def _currency(event: dict[str, Any]) -> str:
 _PAID = frozenset({"paid", "no_payment_required"})
 
 
-def _session_completed(event: dict[str, Any]) -> Mapped:
+def _session_completed(event: JsonObject) -> Mapped:
     if get(event, "data.object.mode") == "setup":
         # A setup session saves a payment method: nothing is bought.
         return WebhookEvents([], ignored="stripe checkout session in setup mode")
@@ -174,11 +174,11 @@ def _session_completed(event: dict[str, Any]) -> Mapped:
     return _order_placed(event)
 
 
-def _session_payment_failed(event: dict[str, Any]) -> Mapped:
+def _session_payment_failed(event: JsonObject) -> Mapped:
     return ignored("stripe checkout session payment failed")
 
 
-def _order_placed(event: dict[str, Any]) -> Mapped:
+def _order_placed(event: JsonObject) -> Mapped:
     """A paid Checkout Session (completed and paid, or its delayed payment succeeded)."""
     session_id = text(event, "data.object.id")
     customer = (
@@ -188,7 +188,7 @@ def _order_placed(event: dict[str, Any]) -> Mapped:
         or session_id
     )
     currency = _currency(event)
-    data: dict[str, Any] = {
+    data: JsonObject = {
         "order_id": session_id,
         "customer_id": customer,
         "total": major_units(integer(event, "data.object.amount_total"), currency),
@@ -201,7 +201,7 @@ def _order_placed(event: dict[str, Any]) -> Mapped:
     return "order.placed", data
 
 
-def _order_refunded(event: dict[str, Any]) -> Mapped:
+def _order_refunded(event: JsonObject) -> Mapped:
     charge_id = text(event, "data.object.id")
     order_id = optional_text(event, "data.object.payment_intent") or charge_id
     currency = _currency(event)
@@ -216,7 +216,7 @@ def _order_refunded(event: dict[str, Any]) -> Mapped:
                 "field `data.previous_attributes.amount_refunded` is above `amount_refunded`"
             )
         refunded -= before
-    data: dict[str, Any] = {
+    data: JsonObject = {
         "order_id": order_id,
         "amount": major_units(refunded, currency),
         "currency": currency,
@@ -225,7 +225,7 @@ def _order_refunded(event: dict[str, Any]) -> Mapped:
     return "order.refunded", data
 
 
-_TYPES: dict[str, Callable[[dict[str, Any]], Mapped]] = {
+_TYPES: dict[str, Callable[[JsonObject], Mapped]] = {
     "checkout.session.completed": _session_completed,
     "checkout.session.async_payment_succeeded": _order_placed,
     "checkout.session.async_payment_failed": _session_payment_failed,

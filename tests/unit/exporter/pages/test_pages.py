@@ -23,7 +23,8 @@ from okrflow.exporter.pages.model import PagesModel
 from okrflow.exporter.pages.routes import Pages, static_routes
 from okrflow.exporter.pages.svg import burn_up
 from okrflow.exporter.snapshot import ProgressSnapshot
-from okrflow.ops.http import OpsServer, text
+from okrflow.ops.http import OpsServer
+from okrflow.ops.routes import text
 from okrflow.reports.figures import KeyResultFigures
 from okrflow.reports.history import KeyResultDay
 
