@@ -88,6 +88,7 @@ def process_settings(settings: Settings, index: int) -> Settings:
 
 def run_workers(settings: Settings) -> int:
     """`okrflow worker`: one worker in this process, or N under a supervisor."""
+    # lazy: faust loads only where a worker runs (the worker module takes ~3 s to import on a busy machine, the supervisor 0.7 s)
     from okrflow.ingest.worker import run_worker, wait_for_services
 
     count = process_count(settings)
@@ -109,6 +110,7 @@ def _child(settings: Settings, index: int, errors: Connection, supervisor: int) 
     supervisor through `errors` (it prints the line once). It stops (SIGTERM, a drain bounded
     by OKRFLOW_WORKER_STOP_SECONDS) when process `supervisor` dies, at any moment: even
     before this function runs (okrflow.ops.lifeline)."""
+    # lazy: faust loads in the worker process only, not in the supervisor
     from okrflow.ingest.worker import run_worker
     from okrflow.ops.logs import setup_logging
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import msgspec
 
@@ -182,7 +183,6 @@ def _split_batch(body: bytes, max_batch: int) -> list[bytes | Problem] | Problem
 def _binary_to_structured(headers: Mapping[str, str], body: bytes) -> bytes | Problem:
     """Binary mode to the structured form the worker consumes (attributes from ce-* headers,
     percent-decoded as the binding asks)."""
-    from urllib.parse import unquote
 
     event: JsonObject = {
         name[3:]: unquote(value) for name, value in headers.items() if name.startswith("ce-")

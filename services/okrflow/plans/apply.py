@@ -13,11 +13,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from okrflow.domain.periods import local_midnight
 from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.plans.diff import Change, diff_plan
 from okrflow.plans.freeze import freeze_due_baselines
 from okrflow.plans.parse import ParsedPlan, PlanError, Problem, parse_plan, read_plan_file
+from okrflow.plans.stored import plan_write
 from okrflow.plans.vocabulary import plan_warnings
+from okrflow.settings import load_settings
+from okrflow.store.backfill_jobs import create_backfill_job
+from okrflow.store.baselines import mark_waiting
+from okrflow.store.lookups import seen_event_types
+from okrflow.store.plan_clock import PlanClockBusy, advance_plan_clock, take_plan_clock
+from okrflow.store.plans import StoredPlan, load_stored_plan, lock_shop, write_plan
 
 if TYPE_CHECKING:  # the database stack loads only once the files are good (fast refusals)
     from sqlalchemy import Engine
@@ -57,8 +65,6 @@ def preview_parsed(
 ) -> list[ShopPreview]:
     """Each file's changes against the plan in force, read only; with no database (None),
     against an empty plan (everything is added) and warning with built-in types only."""
-    from okrflow.store.lookups import seen_event_types
-    from okrflow.store.plans import StoredPlan, load_stored_plan
 
     previews = []
     for path, _text, parsed in parsed_files:
@@ -127,12 +133,6 @@ def apply_parsed(
     has begun get a backfill job whose cut is the database's applied offsets of
     `events_topic` (default: the settings'), in the same transaction (none while nothing of
     the topic was applied: the live worker counts all of it)."""
-    from okrflow.plans.stored import plan_write
-    from okrflow.settings import load_settings
-    from okrflow.store.backfill_jobs import create_backfill_job
-    from okrflow.store.baselines import mark_waiting
-    from okrflow.store.plan_clock import PlanClockBusy, advance_plan_clock, take_plan_clock
-    from okrflow.store.plans import load_stored_plan, lock_shop, write_plan
 
     results = []
     for path, text, parsed in parsed_files:
@@ -214,7 +214,6 @@ def _begun_key_results(
     period began before `now` (its first local midnight): events before the apply count for
     them only through a backfill. A period starting later needs none: every event from its
     start on arrives after the apply."""
-    from okrflow.domain.periods import local_midnight
 
     old_ids = {kr.id for kr in before.key_results.values()}
     started = {

@@ -80,6 +80,7 @@ def run_dry_run(
     detailed_exitcode: bool,
     retention: timedelta | None = None,
 ) -> int:
+    # lazy: Alembic (through readonly) only when a dry run reads a database; `okrflow validate` opens none
     from okrflow.readonly import open_if_there
 
     parsed = checked_files(files, "compared")
@@ -120,6 +121,7 @@ def run_apply(
     """Apply: preview, confirm retirements (`ask` is None without a terminal: refused unless
     `yes`), then write what was previewed. Warnings include periods older than `retention`;
     backfill cuts are taken on `events_topic`."""
+    # lazy: Alembic (through the schema check) only for apply; `okrflow validate` opens no database
     from okrflow.store.engine import make_engine
     from okrflow.store.schema import ensure_schema
 

@@ -72,6 +72,7 @@ def _table(rows: list[dict[str, object]]) -> list[str]:
 
 
 def run_list(database_url: str, shop: str | None, fmt: str) -> int:
+    # lazy: SQLAlchemy and Alembic (0.2 s) only when revisions are read: okrflow.cli imports this module for every command, `okrflow --help` included
     from okrflow.readonly import open_for_reading
     from okrflow.store.revisions import list_revisions, revision_shops
 
@@ -101,6 +102,7 @@ def _write_exact(text: str) -> None:
 
 
 def run_show(database_url: str, id_text: str, fmt: str, source_only: bool) -> int:
+    # lazy: as above: no SQLAlchemy at `okrflow --help`
     from okrflow.readonly import open_for_reading
     from okrflow.store.plan_clock import plans_revision
     from okrflow.store.revisions import read_revision
