@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from okrflow.domain.model import metric_parts
 from okrflow.domain.periods import local_midnight
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import SeriesState
 from okrflow.domain.series import SeriesKey, merge_level
+
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +56,18 @@ class SeriesRows:
     stored: StoredSeries | None = None
 
 
-class DayCounts(Mapping[date, int]):
-    """Events per day up to a day, as a view of a running fold's append-only day list: taking
+class DayView(Mapping[date, V]):
+    """Values per day up to a day, as a view of a running fold's append-only day list: taking
     one costs O(1), so a day-by-day pass stays O(days) per series."""
 
-    __slots__ = ("_counts", "_days", "_n")
+    __slots__ = ("_days", "_n", "_values")
 
-    def __init__(self, days: list[date], counts: dict[date, int], n: int) -> None:
-        self._days, self._counts, self._n = days, counts, n
+    def __init__(self, days: list[date], values: dict[date, V], n: int) -> None:
+        self._days, self._values, self._n = days, values, n
 
-    def __getitem__(self, day: date) -> int:
-        if self._n and day <= self._days[self._n - 1] and day in self._counts:
-            return self._counts[day]
+    def __getitem__(self, day: date) -> V:
+        if self._n and day <= self._days[self._n - 1] and day in self._values:
+            return self._values[day]
         raise KeyError(day)
 
     def __iter__(self) -> Iterator[date]:
@@ -86,12 +89,19 @@ class _Fold:
     last_event_at: datetime | None = None
     days: list[date] = field(default_factory=list)
     counts: dict[date, int] = field(default_factory=dict)
+    totals: dict[date, float] = field(default_factory=dict)
+    level_days: list[date] = field(default_factory=list)
+    levels: dict[date, float] = field(default_factory=dict)
 
     def add(self, row: DayRow) -> None:
         self.events += row.events
         self.total += row.total
         self.days.append(row.day)
         self.counts[row.day] = row.events
+        self.totals[row.day] = row.total
+        if row.level is not None:
+            self.level_days.append(row.day)
+            self.levels[row.day] = row.level
         if self.aggregate is not None and row.level is not None and row.level_at is not None:
             self.level, self.level_at = merge_level(
                 self.aggregate, self.level, self.level_at, row.level, row.level_at
@@ -118,29 +128,38 @@ class _Fold:
             events=self.events,
             total=self.total,
             level=level,
-            day_counts=DayCounts(self.days, self.counts, len(self.days)),
+            day_counts=DayView(self.days, self.counts, len(self.days)),
+            day_totals=DayView(self.days, self.totals, len(self.days)),
+            day_levels=DayView(self.level_days, self.levels, len(self.level_days)),
             last_event_at=last,
         )
 
 
 def current_state(
-    days: Iterable[tuple[date, int, float]], stored: StoredSeries | None
+    days: Iterable[tuple[date, int, float, float | None]], stored: StoredSeries | None
 ) -> SeriesState:
     """Everything counted so far (what `progress` and the exporter show) from the days'
-    (day, events, total) and the summary: the additive fold of every day, with the events,
+    (day, events, total, level) and the summary: the additive fold of every day, with the events,
     level and newest event time of the summary, which also holds the levels counted before
     per-day levels existed (upgrade, design 2.3). The exporter calls this for every series
     at every refresh, so it reads no more than that."""
     total = 0.0
     counts: dict[date, int] = {}
-    for day, events, day_total in days:
+    totals: dict[date, float] = {}
+    levels: dict[date, float] = {}
+    for day, events, day_total, level in days:
         total += day_total
         counts[day] = events
+        totals[day] = day_total
+        if level is not None:
+            levels[day] = level
     return SeriesState(
         events=stored.events if stored is not None else sum(counts.values()),
         total=total,
         level=stored.level if stored is not None else None,
         day_counts=counts,
+        day_totals=totals,
+        day_levels=levels,
         last_event_at=stored.last_event_at if stored is not None else None,
     )
 

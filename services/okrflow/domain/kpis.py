@@ -84,7 +84,7 @@ def window_states(
     for part, metric in metric_parts(kpi.metric):
         state = state_between(metric.aggregate, days.get(part, ()), first, last, tz)
         if metric.aggregate == "count_distinct":
-            state = SeriesState(state.events, float(distinct.get(part, 0)), None, {}, None)
+            state = SeriesState(state.events, float(distinct.get(part, 0)), None, {})
         states[part] = state
     return states
 

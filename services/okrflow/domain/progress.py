@@ -30,6 +30,10 @@ class SeriesState:
     total: float = 0.0  # count, sum, or distinct values: the additive aggregate
     level: float | None = None  # latest, max or min
     day_counts: Mapping[date, int] = field(default_factory=dict)  # events per local day
+    # The additive aggregate's increment per local day (count, sum, new distinct values), and
+    # a level aggregate's level at the end of each day that had one: what a forecast reads.
+    day_totals: Mapping[date, float] = field(default_factory=dict)
+    day_levels: Mapping[date, float] = field(default_factory=dict)
     last_event_at: datetime | None = None
 
 

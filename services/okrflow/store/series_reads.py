@@ -18,7 +18,7 @@ from okrflow.store.tables import key_results, kr_day_totals, kr_series
 # Built once: building a statement per call leaves reference cycles for the collector.
 _DAY_TOTALS_IN_FORCE = (
     select(kr_day_totals.c.key_result_id, kr_day_totals.c.part, kr_day_totals.c.day,
-           kr_day_totals.c.events, kr_day_totals.c.total)
+           kr_day_totals.c.events, kr_day_totals.c.total, kr_day_totals.c.level)
     .join(key_results, key_results.c.id == kr_day_totals.c.key_result_id)
     .where(key_results.c.retired_at.is_(None))
 )  # fmt: skip
@@ -98,12 +98,16 @@ def read_series_states(
     wanted = set(key_result_ids)
     if not wanted:
         return {}
-    days: dict[SeriesKey, list[tuple[date, int, float]]] = {}
-    for n, (kr_id, part, day, events, total) in enumerate(conn.execute(_DAY_TOTALS_IN_FORCE)):
+    days: dict[SeriesKey, list[tuple[date, int, float, float | None]]] = {}
+    for n, (kr_id, part, day, events, total, level) in enumerate(
+        conn.execute(_DAY_TOTALS_IN_FORCE)
+    ):
         if n % 250 == 0:
             checkpoint()
         if kr_id in wanted:
-            days.setdefault((kr_id, part), []).append((day, int(events), float(total)))
+            days.setdefault((kr_id, part), []).append(
+                (day, int(events), float(total), None if level is None else float(level))
+            )
     states: dict[int, dict[str, SeriesState]] = {}
     for (kr_id, part), stored in _read_summaries(conn, wanted, checkpoint).items():
         states.setdefault(kr_id, {})[part] = current_state(days.get((kr_id, part), ()), stored)

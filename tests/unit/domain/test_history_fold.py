@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from okrflow.domain.history import (
-    DayCounts,
     DayRow,
+    DayView,
     SeriesRows,
     StoredSeries,
     current_state,
@@ -158,7 +158,10 @@ def test_the_stored_summary_fills_levels_counted_before_per_day_levels(
         merged[row.day] = DayRow(row.day, row.events + (prev.events if prev else 0), 0.0)
     stored = StoredSeries(len(events), level, level_at, max(at for at, _ in events))
     rows = SeriesRows(sorted(merged.values(), key=lambda r: r.day), stored)
-    assert current_state([(r.day, r.events, r.total) for r in rows.days], stored).level == level
+    assert (
+        current_state([(r.day, r.events, r.total, r.level) for r in rows.days], stored).level
+        == level
+    )
     reached = local_day(level_at, TZ)
     assert state_as_of(aggregate, rows, reached, TZ).level == level
     assert state_as_of(aggregate, rows, reached - timedelta(days=1), TZ).level is None
@@ -166,10 +169,12 @@ def test_the_stored_summary_fills_levels_counted_before_per_day_levels(
 
 def test_the_current_state_is_the_summary_and_the_sum_of_the_days() -> None:
     t = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    days = [(date(2026, 3, 1), 2, 5.0), (date(2026, 3, 2), 1, 1.5)]
+    days = [(date(2026, 3, 1), 2, 5.0, None), (date(2026, 3, 2), 1, 1.5, 7.0)]
     state = current_state(days, StoredSeries(4, None, None, t))
     assert (state.events, state.total, state.last_event_at) == (4, 6.5, t)
     assert dict(state.day_counts) == {date(2026, 3, 1): 2, date(2026, 3, 2): 1}
+    assert dict(state.day_totals) == {date(2026, 3, 1): 5.0, date(2026, 3, 2): 1.5}
+    assert dict(state.day_levels) == {date(2026, 3, 2): 7.0}
 
 
 def test_as_of_ends_at_local_midnight_across_the_dst_changes() -> None:
@@ -194,6 +199,6 @@ def test_as_of_ends_at_local_midnight_across_the_dst_changes() -> None:
 def test_a_day_by_day_view_of_the_day_counts_shows_only_its_days() -> None:
     days = [date(2026, 1, 1), date(2026, 1, 3)]
     counts = {days[0]: 2, days[1]: 5}
-    view = DayCounts(days, counts, 1)
+    view = DayView(days, counts, 1)
     assert dict(view) == {days[0]: 2} and len(view) == 1
     assert days[1] not in view
