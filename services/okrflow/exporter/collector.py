@@ -75,8 +75,8 @@ class OkrCollector(Collector):
         return self._verified_at
 
     def refresh(self) -> None:
-        """Take a new snapshot (blocks on the database) and forecast it as of now, within the
-        forecast budget (`ForecastBook`). When the database still matches the served
+        """Take a new snapshot (blocks on the database) and forecast it as of now, until the
+        refresh has lasted the forecast budget (`ForecastBook`). When the database still matches the served
         snapshot, forecasts still due are computed (those left over by the budget, and those
         grown old: the clock moves them). On failure keep serving the old one: its age
         (`okrflow_exporter_snapshot_age_seconds`) keeps growing until a refresh succeeds."""
@@ -87,10 +87,10 @@ class OkrCollector(Collector):
             renderer = self.renderer
             if snapshot is not None:  # None: the database still matches the served snapshot
                 self.renderer = OkrRenderer(
-                    snapshot, checkpoint=self.gate.checkpoint, forecasts=self._forecasts
+                    snapshot, self.gate.checkpoint, self._forecasts, started
                 )
             elif renderer is not None:
-                self.renderer = renderer.reforecast(now, self.gate.checkpoint)
+                self.renderer = renderer.reforecast(now, self.gate.checkpoint, started)
             self._verified_at = now
         except Exception as exc:  # the database may be down; the old snapshot stays, its age grows
             self._refresh_errors += 1

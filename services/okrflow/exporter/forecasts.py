@@ -35,10 +35,12 @@ _QUANTILES = (',quantile="0.1"}', ',quantile="0.5"}', ',quantile="0.9"}')
 # A tree's forecasts are computed again once they are this old even when nothing new was
 # counted: they move with the clock (fewer days left), not only with what is counted.
 FORECAST_MAX_AGE_SECONDS = 60.0
-# What one refresh may spend forecasting: past it, the trees still due keep the forecasts
-# of an earlier refresh and go first in the next one (a year-long period costs about a
-# millisecond a key result: 5,000 of them take more than a refresh may; docs/performance.md).
-FORECAST_BUDGET_SECONDS = 0.4
+# A refresh forecasts until it has lasted this long, its read and render included, and for
+# at least the minimum: the trees still due keep the forecasts of an earlier refresh and go
+# first in the next one (a year-long period costs up to about a millisecond a key result:
+# 5,000 of them take more than a refresh may; docs/performance.md).
+FORECAST_REFRESH_SECONDS = 0.8
+FORECAST_MIN_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -91,17 +93,19 @@ class ForecastBook:
 
     A tree is due when its forecast is from an older snapshot, older than `max_age`, or
     missing (a new or changed plan). `update` computes due trees, the longest due first,
-    until it has spent `budget` seconds; the others keep their earlier forecast (a new
-    plan's trees have none until their turn).
+    until `budget` seconds have passed since the refresh started, and for at least
+    `minimum` seconds (and one tree); the others keep their earlier forecast (a new plan's
+    trees have none until their turn).
     """
 
     def __init__(
         self,
-        budget: float = FORECAST_BUDGET_SECONDS,
+        budget: float = FORECAST_REFRESH_SECONDS,
+        minimum: float = FORECAST_MIN_SECONDS,
         max_age: float = FORECAST_MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.budget, self.max_age, self._clock = budget, max_age, clock
+        self.budget, self.minimum, self.max_age, self._clock = budget, minimum, max_age, clock
         self._trees: dict[tuple[str, str], _TreeForecast] = {}  # (shop, root), plan order
         self._lines: dict[str, bytes] = {name: b"" for name in FORECAST_FAMILIES}
 
@@ -111,11 +115,14 @@ class ForecastBook:
         source: float,
         now: float,
         checkpoint: Callable[[], None] = lambda: None,
+        started: float | None = None,
     ) -> bool:
         """Forecast the due trees of the snapshot `source` (its `taken_at`) as of `now`,
-        within the budget; True when `lines()` changed. Calls `checkpoint` between trees
-        so a concurrent scrape can go first."""
-        started = self._clock()
+        within the budget counted from `started` (the refresh's start on the book's clock,
+        `time.perf_counter`; default: now); True when `lines()` changed. Calls `checkpoint`
+        between trees so a concurrent scrape can go first."""
+        begun = self._clock()
+        stop = max((begun if started is None else started) + self.budget, begun + self.minimum)
         trees: dict[tuple[str, str], _TreeForecast | None] = {}
         due: list[tuple[float, tuple[str, str], PlanInputs, Plan]] = []
         for plan_inputs in inputs:
@@ -131,7 +138,7 @@ class ForecastBook:
             return False
         at = datetime.fromtimestamp(now, UTC)
         for done, (_, key, plan_inputs, tree) in enumerate(sorted(due, key=lambda d: d[0])):
-            if done and self._clock() - started > self.budget:  # at least one: progress
+            if done and self._clock() > stop:  # at least one: progress
                 break
             checkpoint()
             found = forecast_plan(tree, plan_inputs.measures, plan_inputs.states, at)

@@ -93,11 +93,13 @@ class OkrRenderer:
         snapshot: ProgressSnapshot,
         checkpoint: Callable[[], None] = lambda: None,
         forecasts: ForecastBook | None = None,
+        started: float | None = None,
     ) -> None:
         """Measures progress (`measure_plan`) and renders what does not move with the clock,
-        and with a book of `forecasts` the forecasts due as of the snapshot's `taken_at`
-        (the forecast families stay empty without); calls `checkpoint` between objectives
-        and objective trees so a concurrent scrape can go first."""
+        and with a book of `forecasts` the forecasts due as of the snapshot's `taken_at`,
+        within the book's budget from `started` (the forecast families stay empty without);
+        calls `checkpoint` between objectives and objective trees so a concurrent scrape can
+        go first."""
         self.snapshot = snapshot
         lines = _StaticLines()
         for active in snapshot.plans:
@@ -113,16 +115,19 @@ class OkrRenderer:
         self._forecast_inputs = tuple(lines.forecast_inputs)
         if forecasts is not None:
             forecasts.update(
-                self._forecast_inputs, snapshot.taken_at, snapshot.taken_at, checkpoint
+                self._forecast_inputs, snapshot.taken_at, snapshot.taken_at, checkpoint, started
             )
             self._static.update(forecasts.lines())
 
-    def reforecast(self, now: float, checkpoint: Callable[[], None] = lambda: None) -> OkrRenderer:
+    def reforecast(
+        self, now: float, checkpoint: Callable[[], None] = lambda: None,
+        started: float | None = None,
+    ) -> OkrRenderer:  # fmt: skip
         """A renderer of the same snapshot with the forecasts due at `now` computed again
-        (`ForecastBook`), or this one when none was due. This one is left as it is: a scrape
-        that holds it sends it whole."""
+        (`ForecastBook`, its budget from `started`), or this one when none was due. This one
+        is left as it is: a scrape that holds it sends it whole."""
         if self._forecasts is None or not self._forecasts.update(
-            self._forecast_inputs, self.snapshot.taken_at, now, checkpoint
+            self._forecast_inputs, self.snapshot.taken_at, now, checkpoint, started
         ):
             return self
         fresh = copy.copy(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from okrflow.domain.forecast import KeyResultForecast, NoForecast
@@ -177,7 +178,7 @@ def _objectives_shown(book: ForecastBook) -> list[str]:
 
 
 def test_the_budget_spreads_trees_over_refreshes_longest_due_first() -> None:
-    book = ForecastBook(budget=0.0)  # one tree an update, the least there is
+    book = ForecastBook(budget=0.0, minimum=0.0)  # one tree an update, the least there is
     inputs, t = _trees_inputs(3), TAKEN.timestamp()
     shown = []
     for i in range(3):
@@ -200,7 +201,7 @@ def test_forecasts_grow_old_and_a_redefined_tree_drops_its_lines() -> None:
     assert _objectives_shown(book) == ["o0", "o1"]
     # The plan applied again with other targets and one objective fewer: no line is left
     # from the old definitions, even by a budget that leaves trees for later.
-    book.budget = 0.0
+    book.budget = book.minimum = 0.0
     assert book.update(_trees_inputs(1, target=500), source=t + 61, now=t + 61)
     assert _objectives_shown(book) == ["o0"]
 
@@ -223,3 +224,18 @@ def test_a_collector_serves_forecasts_and_keeps_its_renderer_while_none_is_due()
     assert collector.last_error is None and not snapshots
     assert first is not None and collector.renderer is first
     assert _forecast_samples(first.render())
+
+
+@pytest.mark.parametrize(
+    "started, minimum, trees",
+    [(None, 0.0, 5), (-100.0, 0.0, 1), (-100.0, 2.5, 3)],
+)
+def test_the_budget_counts_from_the_refresh_start_with_a_minimum(
+    started: float | None, minimum: float, trees: int
+) -> None:
+    """A clock moving one second a reading: a refresh that already lasted its budget
+    forecasts one tree, or for its minimum; one just started forecasts them all."""
+    ticks = iter(range(1000))
+    book = ForecastBook(budget=10.0, minimum=minimum, clock=lambda: float(next(ticks)))
+    assert book.update(_trees_inputs(5), TAKEN.timestamp(), TAKEN.timestamp(), started=started)
+    assert len(_objectives_shown(book)) == trees
