@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     exporter_host: str = "127.0.0.1"
     exporter_port: int = Field(default=9464, ge=0, le=65535)
     exporter_refresh_seconds: float = Field(default=2.0, gt=0)
+    # The forecast families (okr_key_result_forecast_*, docs/metrics.md), computed in each
+    # refresh; false leaves them empty (and spares the refresh their cost).
+    exporter_forecasts: bool = True
     # The exporter's pages (docs/pages.md): a shop's pages need one of its intake tokens.
     pages_require_token: bool = False
 

@@ -1,7 +1,7 @@
 """End to end with a real Prometheus: broker, database, worker, exporter, Prometheus with the
 repo's scrape config and rules; an objective driven off track, a KPI out of its healthy band
-(its value, health and definition scraped, its alert pending); every dashboard query
-answered."""
+(its value, health and definition scraped, its alert pending); a key result's forecast
+scraped and its OkrKeyResultLikelyToMiss pending; every dashboard query answered."""
 
 from __future__ import annotations
 
@@ -151,6 +151,29 @@ def test_off_track_alert_and_every_dashboard_query(kafka_bootstrap: str, tmp_pat
             wait_for(lambda: _query(base, "okr_key_result_value"), lambda r: r and float(r[0]["value"][1]) == 5, 60,
                      "the second events in Prometheus")  # fmt: skip
 
+            # Two a day on the 8 days before today: the forecast's basis is the period's 10
+            # complete days (7 needed); 21 of 100 by day 11 of 21 is unlikely to make it.
+            past = [
+                json.dumps(cloud_event(f"past-{ago}-{i}", shop="e2e-shop",
+                                       time=f"{date.today() - timedelta(days=ago)}T12:00:00Z"))
+                for ago in range(1, 9) for i in range(2)
+            ]  # fmt: skip
+            (tmp_path / "past.jsonl").write_text("\n".join(past) + "\n")
+            okrflow(env, "emit", str(tmp_path / "past.jsonl"))
+            wait_for(lambda: _query(base, "okr_key_result_value"), lambda r: r and float(r[0]["value"][1]) == 21, 60,
+                     "the earlier days' events in Prometheus")  # fmt: skip
+            forecast = {
+                "shop": "e2e-shop",
+                "objective": "more-clients",
+                "key_result": "new-clients",
+            }
+            (probability,) = wait_for(lambda: _query(base, "okr_key_result_forecast_probability"),
+                                      bool, 60, "the forecast in Prometheus")  # fmt: skip
+            assert {k: probability["metric"][k] for k in forecast} == forecast
+            assert 0 <= float(probability["value"][1]) < 0.2
+            (basis,) = _query(base, "okr_key_result_forecast_basis_days")
+            assert float(basis["value"][1]) == 10
+
             # The KPI counts today's events: 5, under its band (above 20).
             kpi = {"shop": "e2e-shop", "kpi": "clients-today"}
             value = wait_for(lambda: _query(base, "okr_kpi_value"), lambda r: r and float(r[0]["value"][1]) == 5,
@@ -193,6 +216,15 @@ def test_off_track_alert_and_every_dashboard_query(kafka_bootstrap: str, tmp_pat
                 "severity": "critical", "level": "company",
             }  # fmt: skip
             assert "behind its expected pace" in alert["annotations"]["description"]
+
+            def likely_to_miss() -> list[dict[str, Any]]:
+                answer = _get(f"{base}/api/v1/alerts") or {"data": {"alerts": []}}
+                return [a for a in answer["data"]["alerts"]
+                        if a["labels"]["alertname"] == "OkrKeyResultLikelyToMiss"]  # fmt: skip
+
+            (miss,) = wait_for(likely_to_miss, bool, 60, "OkrKeyResultLikelyToMiss pending")
+            assert miss["state"] == "pending"  # for an hour first
+            assert {k: miss["labels"][k] for k in forecast} == forecast
 
             missing = []
             for dashboard, title, expr in _dashboard_queries():

@@ -64,6 +64,7 @@ def test_exporter_http(tmp_path: Path) -> None:
         assert build["component"] == "exporter" and build["version"]
         assert "process_resident_memory_bytes" in families
         assert "okr_objective_progress_ratio" in families
+        assert "okr_key_result_forecast_probability" in families  # OKRFLOW_EXPORTER_FORECASTS
         assert _get(conn, "/healthz")[0] == 200
         assert json.loads(_get(conn, "/readyz")[2])["status"] == "ready"
         assert _get(conn, "/nope")[0] == 404

@@ -1,6 +1,6 @@
 """The exporter's snapshots on real SQLite and PostgreSQL: one refresh reads one consistent
-database snapshot while batches keep committing, and a failed refresh is not reported as
-fresh."""
+database snapshot while batches keep committing, a failed refresh is not reported as fresh,
+and forecasts stand on the day buckets read."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, bindparam, insert, update
 
+from okrflow.domain.forecast import KeyResultForecast
+from okrflow.domain.forecast_plan import forecast_plan
 from okrflow.domain.model import metric_parts
+from okrflow.domain.progress import measure_plan
 from okrflow.exporter.collector import OkrCollector
+from okrflow.exporter.forecasts import ForecastBook
 from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot, SnapshotReader
 from okrflow.plans.apply import apply_files
@@ -246,3 +250,27 @@ def _sample(collector: OkrCollector, name: str) -> float | None:
             if sample.name == name:
                 return float(sample.value)
     return None
+
+
+def test_forecasts_stand_on_the_day_buckets_read(setup: tuple[Writer, Engine]) -> None:
+    writer, reader_engine = setup
+    for _ in range(DAYS // DAYS_PER_BATCH):  # 6 events a day on every day, a series
+        writer.commit_batch()
+    snapshot = SnapshotReader(reader_engine)(NOW.timestamp())
+    assert snapshot is not None
+    (active,) = snapshot.plans
+    states = {pair: snapshot.states[i] for pair, i in active.key_result_ids.items()}
+    found = forecast_plan(active.plan, measure_plan(active.plan, states), states, NOW)
+    lines = OkrRenderer(snapshot, forecasts=ForecastBook()).render(NOW).splitlines()
+    basis = {
+        line.split('key_result="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in lines
+        if line.startswith("okr_key_result_forecast_basis_days{")
+    }
+    # The five counts, on the 59 complete local days before 2026-03-01; not the ratio.
+    assert basis == dict.fromkeys(["clients", "orders", "refunds", "posts", "campaigns"], 59.0)
+    orders = found.key_results["growth", "orders"]
+    assert isinstance(orders, KeyResultForecast) and orders.basis_days == 59
+    line = 'okr_key_result_forecast_probability{shop="salone-bella",objective="growth",key_result="orders"}'
+    assert f"{line} {float(orders.probability)!r}" in lines
+    assert 0 < orders.p10 < orders.p50 < orders.p90  # 6 a day ahead, with some doubt

@@ -32,7 +32,8 @@ from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
 from tests.factories import encoded
 from tests.integration.processes import okrflow_env
-from tests.perf.scrape_bench import KEY_RESULTS, TYPES, _process
+from tests.perf.scrape_bench import KEY_RESULTS
+from tests.perf.scrape_load import TYPES, _process
 from tests.perf.scratch import add_keep_argument, scratch_dir
 from tests.services import free_port
 

@@ -1,51 +1,45 @@
-"""Scrape latency of `okrflow exporter` with 1,000 objectives x 5 key results, while the
-worker writes: by default a real `okrflow worker` consuming a steady 2,000 events/s from a
-local Kafka broker into the same database. Prints p50/p99/max and checks every scrape is
-complete and consistent (never a half-written snapshot, totals never going backwards).
+"""Scrape latency and refresh time of `okrflow exporter` with 1,000 objectives x 5 key results,
+while the worker writes: by default a real `okrflow worker` consuming a steady 2,000 events/s
+from a local Kafka broker into the same database (tests/perf/scrape_load.py). The exporter
+runs twice against the same database and writer: without forecasts
+(`OKRFLOW_EXPORTER_FORECASTS=false`, the baseline), then with them. Prints, for each, scrape
+p50/p99/max and the refreshes' durations (`okrflow_exporter_refresh_duration_seconds` as the
+scrapes saw it), and checks every scrape is complete and consistent (never a half-written
+snapshot, totals never going backwards).
 
 Usage: python -m tests.perf.scrape_bench [--scrapes N] [--database-url URL | --postgres]
                                          [--writer worker|direct|none] [--rate EVENTS_PER_S]
+                                         [--shops N] [--forecasts both|on|off]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import multiprocessing
 import re
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
-from okrflow.counting.decode import Message, decode_batch
-from okrflow.devkafka import LocalKafka
-from okrflow.ingest.plan_cache import PlanCache
-from okrflow.ingest.transaction import apply_batch
 from okrflow.plans.apply import apply_files
-from okrflow.settings import BUNDLED_KAFKA_CONFIG, Settings
 from okrflow.store.engine import make_engine
 from okrflow.store.schema import ensure_schema
-from okrflow.topics import ensure_topics
-from tests.factories import encoded
 from tests.integration.processes import okrflow_env
-from tests.integration.streams import applied_messages
-from tests.perf.bench import REPO, produce
+from tests.perf.scrape_load import Load, _process, writing
 from tests.perf.scratch import add_keep_argument, scratch_dir
 from tests.services import free_port
 
-SHOPS, OBJECTIVES_PER_SHOP = 10, 100
+OBJECTIVES_PER_SHOP = 100
 EVENTS_TOTAL = re.compile(rb"^okr_shop_events_total\{[^}]*\} (\S+)$", re.M)
+REFRESH = re.compile(rb"^okrflow_exporter_refresh_duration_seconds (\S+)$", re.M)
+FORECAST = b"\nokr_key_result_forecast_probability{"
 KEY_RESULTS = """\
       - {key: clients, metric: {event: customer.created, aggregate: count}, baseline: 100, target: "+20%"}
       - {key: revenue, metric: {event: order.placed, aggregate: sum, field: data.total}, target: 50000}
@@ -57,16 +51,18 @@ KEY_RESULTS = """\
 """
 
 
-def write_plans(folder: Path) -> list[Path]:
+def write_plans(folder: Path, shops: int, year: int) -> list[Path]:
+    """`shops` plans of OBJECTIVES_PER_SHOP objectives over the whole of `year` (the current
+    one: a forecast's cost grows with the days of the period behind it)."""
     paths = []
-    for s in range(SHOPS):
+    for s in range(shops):
         lines = [f"shop: scrape-{s}", "timezone: Europe/Rome", "objectives:"]
         for o in range(OBJECTIVES_PER_SHOP):
             lines += [
                 f"  - key: obj-{o}",
                 f"    title: Objective {o}",
                 f"    owner: team-{o % 7}",
-                "    period: {start: 2026-01-01, end: 2026-12-31}",
+                f"    period: {{start: {year}-01-01, end: {year}-12-31}}",
                 "    key_results:",
             ]
             lines.append(KEY_RESULTS.rstrip("\n"))
@@ -74,41 +70,6 @@ def write_plans(folder: Path) -> list[Path]:
         path.write_text("\n".join(lines) + "\n")
         paths.append(path)
     return paths
-
-
-TYPES = ["customer.created", "order.placed", "social.post.published", "social.followers.changed"]
-
-
-def writer(url: str, stop: Any, counter: Any) -> None:
-    """Applies batches until `stop` is set; runs in its own process, like a real worker."""
-    engine = make_engine(url, writer=True)
-    plans = PlanCache()
-    batch_no = 0
-    types = TYPES
-    while not stop.is_set() and batch_no < 10_000:  # bounded
-        messages = [
-            Message(0, batch_no * 500 + i, encoded(event_id=f"w-{batch_no}-{i}", shop=f"scrape-{i % SHOPS}",
-                                                   event_type=types[i % 4], time="2026-03-03T10:00:00+01:00"))
-            for i in range(500)
-        ]  # fmt: skip
-        apply_batch(engine, decode_batch("scrape-bench", messages, 10**6), datetime.now(UTC), plans)
-        with counter.get_lock():
-            counter.value += 500
-        batch_no += 1
-
-
-def scrape_event(i: int) -> tuple[bytes, bytes]:
-    """(key, value) of the i-th event: together they move every key result of every shop."""
-    shop = f"scrape-{i % SHOPS}"
-    value = encoded(event_id=f"k-{i}", shop=shop, event_type=TYPES[i % len(TYPES)],
-                    time="2026-03-03T10:00:00+01:00")  # fmt: skip
-    return shop.encode(), value
-
-
-def producer(bootstrap: str, topic: str, rate: float, seconds: float) -> None:
-    """Produces at a steady `rate` events/s for at most `seconds` (runs as a process)."""
-    events = (scrape_event(i) for i in range(int(rate * seconds)))  # bounded, made as sent
-    asyncio.run(produce(bootstrap, topic, events, rate=rate))
 
 
 def main() -> int:
@@ -126,6 +87,13 @@ def main() -> int:
         "broker; direct: a process applying 500-event batches back to back; none: idle",
     )
     parser.add_argument("--rate", type=float, default=2_000, help="events/s for --writer worker")
+    parser.add_argument(
+        "--shops", type=int, default=10, help=f"of {OBJECTIVES_PER_SHOP} objectives"
+    )
+    parser.add_argument(
+        "--forecasts", choices=["both", "on", "off"], default="both",
+        help="both: the exporter without forecasts (the baseline), then with them",
+    )  # fmt: skip
     add_keep_argument(parser)
     args = parser.parse_args()
     work = scratch_dir("okrflow-scrape-", args.keep)
@@ -146,123 +114,100 @@ def _run(args: argparse.Namespace, work: Path, pg_url: str | None) -> int:
     url = pg_url or args.database_url or f"sqlite:///{work / 'scrape.db'}"
     engine = make_engine(url, writer=True)
     ensure_schema(engine)
-    apply_files(engine, write_plans(work), datetime.now(UTC))
+    year = datetime.now(UTC).year
+    apply_files(engine, write_plans(work, args.shops, year), datetime.now(UTC))
+    load = Load(args.shops, f"{year}-01-02T10:00:00+01:00")
+    modes = {"both": [False, True], "on": [True], "off": [False]}[args.forecasts]
+    objectives = args.shops * OBJECTIVES_PER_SHOP
+    problems = []
+    with ExitStack() as stack:
+        written = stack.enter_context(writing(args, url, work, load))
+        print(
+            f"{args.scrapes} scrapes a run ({make_url(url).get_backend_name()}, writer: "
+            f"{args.writer}) of {objectives:,} objectives x 5 key results:"
+        )
+        for forecasts in modes:
+            before = written()
+            result = _exporter_run(url, args.scrapes, objectives, forecasts)
+            _report(result, forecasts, written() - before)
+            problems += result.problems
+    return 1 if problems else 0
+
+
+def _exporter_run(url: str, scrapes: int, objectives: int, forecasts: bool) -> ScrapeResult:
     port = free_port()
     env = okrflow_env(
-        database_url=url, exporter_port=port, exporter_refresh_seconds=2.0, log_level="WARNING"
-    )
-    with ExitStack() as stack:
-        stack.enter_context(_process([sys.executable, "-m", "okrflow", "exporter"], env))
+        database_url=url, exporter_port=port, exporter_refresh_seconds=2.0, log_level="WARNING",
+        exporter_forecasts=str(forecasts).lower(),
+    )  # fmt: skip
+    with _process([sys.executable, "-m", "okrflow", "exporter"], env):
         metrics_url = f"http://127.0.0.1:{port}/metrics"
         for _ in range(600):  # wait for the port (bounded)
             try:
-                urllib.request.urlopen(metrics_url, timeout=2).read()
+                raw = urllib.request.urlopen(metrics_url, timeout=2).read()
                 break
             except OSError:
                 time.sleep(0.1)
-        written = stack.enter_context(_writing(args, url, work))
-        result = _scrape(metrics_url, args.scrapes)
-    print(
-        f"{args.scrapes} scrapes ({make_url(url).get_backend_name()}, writer: {args.writer}) of "
-        f"{SHOPS * OBJECTIVES_PER_SHOP} objectives x 5 key results ({result.samples:,} samples, "
-        f"{result.megabytes:.1f} MB) while {written():,} events were written:"
-    )
+        else:
+            raise RuntimeError(f"the exporter answered nothing on {metrics_url}")
+        # Past the first refresh (it parses the plans), and with forecasts until each key
+        # result that has one shows it (the forecast budget spreads them over refreshes).
+        last, deadline = -1, time.monotonic() + 120
+        while (count := raw.count(FORECAST)) != last and time.monotonic() < deadline:
+            last = count
+            time.sleep(6.0)  # three refreshes
+            raw = urllib.request.urlopen(metrics_url, timeout=10).read()
+        return _scrape(metrics_url, scrapes, objectives)
+
+
+def _report(result: ScrapeResult, forecasts: bool, written: int) -> None:
     q = statistics.quantiles(result.latencies, n=100)
     print(
-        f"  p50 {q[49] * 1000:.1f} ms   p99 {q[98] * 1000:.1f} ms   "
+        f"- {'with' if forecasts else 'without'} forecasts ({result.samples:,} samples, "
+        f"{result.megabytes:.1f} MB, {result.forecasts:,} key results with a forecast; "
+        f"{written:,} events written meanwhile):"
+    )
+    print(
+        f"  scrape p50 {q[49] * 1000:.1f} ms   p99 {q[98] * 1000:.1f} ms   "
         f"max {max(result.latencies) * 1000:.1f} ms"
     )
+    if result.refreshes:
+        r = result.refreshes
+        print(
+            f"  refresh ({len(r)} seen) p50 {statistics.median(r) * 1000:.0f} ms   "
+            f"max {max(r) * 1000:.0f} ms"
+        )
     print("  consistent: " + ("yes" if not result.problems else f"NO: {result.problems[:5]}"))
-    return 1 if result.problems else 0
-
-
-@contextmanager
-def _process(cmd: list[str], env: dict[str, str], log: Path | None = None) -> Iterator[None]:
-    out = log.open("wb") if log is not None else None
-    proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
-    try:
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(60)
-        if out is not None:
-            out.close()
-
-
-@contextmanager
-def _writing(args: argparse.Namespace, url: str, work: Path) -> Iterator[Callable[[], int]]:
-    """Starts the writer; yields how to read how many events it has written so far."""
-    if args.writer == "none":
-        yield lambda: 0
-    elif args.writer == "direct":
-        stop, written = multiprocessing.Event(), multiprocessing.Value("i", 0)
-        process = multiprocessing.Process(target=writer, args=(url, stop, written), daemon=True)
-        process.start()
-        try:
-            yield lambda: int(written.value)
-        finally:
-            stop.set()
-            process.join(30)
-    else:
-        yield from _worker_writing(args, url, work)
-
-
-def _worker_writing(args: argparse.Namespace, url: str, work: Path) -> Iterator[Callable[[], int]]:
-    kafka = LocalKafka(BUNDLED_KAFKA_CONFIG, REPO / ".cache" / "kafka",
-                       work / "kafka", free_port(), free_port())  # fmt: skip
-    kafka.start(120)
-    topic = "scrape-events"
-    env = okrflow_env(
-        database_url=url, kafka_bootstrap=kafka.bootstrap, events_topic=topic,
-        dlq_topic=topic + ".dlq", consumer_group="scrape-bench", worker_data_dir=work / "worker",
-        log_level="WARNING",
-    )  # fmt: skip
-    asyncio.run(ensure_topics(Settings(kafka_bootstrap=kafka.bootstrap, events_topic=topic,
-                                       dlq_topic=topic + ".dlq")))  # fmt: skip
-    feeding = multiprocessing.Process(
-        target=producer, args=(kafka.bootstrap, topic, args.rate, 600.0), daemon=True
-    )
-    try:
-        with _process([sys.executable, "-m", "okrflow", "worker"], env, work / "worker.log"):
-            feeding.start()
-            for _ in range(1200):  # until the worker's first commit (bounded: 2 minutes)
-                if applied_messages(url, topic) > 0:
-                    break
-                time.sleep(0.1)
-            else:
-                raise RuntimeError(f"the worker committed nothing; see {work / 'worker.log'}")
-            try:
-                yield lambda: applied_messages(url, topic)
-            finally:
-                feeding.terminate()
-                feeding.join(30)
-    finally:
-        kafka.stop()
 
 
 @dataclass
 class ScrapeResult:
-    latencies: list[float]
-    samples: int
-    megabytes: float
-    problems: list[str]
+    latencies: list[float] = field(default_factory=list)
+    samples: int = 0
+    megabytes: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    refreshes: list[float] = field(default_factory=list)  # each refresh's seconds, once
+    forecasts: int = 0  # okr_key_result_forecast_probability samples in the last scrape
 
 
-def _scrape(metrics_url: str, scrapes: int) -> ScrapeResult:
-    result = ScrapeResult([], 0, 0.0, [])
-    last_total = -1.0
-    objectives = SHOPS * OBJECTIVES_PER_SHOP
+def _scrape(metrics_url: str, scrapes: int, objectives: int) -> ScrapeResult:
+    result = ScrapeResult()
+    last_total, last_refresh = -1.0, b""
     for i in range(scrapes):
         started = time.perf_counter()
         raw = urllib.request.urlopen(metrics_url, timeout=10).read()
         result.latencies.append(time.perf_counter() - started)  # request sent -> whole body in
         result.megabytes = len(raw) / 1e6
-        # Cheap checks on the bytes (C-level counting, a regex over the last family only) so
-        # the client does not steal the exporter's CPU; the first and last scrapes are parsed
-        # in full.
+        # Cheap checks on the bytes (C-level counting, a regex over the first and last
+        # families only) so the client does not steal the exporter's CPU; the first and last
+        # scrapes are parsed in full.
         if i in (0, scrapes - 1):
             parsed = text_string_to_metric_families(raw.decode())
             result.samples = sum(len(f.samples) for f in parsed)
+        refresh = REFRESH.search(raw, 0, 4096)
+        if refresh is not None and refresh[1] != last_refresh:  # a refresh since the last scrape
+            last_refresh = refresh[1]
+            result.refreshes.append(float(refresh[1]))
         counts = {
             name: raw.count(b"\n" + name + b"{")
             for name in (b"okr_objective_progress_ratio", b"okr_key_result_value")
@@ -278,6 +223,7 @@ def _scrape(metrics_url: str, scrapes: int) -> ScrapeResult:
             result.problems.append(f"scrape {i}: events went backwards {last_total} -> {total}")
         last_total = total
         time.sleep(0.02)
+    result.forecasts = raw.count(FORECAST)
     return result
 
 

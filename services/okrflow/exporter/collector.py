@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from okrflow.exporter.forecasts import ForecastBook
 from okrflow.exporter.render import OkrRenderer
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.failures import one_line
@@ -52,11 +53,14 @@ class OkrCollector(Collector):
         take_snapshot: Callable[[float], ProgressSnapshot | None],
         gate: ScrapeGate | None = None,
         forget: Callable[[], None] = lambda: None,
+        forecasts: bool = True,
     ) -> None:
         """`take_snapshot(now)` returns None when the database still matches the snapshot it
         returned last; `forget()` tells it that snapshot was not served (the refresh failed
-        after reading it), so the next call must read a new one."""
+        after reading it), so the next call must read a new one. `forecasts`: compute the
+        forecast families (`OKRFLOW_EXPORTER_FORECASTS`)."""
         self._take_snapshot = take_snapshot
+        self._forecasts = ForecastBook() if forecasts else None
         self._forget = forget
         self.gate = gate or ScrapeGate()
         self.renderer: OkrRenderer | None = None
@@ -71,15 +75,22 @@ class OkrCollector(Collector):
         return self._verified_at
 
     def refresh(self) -> None:
-        """Take a new snapshot (blocks on the database). On failure keep serving the old one:
-        its age (`okrflow_exporter_snapshot_age_seconds`) keeps growing until a refresh
-        succeeds."""
+        """Take a new snapshot (blocks on the database) and forecast it as of now, until the
+        refresh has lasted the forecast budget (`ForecastBook`). When the database still matches the served
+        snapshot, forecasts still due are computed (those left over by the budget, and those
+        grown old: the clock moves them). On failure keep serving the old one: its age
+        (`okrflow_exporter_snapshot_age_seconds`) keeps growing until a refresh succeeds."""
         started = time.perf_counter()
         now = time.time()
         try:
             snapshot = self._take_snapshot(now)
+            renderer = self.renderer
             if snapshot is not None:  # None: the database still matches the served snapshot
-                self.renderer = OkrRenderer(snapshot, checkpoint=self.gate.checkpoint)
+                self.renderer = OkrRenderer(
+                    snapshot, self.gate.checkpoint, self._forecasts, started
+                )
+            elif renderer is not None:
+                self.renderer = renderer.reforecast(now, self.gate.checkpoint, started)
             self._verified_at = now
         except Exception as exc:  # the database may be down; the old snapshot stays, its age grows
             self._refresh_errors += 1

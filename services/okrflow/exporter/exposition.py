@@ -54,6 +54,31 @@ FAMILIES: list[tuple[str, str, str]] = [
         "gauge",
         "1 while the key result's backfill is pending or running (its value is partial)",
     ),
+    (
+        "okr_key_result_forecast_probability",
+        "gauge",
+        "Chance of reaching the target by the period's end (as of the exporter's refresh)",
+    ),
+    (
+        "okr_key_result_forecast_value",
+        "gauge",
+        "Forecast value at the period's end, by quantile (0.1, 0.5, 0.9)",
+    ),
+    (
+        "okr_key_result_required_per_day",
+        "gauge",
+        "Pace a local day it takes from now to reach the target (a drop for a falling one)",
+    ),
+    (
+        "okr_key_result_forecast_basis_days",
+        "gauge",
+        "Complete local days of data the key result's forecast stands on",
+    ),
+    (
+        "okr_objective_forecast_probability",
+        "gauge",
+        "Chance that the objective's weighted progress reaches 1 by the period's end",
+    ),
     ("okr_kpi_info", "gauge", "KPI definition (always 1): title, rolling window, healthy band"),
     ("okr_kpi_value", "gauge", "KPI's value over its rolling window of local days"),
     (

@@ -3,7 +3,8 @@
 Values and progress depend only on what was counted, so they are computed (domain formulas)
 and rendered once per snapshot, off the scrape path. A scrape computes what moves with the
 clock, expected pace and status (each definition's `PaceRule`, the rule the domain's
-`judge_key_result` / `judge_objective` apply), and formats those.
+`judge_key_result` / `judge_objective` apply), and formats those. Forecasts are made in the
+refresh too, as of its instant (`forecasts.py`), never at a scrape.
 Building prometheus_client metric families for 1,000 objectives x 5 key results (~70,000
 samples) at every scrape took well over the 50 ms a scrape may take (measured by
 tests/perf/scrape_bench.py).
@@ -11,6 +12,7 @@ tests/perf/scrape_bench.py).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import KeyResultMeasure, ObjectiveMeasure, measure_plan
 from okrflow.events.types import BUILT_IN
 from okrflow.exporter.exposition import FAMILIES, family_headers, labels, number
+from okrflow.exporter.forecasts import ForecastBook, PlanInputs
 from okrflow.exporter.judging import Judged
 from okrflow.exporter.plan_labels import PlanLabels, labels_of
 from okrflow.exporter.snapshot import ProgressSnapshot
@@ -86,10 +89,17 @@ class OkrRenderer:
     """Renders one snapshot; `render(now)` may be called from any thread."""
 
     def __init__(
-        self, snapshot: ProgressSnapshot, checkpoint: Callable[[], None] = lambda: None
+        self,
+        snapshot: ProgressSnapshot,
+        checkpoint: Callable[[], None] = lambda: None,
+        forecasts: ForecastBook | None = None,
+        started: float | None = None,
     ) -> None:
-        """Measures progress (`measure_plan`) and renders what does not move with the clock;
-        calls `checkpoint` between objectives so a concurrent scrape can go first."""
+        """Measures progress (`measure_plan`) and renders what does not move with the clock,
+        and with a book of `forecasts` the forecasts due as of the snapshot's `taken_at`,
+        within the book's budget from `started` (the forecast families stay empty without);
+        calls `checkpoint` between objectives and objective trees so a concurrent scrape can
+        go first."""
         self.snapshot = snapshot
         lines = _StaticLines()
         for active in snapshot.plans:
@@ -101,6 +111,28 @@ class OkrRenderer:
         # Encoded once: a scrape sends these bytes as they are.
         self._static = {name: "".join(text).encode() for name, text in lines.static.items()}
         self._headers = family_headers()
+        self._forecasts = forecasts
+        self._forecast_inputs = tuple(lines.forecast_inputs)
+        if forecasts is not None:
+            forecasts.update(
+                self._forecast_inputs, snapshot.taken_at, snapshot.taken_at, checkpoint, started
+            )
+            self._static.update(forecasts.lines())
+
+    def reforecast(
+        self, now: float, checkpoint: Callable[[], None] = lambda: None,
+        started: float | None = None,
+    ) -> OkrRenderer:  # fmt: skip
+        """A renderer of the same snapshot with the forecasts due at `now` computed again
+        (`ForecastBook`, its budget from `started`), or this one when none was due. This one
+        is left as it is: a scrape that holds it sends it whole."""
+        if self._forecasts is None or not self._forecasts.update(
+            self._forecast_inputs, self.snapshot.taken_at, now, checkpoint, started
+        ):
+            return self
+        fresh = copy.copy(self)
+        fresh._static = {**self._static, **self._forecasts.lines()}
+        return fresh
 
     def render(self, now: datetime | None = None) -> str:
         """Prometheus text exposition of every OKR metric, judged at `now` (default: now)."""
@@ -136,6 +168,7 @@ class _StaticLines:
     )
     objectives: Judged = field(default_factory=lambda: Judged("okr_objective_expected_ratio"))
     key_results: Judged = field(default_factory=lambda: Judged("okr_key_result_expected_ratio"))
+    forecast_inputs: list[PlanInputs] = field(default_factory=list)
 
     def add_plan(
         self, snapshot: ProgressSnapshot, active: ActivePlan, checkpoint: Callable[[], None]
@@ -147,6 +180,7 @@ class _StaticLines:
         }
         checkpoint()
         results = measure_plan(plan, states)
+        self.forecast_inputs.append(PlanInputs(plan, cached, results, states))
         kpis = {p.key: p for p in snapshot.kpis.get(plan.shop, ())}
         for kpi in plan.kpis:
             if kpi.key in kpis:

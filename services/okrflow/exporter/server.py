@@ -69,7 +69,7 @@ def run_exporter(settings: Settings) -> int:
     )  # fmt: skip
     gate = ScrapeGate()
     reader = SnapshotReader(engine, gate.checkpoint)
-    collector = OkrCollector(reader, gate, reader.forget)
+    collector = OkrCollector(reader, gate, reader.forget, settings.exporter_forecasts)
     collector.refresh()
     collect_less_often()
     endpoints = ExporterEndpoints(collector, settings.exporter_refresh_seconds)
