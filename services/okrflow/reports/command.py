@@ -14,7 +14,8 @@ from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.plans.lookups import no_such_shop
 from okrflow.plans.stored import load_active_plans
 from okrflow.readonly import open_for_reading
-from okrflow.reports.history import HistoryQuery, NothingSelected, history_csv, history_report
+from okrflow.reports.history import HistoryQuery, NothingSelected, history_report
+from okrflow.reports.history_csv import history_csv
 from okrflow.reports.progress import progress_report
 from okrflow.reports.table import render_history, render_progress
 

@@ -1,10 +1,13 @@
 """What the pages show, from the exporter's served snapshot: the JSON twins.
 
 A shop's progress is `reports.progress.shop_progress` (the shape of `okrflow progress --format
-json` for one shop) over `domain.progress`: measured once per snapshot and shop, judged at
-every request (pace and status move with the clock). A key result's burn-up is
+json` for one shop) over `domain.progress`: measured and forecast once per snapshot and shop
+(the forecast at the snapshot's instant), judged at every request (pace and status move
+with the clock). A key result's burn-up is
 `reports.history.history_report` (the shape of `okrflow history --format json`), read once per
-snapshot: the day rows are not in the snapshot. A shop page costs no SQL per request.
+snapshot: the day rows are not in the snapshot; its past days' forecasts are kept between
+snapshots while what they stand on is unchanged (`reports.forecasts.ForecastMemo`). A shop
+page costs no SQL per request.
 """
 
 from __future__ import annotations
@@ -17,10 +20,17 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from okrflow.domain.forecast_plan import PlanForecast
 from okrflow.domain.periods import local_day
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import ObjectiveMeasure, judge_plan, measure_plan
 from okrflow.exporter.snapshot import ProgressSnapshot, read_snapshot
+from okrflow.reports.forecasts import (
+    ForecastMemo,
+    KeyResultOutlook,
+    key_result_outlook,
+    plan_forecast,
+)
 from okrflow.reports.history import HistoryQuery, HistoryReport, NothingSelected, history_report
 from okrflow.reports.progress import ProgressReport, shop_progress
 from okrflow.store.backfill_jobs import read_backfill_states
@@ -38,6 +48,7 @@ class NotFound(LookupError):
 class _Shop:
     active: ActivePlan
     measures: Mapping[str, ObjectiveMeasure]
+    forecast: PlanForecast  # at the snapshot's instant
     backfill: Mapping[str, Mapping[str, str]]  # objective -> key result -> state
 
 
@@ -61,9 +72,12 @@ def _objective_tree(active: ActivePlan, objective: str) -> ActivePlan:
 class SnapshotView:
     """One snapshot as the pages read it; per-shop work is done once, on first use."""
 
-    def __init__(self, snapshot: ProgressSnapshot, engine: Engine | None) -> None:
+    def __init__(
+        self, snapshot: ProgressSnapshot, engine: Engine | None, memo: ForecastMemo | None = None
+    ) -> None:
         self.snapshot = snapshot
         self._engine = engine
+        self._memo = memo if memo is not None else ForecastMemo()
         self._plans = {active.plan.shop: active for active in snapshot.plans}
         self._shops: dict[str, _Shop] = {}
         self._histories: dict[tuple[str, str, str], HistoryReport] = {}
@@ -87,15 +101,26 @@ class SnapshotView:
         plan = view.active.plan
         results = judge_plan(plan, view.measures, at)
         kpis = self.snapshot.kpis.get(shop, ())
-        entry = shop_progress(plan, results, view.backfill, kpis)
+        entry = shop_progress(plan, results, view.forecast, view.backfill, kpis)
         return ProgressReport(at.astimezone(UTC), (entry,))
+
+    def forecast(self, shop: str, objective: str, key_result: str) -> KeyResultOutlook:
+        """A key result's forecast at the snapshot's instant (the burn-up's band)."""
+        outcome = self._shop(shop).forecast.key_results.get((objective, key_result))
+        if outcome is None:
+            raise NotFound(f"shop {shop!r} has no key result {objective!r}/{key_result!r}")
+        return key_result_outlook(outcome)
+
+    @property
+    def taken_at(self) -> datetime:
+        return datetime.fromtimestamp(self.snapshot.taken_at, UTC)
 
     def history(self, shop: str, objective: str, key_result: str) -> HistoryReport:
         """`okrflow history SHOP --objective O --key-result K`, read once per
         snapshot (and per local day)."""
         active = _objective_tree(self.plan(shop), objective)
         query = HistoryQuery(objective, key_result)
-        today = local_day(datetime.fromtimestamp(self.snapshot.taken_at, UTC), active.plan.timezone)
+        today = local_day(self.taken_at, active.plan.timezone)
         try:
             return self._cached_history((shop, objective, key_result), active, query, today)
         except NothingSelected as exc:
@@ -108,7 +133,7 @@ class SnapshotView:
             report = self._histories.get(key)
         if report is not None and report.today == today:
             return report
-        fresh = self._read(lambda conn: history_report(conn, active, query, today))
+        fresh = self._read(lambda conn: history_report(conn, active, query, today, self._memo))
         with self._lock:
             self._histories[key] = fresh
         return fresh
@@ -128,7 +153,9 @@ class SnapshotView:
         for (objective_key, kr_key), kr_id in active.key_result_ids.items():
             if kr_id in by_id:
                 backfill[objective_key][kr_key] = by_id[kr_id]
-        view = _Shop(active, measure_plan(active.plan, states), backfill)
+        measures = measure_plan(active.plan, states)
+        forecast = plan_forecast(active.plan, states, self.taken_at, measures)
+        view = _Shop(active, measures, forecast, backfill)
         with self._lock:
             self._shops[shop] = view
         return view
@@ -159,6 +186,7 @@ class PagesModel:
     ) -> None:
         self._current = current
         self._engine = engine
+        self._memo = ForecastMemo()  # past days' forecasts, across snapshots
         self._view: SnapshotView | None = None
         self._lock = threading.Lock()
 
@@ -168,5 +196,5 @@ class PagesModel:
             return None
         with self._lock:
             if self._view is None or self._view.snapshot is not snapshot:
-                self._view = SnapshotView(snapshot, self._engine)
+                self._view = SnapshotView(snapshot, self._engine, self._memo)
             return self._view
