@@ -109,7 +109,8 @@ class Pages:
         def index() -> bytes:
             now = self._clock()
             shops = [] if self._access.require_token else view.shops
-            reports = [view.progress(shop, now).shops[0] for shop in shops]
+            # The index page shows statuses only: forecasts are made for its JSON twin.
+            reports = [view.progress(shop, now, fmt == "json").shops[0] for shop in shops]
             if fmt == "json":
                 return _json_bytes(ProgressReport(now, tuple(reports)).to_json())
             return render.index_page(reports, self._access.require_token).encode()
