@@ -1,7 +1,7 @@
 """`okrflow progress --as-of` and `okrflow history` end to end, on both databases with the
 real broker: a few hundred events over several local days (some arriving late), counted by
 the worker; `progress --as-of` at three dates equals a computation made here from the
-events alone, and `history` equals `progress --as-of` on every day."""
+events alone, and `history` equals `progress --as-of` on every day, forecasts included."""
 
 from __future__ import annotations
 
@@ -295,12 +295,26 @@ def test_as_of_and_history_match_the_events(
             assert kr["days"][i]["day"] == day_text
             assert _figures(kr["days"][i]) == _figures(kr_then), (day_text, kr["key"])
 
+    # Each day carries the forecast made then (compared with `progress --as-of` above): from
+    # the 7th complete day on, standing on every day of the period up to it.
+    last = {kr["key"]: kr["days"][-1] for kr in objective["key_results"]}
+    for key in ("orders", "revenue", "clients", "daily-posts"):
+        assert last[key]["forecast"]["basis_days"] == len(days), key
+    assert objective["key_results"][0]["days"][5]["forecast"] is None
+    assert last["top-order"]["forecast_reason"] == "max levels are not forecast"
+    assert "maintain" in last["refund-rate"]["forecast_reason"]
+
     code, out, err = run(*url, "history", "--shop", SHOP, "--format", "csv")
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == len(days) * (1 + len(KEYS))
     revenue = {r["day"]: float(r["value"]) for r in rows if r["key_result"] == "revenue"}
     assert revenue == {d["day"]: d["value"] for d in objective["key_results"][1]["days"]}
+    chances = {r["day"]: r["probability"] for r in rows if r["key_result"] == "orders"}
+    assert chances == {
+        d["day"]: "" if d["forecast"] is None else str(d["forecast"]["probability"])
+        for d in objective["key_results"][0]["days"]
+    }
 
     code, out, err = run(*url, "history", "--shop", SHOP, "--to", dates[0].isoformat())
     assert (code, out.count(dates[0].isoformat())) == (0, 1), err  # the table, one day

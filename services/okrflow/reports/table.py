@@ -64,12 +64,12 @@ def render_progress(report: ProgressReport, console: Console) -> None:
             "",
             "expected",
             "status",
-            "forecast",
+            "chance",
         ):
             table.add_column(
                 col,
                 justify="right"
-                if col in ("value", "target", "progress", "expected", "forecast")
+                if col in ("value", "target", "progress", "expected", "chance")
                 else "left",
             )
         for o in shop.objectives:
@@ -150,12 +150,11 @@ def render_history(report: HistoryReport, console: Console) -> None:
             title=f"{report.shop} / {o.title} [{o.key}]  ({report.timezone}, "
             "at the end of each day)", title_justify="left",
         )  # fmt: skip
-        for col in ("day", "objective / key result", "value", "target", "progress", "expected"):
-            table.add_column(
-                col, justify="left" if col in ("day", "objective / key result") else "right"
-            )
+        table.add_column("day", no_wrap=True, min_width=10)  # a date, never cut
+        for col in ("objective / key result", "value", "target", "progress", "expected"):
+            table.add_column(col, justify="left" if col == "objective / key result" else "right")
         table.add_column("status")
-        table.add_column("forecast", justify="right")
+        table.add_column("chance", justify="right")
         for i, day in enumerate(o.days):
             d = day.figures
             table.add_row(

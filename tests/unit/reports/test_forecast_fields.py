@@ -109,7 +109,7 @@ def test_the_table_has_a_forecast_column() -> None:
     out = io.StringIO()
     render_progress(_report(), Console(file=out, width=200, color_system=None))
     text = out.getvalue()
-    assert "forecast" in text.splitlines()[1] + text.splitlines()[2]
+    assert "chance" in "".join(text.splitlines()[1:5])
     doc: Any = _report().to_json()
     orders = doc["shops"][0]["objectives"][0]["key_results"][0]
     shown = f"{orders['forecast']['probability'] * 100:.0f}%"
