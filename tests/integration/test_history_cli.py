@@ -235,6 +235,16 @@ def _figures(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in skip}
 
 
+def _moving(figures: dict[str, Any]) -> dict[str, Any]:
+    """`figures` with a forecast's numbers compared within 1e-4: made at another instant."""
+    forecast = figures.get("forecast")
+    if not forecast:
+        return figures
+    near = {k: v if k in ("basis_days", "method") else pytest.approx(v, rel=1e-4, abs=1e-4)
+            for k, v in forecast.items()}  # fmt: skip
+    return {**figures, "forecast": near}
+
+
 def test_as_of_and_history_match_the_events(
     kafka_bootstrap: str, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -290,16 +300,18 @@ def test_as_of_and_history_match_the_events(
         code, out, err = run(*url, "progress", "--as-of", day_text, "--format", "json")
         assert code == 0, err
         (then,) = json.loads(out)["shops"][0]["objectives"]
-        assert _figures(objective["days"][i]) == _figures(then), day_text
+        # Today is not over: both forecast it at their own now, a moment apart.
+        same = _moving if day_text == today.isoformat() else (lambda figures: figures)
+        assert _figures(objective["days"][i]) == same(_figures(then)), day_text
         for kr, kr_then in zip(objective["key_results"], then["key_results"], strict=True):
             assert kr["days"][i]["day"] == day_text
-            assert _figures(kr["days"][i]) == _figures(kr_then), (day_text, kr["key"])
+            assert _figures(kr["days"][i]) == same(_figures(kr_then)), (day_text, kr["key"])
 
     # Each day carries the forecast made then (compared with `progress --as-of` above): from
     # the 7th complete day on, standing on every day of the period up to it.
     last = {kr["key"]: kr["days"][-1] for kr in objective["key_results"]}
     for key in ("orders", "revenue", "clients", "daily-posts"):
-        assert last[key]["forecast"]["basis_days"] == len(days), key
+        assert last[key]["forecast"]["basis_days"] == len(days) - 1, key  # today: not over
     assert objective["key_results"][0]["days"][5]["forecast"] is None
     assert last["top-order"]["forecast_reason"] == "max levels are not forecast"
     assert "maintain" in last["refund-rate"]["forecast_reason"]

@@ -90,9 +90,10 @@ def run_history(
         if not plans:
             raise no_such_shop(conn, shop)
         (active,) = plans
-        today = local_day(datetime.now(UTC), active.plan.timezone)
+        now = datetime.now(UTC)
+        today = local_day(now, active.plan.timezone)
         try:
-            report = history_report(conn, active, query, today)
+            report = history_report(conn, active, query, today, now=now)
         except NothingSelected as exc:
             raise OperatorError(ExitCode.NOT_FOUND, f"shop {shop!r}: {exc}") from None
     if fmt == "json":

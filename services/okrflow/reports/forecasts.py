@@ -31,6 +31,7 @@ __all__ = [
     "ObjectiveOutlook",
     "counted_after",
     "fingerprint",
+    "forecast_instant",
     "key_result_outlook",
     "objective_outlook",
     "outlook_json",
@@ -128,6 +129,13 @@ def plan_forecast(
     if measures is None:
         measures = measure_plan(plan, states)
     return forecast_plan(plan, measures, states, now)
+
+
+def forecast_instant(end: datetime, now: datetime | None) -> datetime:
+    """When a forecast "as of the end of a day" is made: at its end, or now while the day
+    is not over (today): its end has not come, and today's events so far are not a whole
+    day's (a cadence's slot of today would count as ended short)."""
+    return end if now is None or now >= end else now
 
 
 def counted_after(states: Mapping[tuple[str, str], KeyResultState], day: date) -> bool:

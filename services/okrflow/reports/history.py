@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 
 from sqlalchemy import Connection
@@ -30,6 +30,7 @@ from okrflow.reports.forecasts import (
     KeyResultOutlook,
     ObjectiveOutlook,
     fingerprint,
+    forecast_instant,
     key_result_outlook,
     objective_outlook,
     outlook_json,
@@ -175,10 +176,11 @@ def _span(objective: Objective, query: HistoryQuery, today: date) -> tuple[date,
 
 def history_report(
     conn: Connection, active: ActivePlan, query: HistoryQuery, today: date,
-    memo: ForecastMemo | None = None,
+    memo: ForecastMemo | None = None, now: datetime | None = None,
 ) -> HistoryReport:  # fmt: skip
     """The report `okrflow history` prints. `today` is the shop's local date now: no day
-    after it is shown. `memo`: past days' forecasts kept between calls (the pages).
+    after it is shown. `memo`: past days' forecasts kept between calls (the pages). `now`:
+    a day not over yet is forecast then, not at its end (as `progress --as-of` does).
     Raises NothingSelected."""
     plan = active.plan
     chosen = _selected(plan.objectives, query)
@@ -188,7 +190,7 @@ def history_report(
     days = [] if lo is None or hi is None else _days(lo, hi)
     rows = read_series_rows(conn, active.key_result_ids.values()) if days else {}
     judged = _judged(active, plan_tree(plan, spans), days, plan_states_by_day(active, rows, days),
-                     memo)  # fmt: skip
+                     memo, now)  # fmt: skip
     objectives = []
     for o in chosen:
         first, last = spans[o.key]
@@ -216,17 +218,19 @@ def history_report(
 
 def _judged(
     active: ActivePlan, tree: Plan, days: Sequence[date], states_by_day: Sequence[KeyResultStates],
-    memo: ForecastMemo | None,
+    memo: ForecastMemo | None, now: datetime | None,
 ) -> list[tuple[dict[str, ObjectiveProgress], PlanForecast]]:  # fmt: skip
-    """Each day's objectives judged at its end, and the forecast then of `tree` (the
-    objectives shown and those below them: the others' forecasts would be thrown away)."""
+    """Each day's objectives judged at its end, and the forecast then (`forecast_instant`)
+    of `tree` (the objectives shown and those below them: the others' would be thrown
+    away)."""
     plan = active.plan
     out = []
     for day, states in zip(days, states_by_day, strict=True):
         end = end_of_day(day, plan.timezone)
         measures = measure_plan(plan, states)
-        forecast = partial(plan_forecast, tree, states, end, measures)
-        if memo is None:
+        instant = forecast_instant(end, now)
+        forecast = partial(plan_forecast, tree, states, instant, measures)
+        if memo is None or instant != end:  # a day not over: its forecast moves with now
             outlook = forecast()
         else:  # the plan by value: the pages cut a new one from the plan in force each time
             outlook = memo.get((tree, day, fingerprint(tree, states)), forecast)

@@ -35,6 +35,7 @@ from okrflow.reports.forecasts import (
     KeyResultOutlook,
     ObjectiveOutlook,
     counted_after,
+    forecast_instant,
     key_result_outlook,
     objective_outlook,
     outlook_json,
@@ -224,7 +225,8 @@ def progress_report(
             judged_at = end_of_day(as_of, plan.timezone)
         measures = measure_plan(plan, states)
         results = judge_plan(plan, measures, judged_at)
-        forecast = _forecast(conn, active, states, measures, judged_at)
+        # As of a day not over yet (today), the forecast is made now (`at`), not at its end.
+        forecast = _forecast(conn, active, states, measures, forecast_instant(judged_at, at))
         day = None if as_of is None else AsOf(as_of, judged_at)
         # The backfill state is today's: shown with today's values, not with a past day's
         # (history shows none either).

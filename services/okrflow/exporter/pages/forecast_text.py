@@ -64,10 +64,10 @@ MONTHS = (
 def key_result_text(outlook: KeyResultOutlook, target: Number, baseline: Number, end: date) -> str:
     """What the shop page says of a key result's forecast (or why there is none)."""
     if isinstance(outlook, NoForecast):
-        return f"no forecast: {outlook.reason}"
+        return f"none ({outlook.reason})"
     p = outlook.probability
     if p is None:
-        return "no forecast"
+        return "none"
     falling = (
         isinstance(target, int | float)
         and isinstance(baseline, int | float)
@@ -88,9 +88,9 @@ def key_result_text(outlook: KeyResultOutlook, target: Number, baseline: Number,
 def objective_text(outlook: ObjectiveOutlook, end: date) -> str:
     """What the shop page says of an objective's forecast (or why there is none)."""
     if isinstance(outlook, NoForecast):
-        return f"no forecast: {outlook.reason}"
+        return f"none ({outlook.reason})"
     p = outlook.probability
     if p is None:
-        return "no forecast"
+        return "none"
     median = f"median progress {percent(outlook.p50_progress)}"
     return f"{band(p)} ({chance(p)}) to be fully achieved by {day_text(end)}; {median}"

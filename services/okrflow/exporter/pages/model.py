@@ -156,7 +156,9 @@ class SnapshotView:
             report = self._histories.get(key)
         if report is not None and report.today == today:
             return report
-        fresh = self._read(lambda conn: history_report(conn, active, query, today, self._memo))
+        fresh = self._read(
+            lambda conn: history_report(conn, active, query, today, self._memo, self.taken_at)
+        )
         with self._lock:
             self._histories[key] = fresh
         return fresh

@@ -71,7 +71,7 @@ def test_a_key_result_in_words() -> None:
         "very unlikely (0%) to reach 1,500 by 30 June; needs 9 a day"
     )
     reason = "needs 7 complete days of data in the period, has 3"
-    assert key_result_text(NoForecast(reason), 230, 200, END) == f"no forecast: {reason}"
+    assert key_result_text(NoForecast(reason), 230, 200, END) == f"none ({reason})"
 
 
 def test_an_objective_in_words() -> None:
@@ -80,7 +80,7 @@ def test_an_objective_in_words() -> None:
         == "as likely as not (46%) to be fully achieved by 30 June; median progress 83%"
     )
     assert objective_text(NoForecast("a part has no forecast: x"), END) == (
-        "no forecast: a part has no forecast: x"
+        "none (a part has no forecast: x)"
     )
 
 

@@ -132,7 +132,7 @@ def test_shop_page_escapes_and_orders_levels(serve: Any) -> None:
     assert ("h3", "Grow <clients>") in parser.headings
     assert 'data-field="value">215<' in body
     # The snapshot is of 1970: no forecast yet, and the page says why.
-    assert 'data-field="forecast">no forecast: the period has not started<' in body
+    assert 'data-field="forecast">none (the period has not started)<' in body
     assert "/static/pages.js" in body and 'data-poll="/shops/salone-bella?format=json"' in body
 
 

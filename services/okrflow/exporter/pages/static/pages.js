@@ -35,7 +35,7 @@
     return Number(parts[2]) + " " + MONTHS[Number(parts[1]) - 1];
   }
   function noForecast(entry) {
-    return entry.forecast_reason ? "no forecast: " + entry.forecast_reason : "no forecast";
+    return entry.forecast_reason ? "none (" + entry.forecast_reason + ")" : "none";
   }
   function krForecastText(kr, end) {
     var f = kr.forecast;
