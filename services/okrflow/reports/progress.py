@@ -1,4 +1,5 @@
-"""Progress of every objective and key result, from the database, judged at an instant.
+"""Progress of every objective and key result, from the database, judged at an instant,
+with the forecast made then (`reports.forecasts`).
 
 `progress_report` gives a `ProgressReport`; its `to_json()` is the document `okrflow progress
 --format json` prints (shape in the README), the intake's `GET /v1/shops/{shop}/progress`
@@ -208,8 +209,9 @@ def progress_report(
     """The report `okrflow progress` prints (its `to_json()`: `--format json`).
 
     With `as_of` (a local date), each shop's values are those counted from events up to the
-    end of that day in the shop's time zone, judged at that instant (`at` is not used), and
-    the document carries `as_of`."""
+    end of that day in the shop's time zone, judged and forecast at that instant (`at` is
+    only the forecast's instant for a day not over yet), and the document carries
+    `as_of`. Without it, the forecast at `at` stands on the local days up to `at`'s."""
     shops = []
     for active in load_active_plans(conn, shop):
         plan = active.plan
