@@ -2,10 +2,12 @@
 through selenium): the real broker, SQLite, a real worker counting the salon and TikTok
 examples (their periods moved around today), the exporter serving the pages.
 
-The numbers the shop pages show are checked against `okrflow progress --format json`, a
-burn-up chart's points against `okrflow history --format json`; more events make the open
-page change in place (the DOM is watched; no reload). Screenshots go to
-$OKRFLOW_TEST_ARTIFACTS (default: the test's tmp_path)."""
+The numbers the shop pages show, and their forecasts in words, are checked against `okrflow
+progress --format json`, a burn-up chart's points against `okrflow history --format json`
+and its forecast band against `progress`; more events make the open page change in place
+(the DOM is watched; no reload). Twenty days of backdated posts, followers and orders give
+the forecasts their basis. Screenshots go to $OKRFLOW_TEST_ARTIFACTS (default: the test's
+tmp_path)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from okrflow.domain.forecast import NoForecast
+from okrflow.exporter.pages.forecast_text import BANDS as _BANDS
+from okrflow.exporter.pages.forecast_text import key_result_text, objective_text
+from okrflow.reports.forecasts import KeyResultForecastFigures, ObjectiveForecastFigures
 from tests.conftest import REPO
 from tests.factories import cloud_event
 from tests.integration.processes import okrflow, pipeline_env, running
@@ -29,6 +35,7 @@ from tests.services import free_port, unavailable, wait_for
 EXAMPLES = REPO / "schemas" / "examples" / "okrs"
 SALON, STUDIO = "salone-bella", "studio-lumen"
 NONE = "—"
+BANDS = {"certain", *(words for _, words in _BANDS)}
 STATUS = {
     "on_track": "On track", "at_risk": "At risk", "off_track": "Off track",
     "achieved": "Achieved", "missed": "Missed", "not_started": "Not started",
@@ -80,6 +87,30 @@ def _events(prefix: str, campaigns: int) -> list[dict[str, Any]]:
     add(STUDIO, "campaign.launched", earlier,
         {"campaign_id": f"{prefix}-ad", "channel": "tiktok", "kind": "ad"})  # fmt: skip
     add(STUDIO, "influencer.contacted", recent, {"platform": "tiktok", "influencer": prefix})
+    return out
+
+
+def _backdated() -> list[dict[str, Any]]:
+    """The 20 days before today: posts on weekdays (three or four: every slot met),
+    followers growing to 130, scalp-care orders; what the forecasts stand on."""
+    out: list[dict[str, Any]] = []
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def add(kind: str, shop: str, when: datetime, data: dict[str, Any]) -> None:
+        out.append(cloud_event(f"h-{len(out)}", shop=shop, event_type=kind,
+                               time=when.isoformat(), data=data))  # fmt: skip
+
+    for back in range(20, 0, -1):  # from the short period's first day
+        noon = midnight - timedelta(days=back) + timedelta(hours=11)
+        add("social.followers.changed", STUDIO, noon,
+            {"platform": "tiktok", "followers": 130 - back // 2})  # fmt: skip
+        if noon.weekday() < 5:
+            for i in range(3 + back % 2):
+                add("social.post.published", STUDIO, noon + timedelta(minutes=i),
+                    {"platform": "tiktok", "post_id": f"h{back}-{i}"})  # fmt: skip
+        add("order.placed", SALON, noon, {"order_id": f"h{back}", "customer_id": "h",
+                                           "service": "scalp-care", "total": 30 + back,
+                                           "currency": "EUR"})  # fmt: skip
     return out
 
 
@@ -166,20 +197,32 @@ def _shown(driver: Any) -> dict[str, Any]:
     return dict(driver.execute_script(script))
 
 
+def _outlook(entry: dict[str, Any], figures: type[Any]) -> Any:
+    """A `progress` entry's forecast as the report holds it (what the words are said from)."""
+    if entry["forecast"] is None:
+        return NoForecast(entry["forecast_reason"])
+    return figures(**entry["forecast"])
+
+
 def _expected(report: dict[str, Any]) -> dict[str, Any]:
     """What the page should show for one shop of `progress --format json`."""
     (shop,) = report["shops"]
     out: dict[str, Any] = {"objectives": {}, "krs": {}, "kpis": {}}
     for o in shop["objectives"]:
+        end = date.fromisoformat(o["period"]["end"])
         out["objectives"][o["key"]] = {
             "status": STATUS[o["status"]], "progress": percent(o["progress"]),
             "expected": percent(o["expected"]),
+            "forecast": objective_text(_outlook(o, ObjectiveForecastFigures), end),
         }  # fmt: skip
         for kr in o["key_results"]:
+            said = key_result_text(_outlook(kr, KeyResultForecastFigures), kr["target"],
+                                   kr["baseline"], end)  # fmt: skip
             shown = {
                 "status": STATUS[kr["status"]], "progress": percent(kr["progress"]),
                 "expected": percent(kr["expected"]), "value": number(kr["value"]),
                 "baseline": number(kr["baseline"]), "target": number(kr["target"]),
+                "forecast": said,
             }  # fmt: skip
             if kr.get("backfill") in ("pending", "running"):
                 shown["backfill"] = f"backfill {kr['backfill']}: partial values"
@@ -215,7 +258,7 @@ def test_pages_in_a_real_browser(kafka_bootstrap: str, tmp_path: Path, browser: 
     applied = okrflow(env, "apply", *map(str, _plans(tmp_path)), "--yes")
     assert applied.returncode == 0, applied.stderr
     base = f"http://127.0.0.1:{port}"
-    first = _events("a", campaigns=4)
+    first = _events("a", campaigns=4) + _backdated()
     with (
         running(env, "worker", log=tmp_path / "worker.log") as worker,
         running(env, "exporter", log=tmp_path / "exporter.log") as exporter,
@@ -233,6 +276,11 @@ def test_pages_in_a_real_browser(kafka_bootstrap: str, tmp_path: Path, browser: 
         shown = _shown(browser)
         assert shown["krs"]["tiktok/influencers"]["value"] == "1"
         assert shown["krs"]["tiktok/followers"]["value"] == "131"
+        # In words: how likely, to reach what by when, and the pace it takes.
+        posts = shown["krs"]["tiktok/daily-posts"]["forecast"]
+        assert " to reach " in posts and posts.endswith(" in every slot left"), posts
+        assert " a day" in shown["krs"]["tiktok/followers"]["forecast"]
+        assert shown["objectives"]["tiktok"]["forecast"].split(" (")[0] in BANDS
 
         # Keyboard: every key result is a link that takes focus; headings are real.
         links = browser.find_elements("css selector", "[data-kr] h3 a")
@@ -272,6 +320,22 @@ def test_pages_in_a_real_browser(kafka_bootstrap: str, tmp_path: Path, browser: 
             assert float(target.get_attribute("data-target")) == days[-1]["target"]
             if kr == "daily-posts":  # a cadence: its slots are drawn
                 assert browser.find_elements("css selector", "svg.burnup rect.slot")
+            # The forecast's p10-p90 band from today to the period's end, beside the pace.
+            now = {k["key"]: k for o in _cli_json(env, "progress", "--shop", shop)["shops"][0]
+                   ["objectives"] for k in o["key_results"]}[kr]["forecast"]  # fmt: skip
+            drawn = browser.find_element("css selector", "svg.burnup g.forecast")
+            for q in ("p10", "p50", "p90"):
+                assert float(drawn.get_attribute(f"data-{q}")) == pytest.approx(now[q], rel=1e-3)
+            assert browser.find_elements("css selector", "svg.burnup polygon.forecast-band")
+            said = browser.find_element("css selector", '[data-kr] [data-field="forecast"]')
+            assert said.text.split(" (")[0] in BANDS
+            ticks = [
+                float(t.get_attribute("data-tick"))
+                for t in browser.find_elements("css selector", "svg.burnup text[data-tick]")
+            ]
+            step = ticks[1] - ticks[0]
+            assert round(step / 10 ** math.floor(math.log10(step)), 9) in (1, 2, 2.5, 5), ticks
+            assert max(ticks) >= now["p90"]
             browser.save_screenshot(str(artifacts / f"burnup-{shop}-{kr}.png"))
 
         # Live: more events change the open page in place, without a reload.
@@ -284,6 +348,13 @@ def test_pages_in_a_real_browser(kafka_bootstrap: str, tmp_path: Path, browser: 
         wait_for(
             lambda: _shown(browser)["krs"]["more-clients/campaigns"]["value"],
             lambda v: v == "7", 30, "the campaigns shown to reach 7 without a reload",
+        )  # fmt: skip
+        # The words follow, from the JSON twin (the script says them as the server does).
+        wait_for(
+            lambda: (_shown(browser)["krs"]["more-clients/campaigns"]["forecast"],
+                     _expected(_cli_json(env, "progress", "--shop", SALON))["krs"]
+                     ["more-clients/campaigns"]["forecast"]),
+            lambda pair: pair[0] == pair[1], 30, "the forecast's words to follow",
         )  # fmt: skip
         assert browser.execute_script("return window.__notReloaded === true")
         assert int(browser.find_element("tag name", "body").get_attribute("data-polls")) >= 1

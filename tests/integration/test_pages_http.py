@@ -1,15 +1,17 @@
 """The exporter's pages on both databases: the JSON twins equal `okrflow progress` and
-`okrflow history` (but for the instant), and with OKRFLOW_PAGES_REQUIRE_TOKEN a shop's pages
-open with one of its intake tokens (`okrflow tokens create`), a revoked one is refused."""
+`okrflow history` (but for the instant: pace and forecasts move with it), and with
+OKRFLOW_PAGES_REQUIRE_TOKEN a shop's pages open with one of its intake tokens (`okrflow
+tokens create`), a revoked one is refused."""
 
 from __future__ import annotations
 
 import json
 import urllib.error
 import urllib.request
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,6 +20,7 @@ from tests.integration.processes import okrflow, okrflow_env, running
 from tests.services import free_port, wait_for
 
 SALON = "salone-bella"
+ROME = ZoneInfo("Europe/Rome")
 
 
 def _plan(tmp_path: Path) -> Path:
@@ -45,11 +48,17 @@ def _get(url: str, cookie: str | None = None) -> tuple[int, dict[str, str], byte
         return 0, {}, b""
 
 
+# What moves with the instant judged: the expected pace, and a forecast's figures (the pages
+# forecast at their snapshot's instant, the command at its own).
+MOVING = ("expected", "probability", "p10", "p50", "p90", "required_per_day", "p50_progress")
+
+
 def _pace_approx(doc: Any) -> Any:
-    """`doc` with every "expected" compared within 1e-4 (a second apart it moves ~1e-7)."""
+    """`doc` with every figure that moves with the clock compared within 1e-4 (a second
+    apart it moves ~1e-7)."""
     if isinstance(doc, dict):
         return {
-            k: pytest.approx(v, abs=1e-4) if k == "expected" and v is not None
+            k: pytest.approx(v, rel=1e-4, abs=1e-4) if k in MOVING and v is not None
             else _pace_approx(v)
             for k, v in doc.items()
         }  # fmt: skip
@@ -88,15 +97,20 @@ def test_twins_and_tokens(database_url: str, tmp_path: Path) -> None:
         page = json.loads(body)
         cli = _cli(env, "progress", "--shop", SALON)
         page.pop("at"), cli.pop("at")
-        # The same document, but for the instant judged: the expected pace moves with it.
+        # The same document, but for the instant judged: the expected pace and the
+        # forecasts move with it.
         assert page == _pace_approx(cli)
+        campaigns = page["shops"][0]["objectives"][0]["key_results"][1]
+        start = date.today() - timedelta(days=30)
+        # its basis: the period's local days before today (no event: a forecast of nothing)
+        assert campaigns["forecast"]["basis_days"] == (datetime.now(ROME).date() - start).days
 
         status, _, body = _get(f"{base}/shops/{SALON}/key-results/more-clients/campaigns"
                                "?format=json", cookie)  # fmt: skip
         assert status == 200
         history = _cli(env, "history", "--shop", SALON, "--objective", "more-clients",
                        "--key-result", "campaigns")  # fmt: skip
-        assert json.loads(body) == history
+        assert json.loads(body) == _pace_approx(history)  # today's forecast: made now
         status, _, body = _get(f"{base}/shops/{SALON}", cookie)
         assert status == 200 and b"<h1>salone-bella</h1>" in body
 

@@ -14,7 +14,8 @@ from okrflow.exitcodes import ExitCode, OperatorError
 from okrflow.plans.lookups import no_such_shop
 from okrflow.plans.stored import load_active_plans
 from okrflow.readonly import open_for_reading
-from okrflow.reports.history import HistoryQuery, NothingSelected, history_csv, history_report
+from okrflow.reports.history import HistoryQuery, NothingSelected, history_report
+from okrflow.reports.history_csv import history_csv
 from okrflow.reports.progress import progress_report
 from okrflow.reports.table import render_history, render_progress
 
@@ -89,9 +90,10 @@ def run_history(
         if not plans:
             raise no_such_shop(conn, shop)
         (active,) = plans
-        today = local_day(datetime.now(UTC), active.plan.timezone)
+        now = datetime.now(UTC)
+        today = local_day(now, active.plan.timezone)
         try:
-            report = history_report(conn, active, query, today)
+            report = history_report(conn, active, query, today, now=now)
         except NothingSelected as exc:
             raise OperatorError(ExitCode.NOT_FOUND, f"shop {shop!r}: {exc}") from None
     if fmt == "json":

@@ -3,25 +3,40 @@ stood at the end of each local day, from the period's start to today (or its end
 
 Day D is exactly `okrflow progress --as-of D`: the same fold of the stored days
 (`domain.history`), judged at the same instant (the local midnight after D), printed by the
-same functions. The days are folded in one pass per series, not once per day.
+same functions, with the forecast made then (from the events up to then: a backtest). The
+days are folded in one pass per series, not once per day; each day's forecast stands on the
+fold of its day.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Connection
 
-from okrflow.domain.history import end_of_day, plan_states_by_day
+from okrflow.domain.forecast_plan import PlanForecast
+from okrflow.domain.history import KeyResultStates, end_of_day, plan_states_by_day
 from okrflow.domain.kpis import band_text
-from okrflow.domain.model import Objective
+from okrflow.domain.model import Objective, Plan
 from okrflow.domain.plans import ActivePlan
-from okrflow.domain.progress import plan_progress
-from okrflow.jsontypes import JsonObject, JsonValue
+from okrflow.domain.progress import ObjectiveProgress, judge_plan, measure_plan
+from okrflow.jsontypes import JsonObject
 from okrflow.reports.figures import KeyResultFigures, KpiFigures, ObjectiveFigures
+from okrflow.reports.forecasts import (
+    ForecastMemo,
+    KeyResultOutlook,
+    ObjectiveOutlook,
+    fingerprint,
+    forecast_instant,
+    key_result_outlook,
+    objective_outlook,
+    outlook_json,
+    plan_forecast,
+    plan_tree,
+)
 from okrflow.reports.kpis import kpi_history
 from okrflow.store.series_reads import read_series_rows
 
@@ -46,18 +61,22 @@ class KeyResultDay:
 
     day: date
     figures: KeyResultFigures
+    forecast: KeyResultOutlook
 
     def to_json(self) -> JsonObject:
-        return {"day": self.day.isoformat(), **self.figures.to_json()}
+        return {"day": self.day.isoformat(), **self.figures.to_json(),
+                **outlook_json(self.forecast)}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ObjectiveDay:
     day: date
     figures: ObjectiveFigures
+    forecast: ObjectiveOutlook
 
     def to_json(self) -> JsonObject:
-        return {"day": self.day.isoformat(), **self.figures.to_json()}
+        return {"day": self.day.isoformat(), **self.figures.to_json(),
+                **outlook_json(self.forecast)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -156,10 +175,13 @@ def _span(objective: Objective, query: HistoryQuery, today: date) -> tuple[date,
 
 
 def history_report(
-    conn: Connection, active: ActivePlan, query: HistoryQuery, today: date
-) -> HistoryReport:
+    conn: Connection, active: ActivePlan, query: HistoryQuery, today: date,
+    memo: ForecastMemo | None = None, now: datetime | None = None,
+) -> HistoryReport:  # fmt: skip
     """The report `okrflow history` prints. `today` is the shop's local date now: no day
-    after it is shown. Raises NothingSelected."""
+    after it is shown. `memo`: past days' forecasts kept between calls (the pages). `now`:
+    a day not over yet is forecast then, not at its end (as `progress --as-of` does).
+    Raises NothingSelected."""
     plan = active.plan
     chosen = _selected(plan.objectives, query)
     spans = {o.key: _span(o, query, today) for o in chosen}
@@ -167,28 +189,53 @@ def history_report(
     hi = max((b for a, b in spans.values() if a <= b), default=None)
     days = [] if lo is None or hi is None else _days(lo, hi)
     rows = read_series_rows(conn, active.key_result_ids.values()) if days else {}
-    judged = [
-        plan_progress(plan, states, end_of_day(day, plan.timezone))
-        for day, states in zip(days, plan_states_by_day(active, rows, days), strict=True)
-    ]
+    judged = _judged(active, plan_tree(plan, spans), days, plan_states_by_day(active, rows, days),
+                     memo, now)  # fmt: skip
     objectives = []
     for o in chosen:
         first, last = spans[o.key]
-        mine = [(d, r[o.key]) for d, r in zip(days, judged, strict=True) if first <= d <= last]
+        mine = [(d, r[o.key], f) for d, (r, f) in zip(days, judged, strict=True)
+                if first <= d <= last]  # fmt: skip
         key_results = tuple(
             KeyResultHistory(kr.key, kr.title, tuple(
-                KeyResultDay(d, KeyResultFigures.of(r.key_results[i])) for d, r in mine
+                KeyResultDay(d, KeyResultFigures.of(r.key_results[i]),
+                             key_result_outlook(f.key_results[o.key, kr.key]))
+                for d, r, f in mine
             ))
             for i, kr in enumerate(o.key_results)
             if query.key_result in (None, kr.key)
         )  # fmt: skip
         objectives.append(ObjectiveHistory(
             o.key, o.title, o.period.start, o.period.end,
-            tuple(ObjectiveDay(d, ObjectiveFigures.of(r)) for d, r in mine), key_results,
+            tuple(ObjectiveDay(d, ObjectiveFigures.of(r), objective_outlook(f.objectives[o.key]))
+                  for d, r, f in mine),
+            key_results,
         ))  # fmt: skip
     return HistoryReport(
         plan.shop, plan.timezone, today, tuple(objectives), _kpis(conn, active, query, today, lo)
     )
+
+
+def _judged(
+    active: ActivePlan, tree: Plan, days: Sequence[date], states_by_day: Sequence[KeyResultStates],
+    memo: ForecastMemo | None, now: datetime | None,
+) -> list[tuple[dict[str, ObjectiveProgress], PlanForecast]]:  # fmt: skip
+    """Each day's objectives judged at its end, and the forecast then (`forecast_instant`)
+    of `tree` (the objectives shown and those below them: the others' would be thrown
+    away)."""
+    plan = active.plan
+    out = []
+    for day, states in zip(days, states_by_day, strict=True):
+        end = end_of_day(day, plan.timezone)
+        measures = measure_plan(plan, states)
+        instant = forecast_instant(end, now)
+        forecast = partial(plan_forecast, tree, states, instant, measures)
+        if memo is None or instant != end:  # a day not over: its forecast moves with now
+            outlook = forecast()
+        else:  # the plan by value: the pages cut a new one from the plan in force each time
+            outlook = memo.get((tree, day, fingerprint(tree, states)), forecast)
+        out.append((judge_plan(plan, measures, end), outlook))
+    return out
 
 
 def _kpis(
@@ -214,47 +261,3 @@ def _kpis(
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-CSV_COLUMNS = (
-    "shop", "objective", "key_result", "kpi", "day", "value", "baseline", "target", "progress",
-    "expected", "status", "has_value", "healthy",
-)  # fmt: skip
-
-
-def history_rows(report: HistoryReport) -> list[JsonObject]:
-    """One row per objective and day, then per key result and day (objective rows have no
-    key result, value, baseline or target), then per KPI and day (no objective, key
-    result, baseline, target, progress, expected or status)."""
-    out: list[JsonObject] = []
-    for o in report.objectives:
-        for day in o.days:
-            out.append({"shop": report.shop, "objective": o.key, "key_result": "",
-                        **day.to_json()})  # fmt: skip
-        for kr in o.key_results:
-            for kr_day in kr.days:
-                out.append({"shop": report.shop, "objective": o.key,
-                            "key_result": kr.key, **kr_day.to_json()})  # fmt: skip
-    for kpi in report.kpis:
-        for kpi_day in kpi.days:
-            out.append({"shop": report.shop, "objective": "", "key_result": "",
-                        "kpi": kpi.key, **kpi_day.to_json()})  # fmt: skip
-    return out
-
-
-def history_csv(report: HistoryReport) -> str:
-    """CSV with a header (CSV_COLUMNS); empty cells for what a row does not have."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in history_rows(report):
-        writer.writerow({k: _cell(row.get(k)) for k in CSV_COLUMNS})
-    return buffer.getvalue()
-
-
-def _cell(value: JsonValue) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

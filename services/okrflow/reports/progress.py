@@ -1,4 +1,5 @@
-"""Progress of every objective and key result, from the database, judged at an instant.
+"""Progress of every objective and key result, from the database, judged at an instant,
+with the forecast made then (`reports.forecasts`).
 
 `progress_report` gives a `ProgressReport`; its `to_json()` is the document `okrflow progress
 --format json` prints (shape in the README), the intake's `GET /v1/shops/{shop}/progress`
@@ -13,14 +14,34 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection
 
+from okrflow.domain.forecast import Outcome
+from okrflow.domain.forecast_plan import PlanForecast
 from okrflow.domain.history import end_of_day, plan_states_as_of
 from okrflow.domain.kpis import KpiProgress
 from okrflow.domain.model import KeyResult, Objective, Plan
 from okrflow.domain.periods import local_day
-from okrflow.domain.progress import KeyResultProgress, ObjectiveProgress, plan_progress
+from okrflow.domain.plans import ActivePlan
+from okrflow.domain.progress import (
+    KeyResultProgress,
+    KeyResultState,
+    ObjectiveMeasure,
+    ObjectiveProgress,
+    judge_plan,
+    measure_plan,
+)
 from okrflow.jsontypes import JsonObject, JsonValue
 from okrflow.plans.stored import load_active_plans
 from okrflow.reports.figures import KeyResultFigures, ObjectiveFigures
+from okrflow.reports.forecasts import (
+    KeyResultOutlook,
+    ObjectiveOutlook,
+    counted_after,
+    forecast_instant,
+    key_result_outlook,
+    objective_outlook,
+    outlook_json,
+    plan_forecast,
+)
 from okrflow.reports.kpis import KpiEntry, read_kpi_progress
 from okrflow.store.backfill_jobs import read_backfill_states
 from okrflow.store.series_reads import read_series_rows, read_series_states
@@ -34,11 +55,15 @@ class KeyResultEntry:
     key: str
     title: str
     figures: KeyResultFigures
+    forecast: KeyResultOutlook
     backfill: str | None = None
     shows_backfill: bool = False
 
     def to_json(self) -> JsonObject:
-        entry: JsonObject = {"key": self.key, "title": self.title, **self.figures.to_json()}
+        entry: JsonObject = {
+            "key": self.key, "title": self.title, **self.figures.to_json(),
+            **outlook_json(self.forecast),
+        }  # fmt: skip
         if self.shows_backfill:
             entry["backfill"] = self.backfill
         return entry
@@ -56,6 +81,7 @@ class ObjectiveEntry:
     start: date
     end: date
     figures: ObjectiveFigures
+    forecast: ObjectiveOutlook
     key_results: tuple[KeyResultEntry, ...]
 
     def to_json(self) -> JsonObject:
@@ -67,6 +93,7 @@ class ObjectiveEntry:
             "parent": self.parent,
             "period": {"start": self.start.isoformat(), "end": self.end.isoformat()},
             **self.figures.to_json(),
+            **outlook_json(self.forecast),
             "key_results": [kr.to_json() for kr in self.key_results],
         }
 
@@ -118,16 +145,18 @@ class ProgressReport:
 
 
 def _key_result(
-    kr: KeyResult, p: KeyResultProgress, backfill: Mapping[str, str] | None
+    kr: KeyResult, p: KeyResultProgress, outcome: Outcome, backfill: Mapping[str, str] | None
 ) -> KeyResultEntry:
+    figures, forecast = KeyResultFigures.of(p), key_result_outlook(outcome)
     if backfill is None:
-        return KeyResultEntry(p.key, kr.title, KeyResultFigures.of(p))
-    return KeyResultEntry(p.key, kr.title, KeyResultFigures.of(p), backfill.get(p.key), True)
+        return KeyResultEntry(p.key, kr.title, figures, forecast)
+    return KeyResultEntry(p.key, kr.title, figures, forecast, backfill.get(p.key), True)
 
 
 def _objective(
-    objective: Objective, r: ObjectiveProgress, backfill: Mapping[str, str] | None
-) -> ObjectiveEntry:
+    objective: Objective, r: ObjectiveProgress, forecast: PlanForecast,
+    backfill: Mapping[str, str] | None,
+) -> ObjectiveEntry:  # fmt: skip
     return ObjectiveEntry(
         key=objective.key,
         title=objective.title,
@@ -137,28 +166,36 @@ def _objective(
         start=objective.period.start,
         end=objective.period.end,
         figures=ObjectiveFigures.of(r),
+        forecast=objective_outlook(forecast.objectives[objective.key]),
         key_results=tuple(
-            _key_result(kr, p, backfill)
+            _key_result(kr, p, forecast.key_results[objective.key, kr.key], backfill)
             for kr, p in zip(objective.key_results, r.key_results, strict=True)
         ),
     )
 
 
+def _backfill(
+    backfill: Mapping[str, Mapping[str, str]] | None, objective: str
+) -> Mapping[str, str] | None:
+    return None if backfill is None else backfill.get(objective, {})
+
+
 def shop_progress(
     plan: Plan,
     results: Mapping[str, ObjectiveProgress],
+    forecast: PlanForecast,
     backfill: Mapping[str, Mapping[str, str]] | None,
     kpis: Sequence[KpiProgress],
     as_of: AsOf | None = None,
 ) -> ShopProgress:
-    """One shop of `progress` from its judged objectives, the backfill state of its key
-    results (objective -> key result -> state; None: not shown) and its KPIs.
-    The exporter's pages print the same from their snapshot."""
+    """One shop of `progress` from its judged objectives, their forecasts, the backfill
+    state of its key results (objective -> key result -> state; None: not shown) and its
+    KPIs. The exporter's pages print the same from their snapshot."""
     return ShopProgress(
         shop=plan.shop,
         timezone=plan.timezone,
         objectives=tuple(
-            _objective(o, results[o.key], None if backfill is None else backfill.get(o.key, {}))
+            _objective(o, results[o.key], forecast, _backfill(backfill, o.key))
             for o in plan.objectives
         ),
         kpis=tuple(KpiEntry.of(p) for p in kpis),
@@ -172,14 +209,15 @@ def progress_report(
     """The report `okrflow progress` prints (its `to_json()`: `--format json`).
 
     With `as_of` (a local date), each shop's values are those counted from events up to the
-    end of that day in the shop's time zone, judged at that instant (`at` is not used), and
-    the document carries `as_of`."""
+    end of that day in the shop's time zone, judged and forecast at that instant (`at` is
+    only the forecast's instant for a day not over yet), and the document carries
+    `as_of`. Without it, the forecast at `at` stands on the local days up to `at`'s."""
     shops = []
     for active in load_active_plans(conn, shop):
         plan = active.plan
         if as_of is None:
             states_by_id = read_series_states(conn, active.key_result_ids.values())
-            states = {
+            states: Mapping[tuple[str, str], KeyResultState] = {
                 pair: states_by_id.get(kr_id, {}) for pair, kr_id in active.key_result_ids.items()
             }
             judged_at = at
@@ -187,7 +225,10 @@ def progress_report(
             rows = read_series_rows(conn, active.key_result_ids.values())
             states = plan_states_as_of(active, rows, as_of)
             judged_at = end_of_day(as_of, plan.timezone)
-        results = plan_progress(plan, states, judged_at)
+        measures = measure_plan(plan, states)
+        results = judge_plan(plan, measures, judged_at)
+        # As of a day not over yet (today), the forecast is made now (`at`), not at its end.
+        forecast = _forecast(conn, active, states, measures, forecast_instant(judged_at, at))
         day = None if as_of is None else AsOf(as_of, judged_at)
         # The backfill state is today's: shown with today's values, not with a past day's
         # (history shows none either).
@@ -201,7 +242,20 @@ def progress_report(
         # KPIs over the window ending today (or on the as-of day), in the shop's time zone.
         today = as_of if as_of is not None else local_day(at, plan.timezone)
         kpis = read_kpi_progress(conn, active, today, as_of is None)
-        shops.append(shop_progress(plan, results, backfill, kpis, day))
+        shops.append(shop_progress(plan, results, forecast, backfill, kpis, day))
     if as_of is not None:
         return ProgressReport(None, tuple(shops), as_of)
     return ProgressReport(at, tuple(shops))
+
+
+def _forecast(
+    conn: Connection, active: ActivePlan, states: Mapping[tuple[str, str], KeyResultState],
+    measures: Mapping[str, ObjectiveMeasure], at: datetime,
+) -> PlanForecast:  # fmt: skip
+    """The forecast at `at` from the events up to then: the states shown, unless they hold
+    days after `at`'s local day (`--at` in the past), then the fold of the days up to it."""
+    day = local_day(at, active.plan.timezone)
+    if not counted_after(states, day):
+        return plan_forecast(active.plan, states, at, measures)
+    rows = read_series_rows(conn, active.key_result_ids.values())
+    return plan_forecast(active.plan, plan_states_as_of(active, rows, day), at)

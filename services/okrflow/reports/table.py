@@ -9,7 +9,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from okrflow.domain.forecast import NoForecast
 from okrflow.reports.figures import KeyResultFigures, KpiFigures, Number
+from okrflow.reports.forecasts import KeyResultOutlook, ObjectiveOutlook
 from okrflow.reports.history import HistoryReport, KpiHistory
 from okrflow.reports.kpis import KpiEntry
 from okrflow.reports.progress import KeyResultEntry, ProgressReport
@@ -27,6 +29,11 @@ def _bar(progress: float | None) -> ProgressBar:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{x * 100:.0f}%"
+
+
+def _chance(outlook: KeyResultOutlook | ObjectiveOutlook) -> str:
+    """The forecast's probability of reaching the target (a dash: no forecast)."""
+    return "-" if isinstance(outlook, NoForecast) else _pct(outlook.probability)
 
 
 def _num(x: Number) -> str:
@@ -57,10 +64,13 @@ def render_progress(report: ProgressReport, console: Console) -> None:
             "",
             "expected",
             "status",
+            "chance",
         ):
             table.add_column(
                 col,
-                justify="right" if col in ("value", "target", "progress", "expected") else "left",
+                justify="right"
+                if col in ("value", "target", "progress", "expected", "chance")
+                else "left",
             )
         for o in shop.objectives:
             f = o.figures
@@ -68,14 +78,14 @@ def render_progress(report: ProgressReport, console: Console) -> None:
             table.add_row(
                 Text(f"{o.title} [{o.key}]", style="bold", no_wrap=True, overflow="ellipsis"), "", "",
                 _pct(f.progress), _bar(f.progress), _pct(f.expected),
-                Text(f.status, style=style),
+                Text(f.status, style=style), _chance(o.forecast),
             )  # fmt: skip
             for kr in o.key_results:
                 k = kr.figures
                 table.add_row(
                     Text(f"  {kr.title}", no_wrap=True, overflow="ellipsis"), _num(k.value), _num(k.target), _pct(k.progress),
                     _bar(k.progress), _pct(k.expected),
-                    _kr_status(kr),
+                    _kr_status(kr), _chance(kr.forecast),
                 )  # fmt: skip
         console.print(table)
         if shop.kpis:
@@ -140,22 +150,24 @@ def render_history(report: HistoryReport, console: Console) -> None:
             title=f"{report.shop} / {o.title} [{o.key}]  ({report.timezone}, "
             "at the end of each day)", title_justify="left",
         )  # fmt: skip
-        for col in ("day", "objective / key result", "value", "target", "progress", "expected"):
-            table.add_column(
-                col, justify="left" if col in ("day", "objective / key result") else "right"
-            )
+        table.add_column("day", no_wrap=True, min_width=10)  # a date, never cut
+        for col in ("objective / key result", "value", "target", "progress", "expected"):
+            table.add_column(col, justify="left" if col == "objective / key result" else "right")
         table.add_column("status")
+        table.add_column("chance", justify="right")
         for i, day in enumerate(o.days):
             d = day.figures
             table.add_row(
                 day.day.isoformat(), Text(o.key, style="bold"), "", "", _pct(d.progress),
                 _pct(d.expected), Text(d.status, style=STATUS_STYLE.get(d.status, "")),
+                _chance(day.forecast),
             )  # fmt: skip
             for kr in o.key_results:
-                k = kr.days[i].figures
+                kr_day = kr.days[i]
+                k = kr_day.figures
                 table.add_row(
                     "", f"  {kr.key}", _num(k.value), _num(k.target), _pct(k.progress),
-                    _pct(k.expected), _status(k),
+                    _pct(k.expected), _status(k), _chance(kr_day.forecast),
                 )  # fmt: skip
         console.print(table)
     if kpis:

@@ -1,26 +1,39 @@
 """What the pages show, from the exporter's served snapshot: the JSON twins.
 
 A shop's progress is `reports.progress.shop_progress` (the shape of `okrflow progress --format
-json` for one shop) over `domain.progress`: measured once per snapshot and shop, judged at
-every request (pace and status move with the clock). A key result's burn-up is
+json` for one shop) over `domain.progress`: measured and forecast once per snapshot and shop
+(the forecast at the snapshot's instant), judged at every request (pace and status move
+with the clock). A key result's burn-up is
 `reports.history.history_report` (the shape of `okrflow history --format json`), read once per
-snapshot: the day rows are not in the snapshot. A shop page costs no SQL per request.
+snapshot: the day rows are not in the snapshot; its past days' forecasts are kept between
+snapshots while what they stand on is unchanged (`reports.forecasts.ForecastMemo`). A shop
+page costs no SQL per request.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from okrflow.domain.forecast import NoForecast
+from okrflow.domain.forecast_plan import PlanForecast, key_result_outcome
+from okrflow.domain.model import Plan
 from okrflow.domain.periods import local_day
 from okrflow.domain.plans import ActivePlan
-from okrflow.domain.progress import ObjectiveMeasure, judge_plan, measure_plan
+from okrflow.domain.progress import KeyResultState, ObjectiveMeasure, judge_plan, measure_plan
 from okrflow.exporter.snapshot import ProgressSnapshot, read_snapshot
+from okrflow.reports.forecasts import (
+    ForecastMemo,
+    KeyResultOutlook,
+    key_result_outlook,
+    plan_forecast,
+    plan_tree,
+)
 from okrflow.reports.history import HistoryQuery, HistoryReport, NothingSelected, history_report
 from okrflow.reports.progress import ProgressReport, shop_progress
 from okrflow.store.backfill_jobs import read_backfill_states
@@ -37,6 +50,7 @@ class NotFound(LookupError):
 @dataclass(frozen=True)
 class _Shop:
     active: ActivePlan
+    states: Mapping[tuple[str, str], KeyResultState]
     measures: Mapping[str, ObjectiveMeasure]
     backfill: Mapping[str, Mapping[str, str]]  # objective -> key result -> state
 
@@ -45,27 +59,25 @@ def _objective_tree(active: ActivePlan, objective: str) -> ActivePlan:
     """The plan cut to `objective` and the objectives below it (its progress rolls them up):
     `history_report` judges every objective of the plan on every day, and a key result's
     history needs only these (1,000 objectives over a year: seconds, not milliseconds)."""
-    keep = {objective}
-    grew = True
-    while grew:  # bounded: each pass adds at least one objective, or stops
-        below = {o.key for o in active.plan.objectives if o.parent in keep}
-        grew = not below <= keep
-        keep |= below
-    plan = replace(
-        active.plan, objectives=tuple(o for o in active.plan.objectives if o.key in keep), kpis=()
+    plan = plan_tree(active.plan, [objective])
+    keep = {o.key for o in plan.objectives}
+    return ActivePlan(
+        plan, {pair: i for pair, i in active.key_result_ids.items() if pair[0] in keep}
     )
-    ids = {pair: i for pair, i in active.key_result_ids.items() if pair[0] in keep}
-    return ActivePlan(plan, ids)
 
 
 class SnapshotView:
     """One snapshot as the pages read it; per-shop work is done once, on first use."""
 
-    def __init__(self, snapshot: ProgressSnapshot, engine: Engine | None) -> None:
+    def __init__(
+        self, snapshot: ProgressSnapshot, engine: Engine | None, memo: ForecastMemo | None = None
+    ) -> None:
         self.snapshot = snapshot
         self._engine = engine
+        self._memo = memo if memo is not None else ForecastMemo()
         self._plans = {active.plan.shop: active for active in snapshot.plans}
         self._shops: dict[str, _Shop] = {}
+        self._forecasts: dict[str, PlanForecast] = {}
         self._histories: dict[tuple[str, str, str], HistoryReport] = {}
         self._backfill: Mapping[int, str] | None = None
         self._lock = threading.Lock()
@@ -81,21 +93,57 @@ class SnapshotView:
             raise NotFound(f"no shop {shop!r} has a plan (shops: {known})")
         return active
 
-    def progress(self, shop: str, at: datetime) -> ProgressReport:
-        """`okrflow progress --shop SHOP` at `at` (in UTC), from this snapshot."""
+    def progress(self, shop: str, at: datetime, forecast: bool = True) -> ProgressReport:
+        """`okrflow progress --shop SHOP` at `at` (in UTC), from this snapshot, with the
+        forecasts at the snapshot's instant (`forecast=False`: not made, for a page that does
+        not show them: `/`)."""
         view = self._shop(shop)
         plan = view.active.plan
         results = judge_plan(plan, view.measures, at)
         kpis = self.snapshot.kpis.get(shop, ())
-        entry = shop_progress(plan, results, view.backfill, kpis)
+        outlook = self._plan_forecast(view) if forecast else _unforecast(plan)
+        entry = shop_progress(plan, results, outlook, view.backfill, kpis)
         return ProgressReport(at.astimezone(UTC), (entry,))
+
+    def forecast(self, shop: str, objective: str, key_result: str) -> KeyResultOutlook:
+        """A key result's forecast at the snapshot's instant (the burn-up's band): the
+        shop's, when a page made it already, else this key result's alone."""
+        view = self._shop(shop)
+        with self._lock:
+            made = self._forecasts.get(shop)
+        if made is not None:
+            return key_result_outlook(made.key_results[objective, key_result])
+        o = next(o for o in view.active.plan.objectives if o.key == objective)
+        i, kr = next((i, k) for i, k in enumerate(o.key_results) if k.key == key_result)
+        measure = view.measures[objective].key_results[i]
+        state = view.states.get((objective, key_result), {})
+        tz = view.active.plan.timezone
+        return key_result_outlook(
+            key_result_outcome(kr, o.period, tz, self.taken_at, state, measure)
+        )
+
+    def _plan_forecast(self, view: _Shop) -> PlanForecast:
+        """The shop's forecasts at the snapshot's instant, made once per snapshot."""
+        shop = view.active.plan.shop
+        with self._lock:
+            made = self._forecasts.get(shop)
+        if made is None:
+            plan = view.active.plan
+            made = plan_forecast(plan, view.states, self.taken_at, view.measures)
+            with self._lock:
+                self._forecasts[shop] = made
+        return made
+
+    @property
+    def taken_at(self) -> datetime:
+        return datetime.fromtimestamp(self.snapshot.taken_at, UTC)
 
     def history(self, shop: str, objective: str, key_result: str) -> HistoryReport:
         """`okrflow history SHOP --objective O --key-result K`, read once per
         snapshot (and per local day)."""
         active = _objective_tree(self.plan(shop), objective)
         query = HistoryQuery(objective, key_result)
-        today = local_day(datetime.fromtimestamp(self.snapshot.taken_at, UTC), active.plan.timezone)
+        today = local_day(self.taken_at, active.plan.timezone)
         try:
             return self._cached_history((shop, objective, key_result), active, query, today)
         except NothingSelected as exc:
@@ -108,7 +156,9 @@ class SnapshotView:
             report = self._histories.get(key)
         if report is not None and report.today == today:
             return report
-        fresh = self._read(lambda conn: history_report(conn, active, query, today))
+        fresh = self._read(
+            lambda conn: history_report(conn, active, query, today, self._memo, self.taken_at)
+        )
         with self._lock:
             self._histories[key] = fresh
         return fresh
@@ -128,7 +178,7 @@ class SnapshotView:
         for (objective_key, kr_key), kr_id in active.key_result_ids.items():
             if kr_id in by_id:
                 backfill[objective_key][kr_key] = by_id[kr_id]
-        view = _Shop(active, measure_plan(active.plan, states), backfill)
+        view = _Shop(active, states, measure_plan(active.plan, states), backfill)
         with self._lock:
             self._shops[shop] = view
         return view
@@ -151,6 +201,15 @@ class SnapshotView:
             return read(conn)
 
 
+def _unforecast(plan: Plan) -> PlanForecast:
+    """No forecast for any key result or objective (a page that shows none)."""
+    none = NoForecast("not made for this page")
+    return PlanForecast(
+        {(o.key, kr.key): none for o in plan.objectives for kr in o.key_results},
+        {o.key: none for o in plan.objectives},
+    )
+
+
 class PagesModel:
     """The view of the snapshot the exporter serves now (a new view when it changes)."""
 
@@ -159,6 +218,7 @@ class PagesModel:
     ) -> None:
         self._current = current
         self._engine = engine
+        self._memo = ForecastMemo()  # past days' forecasts, across snapshots
         self._view: SnapshotView | None = None
         self._lock = threading.Lock()
 
@@ -168,5 +228,5 @@ class PagesModel:
             return None
         with self._lock:
             if self._view is None or self._view.snapshot is not snapshot:
-                self._view = SnapshotView(snapshot, self._engine)
+                self._view = SnapshotView(snapshot, self._engine, self._memo)
             return self._view

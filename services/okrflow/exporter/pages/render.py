@@ -16,7 +16,9 @@ from html import escape as _escape
 from urllib.parse import quote
 
 from okrflow.domain.model import Objective, Plan
-from okrflow.reports.figures import KeyResultFigures, Number, ObjectiveFigures
+from okrflow.exporter.pages.forecast_text import day_chance, key_result_text, objective_text
+from okrflow.exporter.pages.numbers import NONE, number, percent
+from okrflow.reports.figures import KeyResultFigures, ObjectiveFigures
 from okrflow.reports.history import HistoryReport
 from okrflow.reports.kpis import KpiEntry
 from okrflow.reports.progress import KeyResultEntry, ObjectiveEntry, ProgressReport, ShopProgress
@@ -34,23 +36,6 @@ STATUS_TEXT = {
     "not_started": "Not started",
 }
 WAITING = "Waiting for its baseline"
-NONE = "—"
-
-
-def number(x: Number) -> str:
-    """A value as shown: thousands separated, at most 2 decimals; an em dash for none."""
-    if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(x):
-        return NONE
-    if float(x).is_integer():
-        return f"{int(x):,}"
-    return f"{x:,.2f}".rstrip("0").rstrip(".")
-
-
-def percent(x: float | None) -> str:
-    """A ratio as a whole percentage (rounded half up, like the script's Math.round)."""
-    if not isinstance(x, int | float) or not math.isfinite(x):
-        return NONE
-    return f"{math.floor(x * 100 + 0.5)}%"
 
 
 def status_text(status: str | None) -> str:
@@ -118,8 +103,13 @@ def _figures(entry: KeyResultFigures | ObjectiveFigures) -> str:
     )
 
 
-def _key_result(shop: str, objective: str, kr: KeyResultEntry, weight: float) -> str:
-    key = kr.key
+def _forecast(text: str) -> str:
+    """A forecast's sentence (not through the cached `escape`: it changes every snapshot)."""
+    return f'<p class="forecast">Forecast: <span data-field="forecast">{_escape(text)}</span></p>'
+
+
+def _key_result(shop: str, o: ObjectiveEntry, kr: KeyResultEntry, weight: float) -> str:
+    objective, key = o.key, kr.key
     f = kr.figures
     backfill = kr.backfill
     note = (
@@ -135,7 +125,8 @@ def _key_result(shop: str, objective: str, kr: KeyResultEntry, weight: float) ->
         "</a></h3>"
         + _bar(f"Progress of key result {kr.title}", f.progress, f.expected, f.status)
         + f'<p class="figures">{_figures(f)}</p>'
-        f'<p class="values">value <strong data-field="value">{number(f.value)}</strong>'
+        + _forecast(key_result_text(kr.forecast, f.target, f.baseline, o.end))
+        + f'<p class="values">value <strong data-field="value">{number(f.value)}</strong>'
         f' · baseline <span data-field="baseline">{number(f.baseline)}</span>'
         f' · target <span data-field="target">{number(f.target)}</span>'
         f" · weight {number(weight)}{note}</p></li>"
@@ -146,7 +137,7 @@ def _objective(shop: str, o: ObjectiveEntry, definition: Objective) -> str:
     weights = {kr.key: kr.weight for kr in definition.key_results}
     parent = f' · parent <a href="#o-{escape(o.parent)}">{escape(o.parent)}</a>' if o.parent else ""
     f = o.figures
-    krs = "".join(_key_result(shop, o.key, kr, weights[kr.key]) for kr in o.key_results)
+    krs = "".join(_key_result(shop, o, kr, weights[kr.key]) for kr in o.key_results)
     return (
         f'<article class="objective status-{escape(f.status)}" id="o-{escape(o.key)}" '
         f'data-objective="{escape(o.key)}">'
@@ -156,7 +147,8 @@ def _objective(shop: str, o: ObjectiveEntry, definition: Objective) -> str:
         f" · weight {number(definition.weight)}{parent}</p>"
         + _bar(f"Progress of objective {o.title}", f.progress, f.expected, f.status)
         + f'<p class="figures">{_figures(f)}</p>'
-        f'<ul class="key-results" aria-label="Key results of {escape(o.title)}">{krs}</ul>'
+        + _forecast(objective_text(o.forecast, o.end))
+        + f'<ul class="key-results" aria-label="Key results of {escape(o.title)}">{krs}</ul>'
         "</article>"
     )
 
@@ -236,9 +228,11 @@ def index_page(shops: Sequence[ShopProgress], token_required: bool) -> str:
 
 
 def key_result_page(
-    shop: str, objective: Objective, key: str, history: HistoryReport, chart: str
-) -> str:
-    """A key result's burn-up: the chart, its latest figures and every day as a table."""
+    shop: str, objective: Objective, key: str, history: HistoryReport, chart: str,
+    forecast: str = "",
+) -> str:  # fmt: skip
+    """A key result's burn-up: the chart, its latest figures, its forecast now in words
+    (`forecast`) and every day as a table."""
     (o,) = history.objectives
     (kr,) = o.key_results
     days = kr.days
@@ -254,7 +248,7 @@ def key_result_page(
     rows = "".join(
         f'<tr><th scope="row">{d.day.isoformat()}</th><td>{number(d.figures.value)}</td>'
         f"<td>{percent(d.figures.progress)}</td><td>{percent(d.figures.expected)}</td>"
-        f"<td>{escape(status_text(d.figures.status))}</td></tr>"
+        f"<td>{escape(status_text(d.figures.status))}</td><td>{day_chance(d.forecast)}</td></tr>"
         for d in reversed(days)
     )
     url = key_result_url(shop, objective.key, key)
@@ -263,13 +257,16 @@ def key_result_page(
         f'<p class="meta">Key result of <a href="{escape(shop_url(shop))}#o-'
         f'{escape(objective.key)}">{escape(objective.title)}</a> · {o.start.isoformat()} to '
         f'{o.end.isoformat()} · <a href="{escape(url)}?format=json">JSON</a></p>'
-        f'<div data-kr="{escape(objective.key)}/{escape(key)}">{latest}</div>'
+        f'<div data-kr="{escape(objective.key)}/{escape(key)}">{latest}'
+        f"{_forecast(forecast) if forecast else ''}</div>"
         f'<h2>Burn-up</h2><figure><div class="chart" data-chart="{escape(url)}?format=svg">'
         f"{chart}</div><figcaption>The value at the end of each day (dots), the expected pace "
-        "(dashed) and the target.</figcaption></figure>"
+        "(dashed), the target, and from today the forecast: 8 in 10 chances of ending in the "
+        "shaded band, its median the line through it.</figcaption></figure>"
         '<h2>Every day</h2><div class="scroll"><table class="days"><thead><tr>'
         '<th scope="col">Day</th><th scope="col">Value</th><th scope="col">Progress</th>'
-        '<th scope="col">Expected</th><th scope="col">Status</th></tr></thead>'
+        '<th scope="col">Expected</th><th scope="col">Status</th>'
+        '<th scope="col">Forecast</th></tr></thead>'
         f"<tbody>{rows}</tbody></table></div>"
     )
     crumbs = (

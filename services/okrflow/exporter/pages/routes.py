@@ -25,11 +25,13 @@ from okrflow.exporter.collector import OkrCollector
 from okrflow.exporter.pages import render
 from okrflow.exporter.pages.access import PageAccess
 from okrflow.exporter.pages.cache import PageCache
+from okrflow.exporter.pages.forecast_text import key_result_text
 from okrflow.exporter.pages.model import NotFound, PagesModel, SnapshotView
-from okrflow.exporter.pages.svg import burn_up
+from okrflow.exporter.pages.svg import Band, burn_up
 from okrflow.exporter.snapshot import ProgressSnapshot
 from okrflow.jsontypes import JsonObject
 from okrflow.ops.routes import Reply, Request
+from okrflow.reports.forecasts import KeyResultForecastFigures
 from okrflow.reports.progress import ProgressReport
 from okrflow.settings import Settings
 
@@ -107,7 +109,8 @@ class Pages:
         def index() -> bytes:
             now = self._clock()
             shops = [] if self._access.require_token else view.shops
-            reports = [view.progress(shop, now).shops[0] for shop in shops]
+            # The index page shows statuses only: forecasts are made for its JSON twin.
+            reports = [view.progress(shop, now, fmt == "json").shops[0] for shop in shops]
             if fmt == "json":
                 return _json_bytes(ProgressReport(now, tuple(reports)).to_json())
             return render.index_page(reports, self._access.require_token).encode()
@@ -153,10 +156,17 @@ class Pages:
             if fmt == "json":
                 return _json(200, history.to_json(), cookie)
             days = history.objectives[0].key_results[0].days
-            chart = burn_up(kr, objective, active.plan.timezone, days)
+            forecast = view.forecast(shop, objective_key, kr_key)
+            last = days[-1].figures if days else None
+            text = key_result_text(
+                forecast, last.target if last else None, last.baseline if last else None,
+                objective.period.end,
+            )  # fmt: skip
+            band = Band(forecast, text) if isinstance(forecast, KeyResultForecastFigures) else None
+            chart = burn_up(kr, objective, active.plan.timezone, days, band)
             if fmt == "svg":
                 return Reply(200, [chart.encode()], SVG, SECURITY_HEADERS + cookie)
-            page = render.key_result_page(shop, objective, kr_key, history, chart)
+            page = render.key_result_page(shop, objective, kr_key, history, chart, text)
             return _html(200, page, cookie)
         raise NotFound(
             f"no page at {request.path}: try {render.shop_url(shop)} or "

@@ -1,11 +1,14 @@
 """A key result's burn-up chart as server-side SVG: the value at the end of each local day
-(from `okrflow history`), the pace line, the target, and for cadence key results the slots.
+(from `okrflow history`), the pace line, the target, for cadence key results the slots, and
+the forecast's p10-p90 band from today to the period's end (with its p50). The value axis
+ticks at round steps (1, 2, 2.5 or 5 x 10^k).
 
 Hand-written rather than a chart library: the chart is a few lines, paths and circles in a
 fixed frame, drawn without JavaScript (works offline, readable by tests and screen readers
 through its title, description and the table beside it). The pace line is the formula's own
 (`domain.pace.key_result_pace`: linear over the period, stepping through the slots for a
-cadence), sampled at every local midnight of the period.
+cadence), sampled at every local midnight of the period. The band is drawn straight from
+today's value to the end's p10 and p90: the forecast gives the end, not the way there.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from html import escape
 from okrflow.domain.model import KeyResult, Objective
 from okrflow.domain.pace import key_result_pace
 from okrflow.domain.periods import cadence_slots, local_midnight
-from okrflow.exporter.pages.render import number
+from okrflow.exporter.pages.numbers import number
 from okrflow.reports.figures import Number
+from okrflow.reports.forecasts import KeyResultForecastFigures
 from okrflow.reports.history import KeyResultDay
 
 WIDTH, HEIGHT = 720, 320
@@ -58,32 +62,63 @@ def _pace(kr: KeyResult, objective: Objective, tz: str) -> list[tuple[float, flo
     ]
 
 
-def burn_up(kr: KeyResult, objective: Objective, tz: str, days: Sequence[KeyResultDay]) -> str:
-    """The chart for one key result; `days` are its `history` days."""
+def ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About `count` round steps (1, 2, 2.5 or 5 x 10^k) covering [low, high], from a
+    multiple of the step at or below `low` to one at or above `high`."""
+    span = high - low if high > low else abs(high) or 1.0
+    raw = span / count
+    base = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * base for m in (1, 2, 2.5, 5, 10) if m * base >= raw * (1 - 1e-9))
+    first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+    if last <= first:
+        last = first + 1
+    return [round(i * step, 12) for i in range(first, last + 1)]
+
+
+@dataclass(frozen=True)
+class Band:
+    """The forecast drawn on the chart, and its sentence (the chart's `data-forecast`)."""
+
+    forecast: KeyResultForecastFigures
+    text: str
+
+
+def burn_up(
+    kr: KeyResult, objective: Objective, tz: str, days: Sequence[KeyResultDay],
+    band: Band | None = None,
+) -> str:  # fmt: skip
+    """The chart for one key result; `days` are its `history` days, `band` its forecast
+    now (drawn from the last day to the period's end while the period runs)."""
     period = objective.period
     total_days = (period.end - period.start).days + 1
     last = days[-1].figures if days else None
     baseline = last.baseline if last else None
     target = last.target if last else None
     has_goal = isinstance(baseline, int | float) and isinstance(target, int | float)
+    if band is not None and (not days or days[-1].day >= period.end):
+        band = None  # nothing ahead to draw
     values = _finite([d.figures.value for d in days])
-    bounds = values + _finite([baseline, target]) + [0.0]
-    low, high = min(bounds), max(bounds)
-    high = high + (high - low) * 0.08 or 1.0
-    frame = _Frame(float(total_days), low, high)
+    spread = _finite([band.forecast.p10, band.forecast.p90]) if band else []
+    bounds = values + spread + _finite([baseline, target]) + [0.0]
+    marks = ticks(min(bounds), max(bounds) + (max(bounds) - min(bounds)) * 0.04)
+    frame = _Frame(float(total_days), marks[0], marks[-1])
+    said = f' data-forecast="{escape(band.text)}"' if band else ""
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'class="burnup" role="img" aria-labelledby="chart-title chart-desc" '
-        f'data-key-result="{escape(kr.key)}">',
+        f'data-key-result="{escape(kr.key)}"{said}>',
         f'<title id="chart-title">{escape(kr.title)}: burn-up</title>',
         f'<desc id="chart-desc">Value at the end of each day from {period.start} to '
         f"{period.end}"
         + (f", pace line from {number(baseline)} to target {number(target)}" if has_goal else "")
+        + (f"; forecast: {escape(band.text)}" if band else "")
         + ".</desc>",
     ]
     if kr.cadence is not None:
         parts.append(_slots(kr, objective, tz, frame))
-    parts.append(_axes(frame, period.start, total_days))
+    parts.append(_axes(frame, marks, period.start, total_days))
+    if band is not None:
+        parts.append(_band(frame, (days[-1].day - period.start).days + 1, days[-1], band))
     if has_goal and kr.maintain is None:
         assert isinstance(baseline, int | float) and isinstance(target, int | float)
         pace = " ".join(
@@ -125,16 +160,34 @@ def _values(frame: _Frame, first: date, days: Sequence[KeyResultDay]) -> str:
     return f'<g class="values">{line}{"".join(dots)}</g>'
 
 
-def _axes(frame: _Frame, first: date, total_days: int) -> str:
+def _band(frame: _Frame, offset: int, last: KeyResultDay, band: Band) -> str:
+    """The p10-p90 band from the last day's value to the period's end, and the p50 line."""
+    f = band.forecast
+    start = last.figures.value
+    if not isinstance(start, int | float) or not _finite([f.p10, f.p50, f.p90]):
+        return ""
+    p10, p50, p90 = (float(v) for v in _finite([f.p10, f.p50, f.p90]))
+    x0, x1, y0 = frame.x(offset), frame.x(frame.days), frame.y(float(start))
+    return (
+        f'<g class="forecast" data-p10="{f.p10}" data-p50="{f.p50}" data-p90="{f.p90}">'
+        f'<polygon class="forecast-band" points="{x0},{y0} {x1},{frame.y(p90)} '
+        f'{x1},{frame.y(p10)}"><title>forecast: 8 in 10 chances of ending between '
+        f"{number(p10)} and {number(p90)}</title></polygon>"
+        f'<line class="forecast-median" x1="{x0}" y1="{y0}" x2="{x1}" y2="{frame.y(p50)}">'
+        f"<title>forecast median {number(p50)}</title></line></g>"
+    )
+
+
+def _axes(frame: _Frame, marks: Sequence[float], first: date, total_days: int) -> str:
     bottom, right = HEIGHT - BOTTOM, WIDTH - RIGHT
     out = [
         f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{right}" y2="{bottom}"/>',
         f'<line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{bottom}"/>',
     ]
-    for i in range(5):
-        value = frame.low + (frame.high - frame.low) * i / 4
+    for value in marks:
         y = frame.y(value)
-        out.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4}" text-anchor="end">'
+        out.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4}" text-anchor="end" '
+                   f'data-tick="{int(value) if value.is_integer() else value}">'
                    f"{number(value)}</text>")  # fmt: skip
     step = max(1, total_days // 6)
     for offset in range(0, total_days + 1, step):

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from okrflow.domain.forecast import NoForecast
 from okrflow.domain.model import Cadence, KeyResult, Objective, Period, Plan, SimpleMetric
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import SeriesState, plan_progress
@@ -113,6 +114,9 @@ def test_shop_json_is_the_progress_shape_judged_at_the_request(serve: Any) -> No
         assert by_key[key]["status"] == result.status
     assert by_key["more-clients"]["key_results"][0]["value"] == 215
     assert by_key["tiktok"]["key_results"][0]["value"] == 3  # 4 posts, at most 3 a day
+    # Forecast at the snapshot's instant (1970): before the periods.
+    posts = by_key["tiktok"]["key_results"][0]
+    assert (posts["forecast"], posts["forecast_reason"]) == (None, "the period has not started")
 
 
 def test_shop_page_escapes_and_orders_levels(serve: Any) -> None:
@@ -127,6 +131,8 @@ def test_shop_page_escapes_and_orders_levels(serve: Any) -> None:
     assert parser.headings[:2] == [("h1", "salone-bella"), ("h2", 'More "clients" & <b>')]
     assert ("h3", "Grow <clients>") in parser.headings
     assert 'data-field="value">215<' in body
+    # The snapshot is of 1970: no forecast yet, and the page says why.
+    assert 'data-field="forecast">none (the period has not started)<' in body
     assert "/static/pages.js" in body and 'data-poll="/shops/salone-bella?format=json"' in body
 
 
@@ -177,7 +183,9 @@ def test_burn_up_points_pace_target_and_slots() -> None:
     tiktok = active.plan.objectives[0]
     days = [
         KeyResultDay(
-            date(2026, 1, d), KeyResultFigures(value, 0, 270, None, None, None, True, None)
+            date(2026, 1, d),
+            KeyResultFigures(value, 0, 270, None, None, None, True, None),
+            NoForecast("needs 7 complete days of data in the period, has 2"),
         )
         for d, value in ((1, 0), (2, 3), (3, None))
     ]

@@ -14,6 +14,52 @@
   function share(x) {
     return typeof x === "number" && isFinite(x) ? Math.min(100, Math.max(0, x * 100)) : 0;
   }
+  // A forecast in words, as pages/forecast_text.py says it.
+  var MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+    "September", "October", "November", "December"];
+  var BANDS = [[0.8, "very likely"], [0.6, "likely"], [0.4, "as likely as not"],
+    [0.2, "unlikely"], [0, "very unlikely"]];
+  function band(p) {
+    if (p >= 1) { return "certain"; }
+    for (var i = 0; i < BANDS.length; i++) { if (p >= BANDS[i][0]) { return BANDS[i][1]; } }
+    return "very unlikely";
+  }
+  function chance(p) {
+    var shown = Math.floor(p * 100 + 0.5);
+    if (shown === 0 && p > 0) { return "<1%"; }
+    if (shown === 100 && p < 1) { return ">99%"; }
+    return shown + "%";
+  }
+  function dayText(iso) {
+    var parts = iso.split("-");
+    return Number(parts[2]) + " " + MONTHS[Number(parts[1]) - 1];
+  }
+  function noForecast(entry) {
+    return entry.forecast_reason ? "none (" + entry.forecast_reason + ")" : "none";
+  }
+  function krForecastText(kr, end) {
+    var f = kr.forecast;
+    if (!f || typeof f.probability !== "number") { return noForecast(kr); }
+    var p = f.probability;
+    var falling = typeof kr.target === "number" && typeof kr.baseline === "number" &&
+      kr.target < kr.baseline;
+    var goal = (falling ? "come down to " : "reach ") + number(kr.target) + " by " + dayText(end);
+    var needs = f.required_per_day;
+    if (p === 0 && !needs) { return "cannot " + goal + " any more"; }
+    var head = band(p) + " (" + chance(p) + ") to " + goal;
+    if (!needs) { return head + "; met now"; }
+    if (f.required_per_slot !== undefined && f.required_per_slot !== null) {
+      return head + "; needs " + number(f.required_per_slot) + " in every slot left";
+    }
+    return head + "; needs " + number(needs) + " a day";
+  }
+  function objectiveForecastText(o) {
+    var f = o.forecast;
+    if (!f || typeof f.probability !== "number") { return noForecast(o); }
+    return band(f.probability) + " (" + chance(f.probability) + ") to be fully achieved by " +
+      dayText(o.period.end) + "; median progress " + percent(f.p50_progress);
+  }
+
   function statusText(s) { return s === null ? "Waiting for its baseline" : (STATUS[s] || s); }
   function css(s) { return s === null ? "waiting" : s; }
 
@@ -59,10 +105,12 @@
       var el = byData("objective", o.key);
       if (!el) { return; }
       figures(el, o);
+      set(el, "forecast", objectiveForecastText(o));  // its own: before its key results'
       o.key_results.forEach(function (kr) {
         var li = byData("kr", o.key + "/" + kr.key);
         if (!li) { return; }
         figures(li, kr);
+        set(li, "forecast", krForecastText(kr, o.period.end));
         set(li, "value", number(kr.value));
         set(li, "baseline", number(kr.baseline));
         set(li, "target", number(kr.target));
@@ -96,7 +144,12 @@
     if (chart && lastChart !== null && key !== lastChart) {
       fetch(chart.getAttribute("data-chart"), {credentials: "same-origin"})
         .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (svg) { if (svg) { chart.innerHTML = svg; } });
+        .then(function (svg) {
+          if (!svg) { return; }
+          chart.innerHTML = svg;
+          var drawn = chart.querySelector("svg[data-forecast]");
+          if (root && drawn) { set(root, "forecast", drawn.getAttribute("data-forecast")); }
+        });
       var body = document.querySelector("table.days tbody");
       if (body) {
         body.textContent = "";
@@ -104,7 +157,9 @@
           var tr = document.createElement("tr");
           var th = document.createElement("th");
           th.scope = "row"; th.textContent = d.day; tr.appendChild(th);
-          [number(d.value), percent(d.progress), percent(d.expected), statusText(d.status)]
+          var f = d.forecast;
+          var p = f && typeof f.probability === "number" ? chance(f.probability) : NONE;
+          [number(d.value), percent(d.progress), percent(d.expected), statusText(d.status), p]
             .forEach(function (t) {
               var td = document.createElement("td"); td.textContent = t; tr.appendChild(td);
             });
