@@ -5,7 +5,9 @@ An objective's progress is the weighted mean of its parts' progress, each clampe
 (formulas.md, "Objectives: roll-up"), so it reaches 1 exactly when every part does. Taking
 the parts as independent, the chance of that is the product of theirs. The median progress
 at the end is given as the weighted mean of the parts' median progress (the median of a
-mean is not the mean of medians; for skewed parts the two differ a little).
+mean is not the mean of medians; for skewed parts the two differ a little). A `maintain` key
+result has no forecast of its own; its objective takes it to hold, or stay broken, to the
+end as it does now.
 """
 
 from __future__ import annotations
@@ -41,14 +43,20 @@ def key_result_part(
     return Part(weight, forecast.probability, min(1.0, max(0.0, progress)))
 
 
+def maintained_part(weight: float, progress: float) -> Part:
+    """A maintain key result's part: it holds to the end as it holds now (progress 1 or 0)."""
+    held = 1.0 if progress >= 1.0 else 0.0
+    return Part(weight, held, held)
+
+
 def objective_forecast(
     parts: Sequence[Part | NoForecast],
 ) -> ObjectiveForecast | NoForecast:
     """The objective's forecast, or why there is none: no part to forecast, or a part
-    without a forecast (the first one's reason)."""
+    without a forecast (the first one's reason, which names the part)."""
     for part in parts:
         if isinstance(part, NoForecast):
-            return NoForecast(f"a part has no forecast: {part.reason}")
+            return part
     counted = [p for p in parts if isinstance(p, Part)]
     if not counted:
         return NoForecast("no key result or child objective to forecast")

@@ -17,6 +17,7 @@ from okrflow.domain.forecast_objective import (
     ObjectiveForecast,
     Part,
     key_result_part,
+    maintained_part,
     objective_forecast,
 )
 from okrflow.domain.model import KeyResult, Objective, Period, Plan, SimpleMetric
@@ -85,17 +86,19 @@ def _objective(
         if m.waiting:  # left out of the roll-up, as in measure_objective
             continue
         outcome = key_results[objective.key, kr.key]
-        parts.append(
-            key_result_part(kr.weight, m.baseline, m.target, outcome)
-            if isinstance(outcome, KeyResultForecast)
-            else outcome
-        )
+        if kr.maintain is not None:
+            parts.append(maintained_part(kr.weight, m.progress))
+        elif isinstance(outcome, KeyResultForecast):
+            parts.append(key_result_part(kr.weight, m.baseline, m.target, outcome))
+        else:
+            parts.append(NoForecast(f"key result {kr.key}: {outcome.reason}"))
     for child in children.get(objective.key, ()):
         found = _objective(child, children, measures, key_results, done)
-        parts.append(
-            Part(child.weight, found.probability, found.p50_progress)
-            if isinstance(found, ObjectiveForecast)
-            else found
-        )
+        if isinstance(found, ObjectiveForecast):
+            parts.append(Part(child.weight, found.probability, found.p50_progress))
+        elif found.reason.startswith("objective "):
+            parts.append(found)  # already names the objective below
+        else:
+            parts.append(NoForecast(f"objective {child.key}: {found.reason}"))
     done[objective.key] = objective_forecast(parts)
     return done[objective.key]

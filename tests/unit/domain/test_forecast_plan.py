@@ -16,6 +16,7 @@ from okrflow.domain.model import (
     Objective,
     Period,
     Plan,
+    RatioMetric,
     SimpleMetric,
 )
 from okrflow.domain.progress import SeriesState, measure_plan
@@ -75,10 +76,20 @@ def test_each_kind_reads_its_own_days_and_objectives_combine() -> None:
     )
 
 
-def test_a_maintain_key_result_leaves_its_objective_without_a_forecast() -> None:
+def test_a_maintain_key_result_holds_as_it_holds_now_and_reasons_name_the_part() -> None:
     calm = KeyResult("calm", "Calm", ORDERS, target=None, maintain=Maintain(below=3.0))
-    plan = Plan("s", "UTC", (objective("o", calm),))
+    broken = KeyResult("broken", "Broken", ORDERS, target=None, maintain=Maintain(above=3.0))
+    ratio = KeyResult("ratio", "Ratio", RatioMetric(ORDERS, ORDERS), target=0.5)
+    plan = Plan("s", "UTC", (
+        objective("held", calm), objective("lost", broken),
+        objective("top", ratio), objective("child", calm, ratio, parent="top"),
+    ))  # fmt: skip
     forecast = forecast_plan(plan, measure_plan(plan, {}), {}, NOW)
-    assert isinstance(forecast.key_results["o", "calm"], NoForecast)
-    out = forecast.objectives["o"]
-    assert isinstance(out, NoForecast) and "maintain" in out.reason
+    assert isinstance(forecast.key_results["held", "calm"], NoForecast)
+    held, lost = forecast.objectives["held"], forecast.objectives["lost"]
+    assert isinstance(held, ObjectiveForecast) and held.probability == 1.0
+    assert isinstance(lost, ObjectiveForecast) and lost.probability == 0.0
+    top = forecast.objectives["top"]
+    assert isinstance(top, NoForecast) and top.reason.startswith("key result ratio: ratios")
+    child = forecast.objectives["child"]
+    assert isinstance(child, NoForecast) and child.reason.startswith("key result ratio")

@@ -11,7 +11,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from okrflow.domain.forecast import KeyResultForecast, NoForecast
 from okrflow.domain.forecast_objective import ObjectiveForecast
 from okrflow.domain.forecast_plan import forecast_plan
-from okrflow.domain.model import Cadence, KeyResult, Maintain, Objective, Period, Plan, SimpleMetric
+from okrflow.domain.model import (
+    Cadence,
+    KeyResult,
+    Objective,
+    Period,
+    Plan,
+    RatioMetric,
+    SimpleMetric,
+)
 from okrflow.domain.plans import ActivePlan
 from okrflow.domain.progress import SeriesState, measure_plan
 from okrflow.exporter.collector import OkrCollector
@@ -33,7 +41,7 @@ def _plan() -> tuple[ActivePlan, dict[int, dict[str, SeriesState]]]:
         KeyResult("posts", "Posts", POSTS, cadence=Cadence("day", 1, ALL)),
     ))  # fmt: skip
     refunds = Objective("refunds", "Refunds", "team", "team", PERIOD, (
-        KeyResult("refunds", "Refunds", ORDERS, maintain=Maintain(below=10)),
+        KeyResult("refunds", "Refunds", RatioMetric(ORDERS, ORDERS), target=0.5),
     ), parent="sales")  # fmt: skip
     plan = Plan("shop-a", "Europe/Rome", (sales, refunds))
     ids = {("sales", "orders"): 1, ("sales", "posts"): 2, ("refunds", "refunds"): 3}
@@ -72,7 +80,7 @@ def test_forecasts_as_of_the_snapshot_and_no_sample_without_one() -> None:
     key_results, objectives = _domain(TAKEN)
     orders, posts = key_results["sales", "orders"], key_results["sales", "posts"]
     assert isinstance(orders, KeyResultForecast) and isinstance(posts, KeyResultForecast)
-    assert isinstance(key_results["refunds", "refunds"], NoForecast)  # maintain
+    assert isinstance(key_results["refunds", "refunds"], NoForecast)  # a ratio
     assert isinstance(objectives["refunds"], NoForecast)
     assert isinstance(objectives["sales"], NoForecast)  # its child has none
     # Judged at a scrape a week later: the forecasts stay those of the refresh.

@@ -79,8 +79,8 @@ def test_an_objective_in_words() -> None:
         objective_text(ObjectiveForecastFigures(0.456, 0.83), END)
         == "as likely as not (46%) to be fully achieved by 30 June; median progress 83%"
     )
-    assert objective_text(NoForecast("a part has no forecast: x"), END) == (
-        "none (a part has no forecast: x)"
+    assert objective_text(NoForecast("key result x: ratios are not forecast"), END) == (
+        "none (key result x: ratios are not forecast)"
     )
 
 
